@@ -1,0 +1,52 @@
+# scdrbench: two commands set everything up on a fresh machine.
+#   make demo   create .venv, install pinned dependencies, run the whole workflow offline
+#   make test   create .venv, install, then format check, lint, unit tests, dry runs, tiny run
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORES ?= 2
+# Keep TensorFlow's C++ start-up chatter out of terminals and logs.
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: venv demo test report lint format dryrun paper clean lock
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	touch $@
+
+demo: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --profile profiles/demo --cores $(CORES)
+	@echo "Figures: results/figures/  Tables: results/tables/"
+
+report: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --profile profiles/demo --cores $(CORES) --report results/report.html
+	@echo "Report: results/report.html"
+
+test: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH bash tests/run_all.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check scripts tests benchmarks
+	$(BIN)/ruff check scripts tests benchmarks
+	$(BIN)/snakefmt --check Snakefile rules
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --lint
+
+format: $(STAMP)
+	$(BIN)/ruff format scripts tests benchmarks
+	$(BIN)/ruff check --fix scripts tests benchmarks
+	$(BIN)/snakefmt Snakefile rules
+
+dryrun: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake -n --cores 32
+
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable | sort -f > requirements.lock.new && mv requirements.lock.new requirements.lock
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,49 @@
+# scdrbench: dimensionality reduction benchmark for single-cell RNA-seq.
+#
+# Path grammar (results/ reads like the DAG):
+#   results/downloads/{dataset}/{file}              raw downloads (resumable, verified)
+#   results/data/{dataset}/counts.h5ad              raw counts, obs['label'], provenance
+#   results/data/{dataset}/pca.h5ad                 log-HVG X, obsm['X_pca'], n_significant_pcs
+#   results/embed/{dataset}/{method}.h5ad           obsm['X_emb'] (n x 2), fit_seconds, peak_rss_mb
+#   results/metrics/{dataset}/{method}.tsv          one tidy row per metric
+#   results/benchmarks/{stage}/{dataset}/{method}.tsv   Snakemake benchmark rows
+#   results/logs/{stage}/{dataset}/{method}.log
+#   results/tables/{timing,metrics}.{tsv,md}
+#   results/figures/comparison.{png,pdf}
+
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/preprocess.smk"
+include: "rules/embed.smk"
+include: "rules/metrics.smk"
+include: "rules/summary.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        get_final_outputs(),
+
+
+rule embeddings:
+    input:
+        get_embedding_outputs(),
+
+
+rule metrics:
+    input:
+        get_metric_outputs(),
+
+
+rule summary:
+    input:
+        get_summary_outputs(),

@@ -1,0 +1,220 @@
+# Config validation, the dataset x method grid, wildcard constraints and every get_* function.
+import json
+import sys
+
+sys.path.insert(0, workflow.basedir)
+
+from scripts.common.config import dataset_grid, validate_config
+
+# 1. Validate first: nothing reads the config before this (defaults are filled in here).
+validate_config(config)
+
+# 2. The grid.
+DATASET_ENTRIES = dataset_grid(config)
+DATASETS = list(DATASET_ENTRIES)
+BASE_DATASETS = [d for d, e in DATASET_ENTRIES.items() if "parent" not in e]
+SUBSAMPLED_DATASETS = [d for d, e in DATASET_ENTRIES.items() if "parent" in e]
+METHODS = list(config["selection"]["methods"])
+FAMILIES = {
+    family: [m for m in METHODS if config["methods"][m]["family"] == family]
+    for family in ("python", "tensorflow")
+}
+REPEATS = config["repeats"]
+ROOT = workflow.basedir
+
+
+def _alternatives(ids):
+    """Regex alternation of ids; a never-matching pattern when the list is empty."""
+    return "|".join(ids) if ids else "(?!x)x"
+
+
+# 3. Every wildcard is closed to registry keys.
+wildcard_constraints:
+    dataset=_alternatives(DATASETS),
+    method=_alternatives(METHODS),
+
+
+# Pin every thread pool to the job's threads before the interpreter starts.
+THREAD_ENV = (
+    "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} "
+    "NUMBA_NUM_THREADS={threads} VECLIB_MAXIMUM_THREADS={threads} "
+    "NUMEXPR_NUM_THREADS={threads} TF_NUM_INTRAOP_THREADS={threads} "
+    "TF_NUM_INTEROP_THREADS=1 TF_CPP_MIN_LOG_LEVEL=2 PYTHONPATH="
+    + ROOT
+    + ":$PYTHONPATH"
+)
+
+
+# 4. Input, param and resource functions.
+def get_final_outputs():
+    """Everything the default target builds."""
+    return get_summary_outputs()
+
+
+def get_embedding_outputs():
+    """All embedding files of the grid."""
+    return expand(
+        "results/embed/{dataset}/{method}.h5ad", dataset=DATASETS, method=METHODS
+    )
+
+
+def get_metric_outputs():
+    """All metric files of the grid."""
+    return expand(
+        "results/metrics/{dataset}/{method}.tsv", dataset=DATASETS, method=METHODS
+    )
+
+
+def get_summary_outputs():
+    """Tables and figures."""
+    return [
+        "results/tables/timing.tsv",
+        "results/tables/timing.md",
+        "results/tables/metrics.tsv",
+        "results/tables/metrics.md",
+        "results/figures/comparison.png",
+        "results/figures/comparison.pdf",
+    ]
+
+
+def get_benchmark_files():
+    """The explicit list of embedding benchmark files (no directory walk)."""
+    return expand(
+        "results/benchmarks/embed/{dataset}/{method}.tsv",
+        dataset=DATASETS,
+        method=METHODS,
+    )
+
+
+def get_dataset_entry_json(wildcards):
+    """The dataset's registry entry, as JSON for the script."""
+    return json.dumps(DATASET_ENTRIES[wildcards.dataset], sort_keys=True)
+
+
+def get_method_entry_json(wildcards):
+    """The method's registry entry (defaults filled), as JSON for the script."""
+    return json.dumps(config["methods"][wildcards.method], sort_keys=True)
+
+
+def get_labels_json(wildcards):
+    """The dataset's labels entry, as JSON."""
+    return json.dumps(DATASET_ENTRIES[wildcards.dataset]["labels"], sort_keys=True)
+
+
+def get_preprocess_json():
+    """The preprocess config section, as JSON."""
+    return json.dumps(config["preprocess"], sort_keys=True)
+
+
+def get_seed():
+    """The master seed."""
+    return config["seed"]
+
+
+def get_subsample_parent(wildcards):
+    """pca.h5ad of the data set a subsample variant is drawn from."""
+    return f"results/data/{DATASET_ENTRIES[wildcards.dataset]['parent']}/pca.h5ad"
+
+
+def get_subsample_size(wildcards):
+    """Cells in a subsample variant."""
+    return DATASET_ENTRIES[wildcards.dataset]["n_cells"]
+
+
+def get_threads(stage):
+    """Threads of a stage's jobs (config 'threads')."""
+    return config["threads"][stage]
+
+
+def _n_cells(wildcards):
+    return DATASET_ENTRIES[wildcards.dataset]["n_cells"]
+
+
+# Memory model: base + bytes per cell by stage, and for embedding jobs the method's own
+# estimate (the one its memory guard checks) with headroom; doubled on each retry so a job
+# stopped by the guard or killed for memory comes back with more.
+MEM_BASE_MB = {"prepare": 2000, "preprocess": 2000, "embed": 1500, "score": 1500}
+MEM_PER_CELL_KB = {"prepare": 8, "preprocess": 6, "score": 2}
+INPUT_DIMS = {"pca": "n_pcs", "significant_pcs": "n_pcs", "hvg": "n_hvg"}
+
+
+def get_mem_mb(stage):
+    """A resource function: memory in MB for a stage from the data set's size and the attempt."""
+    from scripts.methods import get_method
+
+    def mem_mb(wildcards, attempt):
+        n = _n_cells(wildcards)
+        if stage == "embed":
+            entry = config["methods"][wildcards.method]
+            dims = config["preprocess"][INPUT_DIMS[entry["input"]]]
+            impl = get_method(entry["algorithm"])
+            need = MEM_BASE_MB[stage] + 1.5 * impl.estimate_memory_mb(
+                n, dims, **entry["params"]
+            )
+        else:
+            need = MEM_BASE_MB[stage] + n * MEM_PER_CELL_KB[stage] / 1024
+        return int(need * 2 ** (attempt - 1))
+
+    return mem_mb
+
+
+def get_runtime(stage):
+    """A resource function: runtime in minutes from the data set's size."""
+
+    def runtime(wildcards, attempt):
+        minutes = 10 + _n_cells(wildcards) / 1000 * (1.0 if stage == "embed" else 0.3)
+        return int(minutes * attempt)
+
+    return runtime
+
+
+def get_gpu(wildcards):
+    """GPUs per TensorFlow job: 0 here (CPU); a GPU site raises it in its profile."""
+    return 0
+
+
+# Downloads: sources read from one or two remote files, each staged under results/downloads/.
+DOWNLOAD_KEYS = {"url": "path", "adt_url": "adt_path"}
+
+
+def _download_files(dataset):
+    """{input name: file under results/downloads or the local copy} for a base data set."""
+    entry = DATASET_ENTRIES[dataset]
+    files = {}
+    for url_key, path_key in DOWNLOAD_KEYS.items():
+        if path_key in entry:
+            files[url_key.replace("url", "file")] = entry[path_key]
+        elif url_key in entry:
+            name = entry[url_key].rstrip("/").rsplit("/", 1)[-1]
+            files[url_key.replace("url", "file")] = (
+                f"results/downloads/{dataset}/{name}"
+            )
+    return files
+
+
+def get_prepare_inputs(wildcards):
+    """Downloaded files (or local copies) the prepare step reads."""
+    return _download_files(wildcards.dataset)
+
+
+def get_prepare_inputs_json(wildcards):
+    """The same, as JSON for the script."""
+    return json.dumps(_download_files(wildcards.dataset), sort_keys=True)
+
+
+def get_download_url(wildcards):
+    """The address a file under results/downloads/{dataset}/ comes from."""
+    entry = DATASET_ENTRIES[wildcards.dataset]
+    for url_key in DOWNLOAD_KEYS:
+        url = entry.get(url_key, "")
+        if url.rstrip("/").rsplit("/", 1)[-1] == wildcards.filename:
+            return url
+    raise ValueError(
+        f"no address in datasets.{wildcards.dataset} ends in {wildcards.filename}"
+    )
+
+
+def get_summary_mem_mb(wildcards, attempt):
+    """Memory for the figure: every embedding's coordinates are read once."""
+    n = sum(e["n_cells"] for e in DATASET_ENTRIES.values())
+    return int((1500 + n * len(METHODS) * 64 / 1e6) * attempt)

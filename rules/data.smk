@@ -1,0 +1,45 @@
+# Stage 1: download (or locate) each data set and prepare counts.h5ad.
+
+
+rule download:
+    output:
+        "results/downloads/{dataset}/{filename}",
+    log:
+        "results/logs/download/{dataset}/{filename}.log",
+    conda:
+        "../envs/python.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=240,
+    params:
+        url=get_download_url,
+        root=ROOT,
+    shell:
+        "PYTHONPATH={params.root}:$PYTHONPATH python -m scripts.data.download "
+        "--url {params.url:q} --output {output:q} --dataset {wildcards.dataset} "
+        "--log {log:q}"
+
+
+rule prepare_dataset:
+    input:
+        unpack(get_prepare_inputs),
+    output:
+        "results/data/{dataset}/counts.h5ad",
+    log:
+        "results/logs/prepare/{dataset}.log",
+    benchmark:
+        "results/benchmarks/prepare/{dataset}.tsv"
+    conda:
+        "../envs/python.yaml"
+    threads: get_threads("prepare")
+    resources:
+        mem_mb=get_mem_mb("prepare"),
+        runtime=get_runtime("prepare"),
+    params:
+        entry=get_dataset_entry_json,
+        inputs=get_prepare_inputs_json,
+    shell:
+        THREAD_ENV + " python -m scripts.prepare --dataset {wildcards.dataset} "
+        "--entry {params.entry:q} --inputs {params.inputs:q} --output {output:q} "
+        "--threads {threads} --log {log:q}"

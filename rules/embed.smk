@@ -1,0 +1,54 @@
+# Stage 3: one job per dataset x method; one rule per method family (environment).
+
+
+rule embed_python:
+    input:
+        "results/data/{dataset}/pca.h5ad",
+    output:
+        "results/embed/{dataset}/{method}.h5ad",
+    log:
+        "results/logs/embed/{dataset}/{method}.log",
+    benchmark:
+        repeat("results/benchmarks/embed/{dataset}/{method}.tsv", REPEATS)
+    wildcard_constraints:
+        method=_alternatives(FAMILIES["python"]),
+    conda:
+        "../envs/python.yaml"
+    threads: get_threads("embed")
+    resources:
+        mem_mb=get_mem_mb("embed"),
+        runtime=get_runtime("embed"),
+    params:
+        entry=get_method_entry_json,
+        seed=get_seed(),
+    shell:
+        THREAD_ENV + " python -m scripts.embed --input {input:q} --output {output:q} "
+        "--dataset {wildcards.dataset} --method {wildcards.method} --entry {params.entry:q} "
+        "--seed {params.seed} --threads {threads} --mem-mb {resources.mem_mb} --log {log:q}"
+
+
+rule embed_tensorflow:
+    input:
+        "results/data/{dataset}/pca.h5ad",
+    output:
+        "results/embed/{dataset}/{method}.h5ad",
+    log:
+        "results/logs/embed/{dataset}/{method}.log",
+    benchmark:
+        repeat("results/benchmarks/embed/{dataset}/{method}.tsv", REPEATS)
+    wildcard_constraints:
+        method=_alternatives(FAMILIES["tensorflow"]),
+    conda:
+        "../envs/tensorflow.yaml"
+    threads: get_threads("embed")
+    resources:
+        mem_mb=get_mem_mb("embed"),
+        runtime=get_runtime("embed"),
+        gpu=get_gpu,
+    params:
+        entry=get_method_entry_json,
+        seed=get_seed(),
+    shell:
+        THREAD_ENV + " python -m scripts.embed --input {input:q} --output {output:q} "
+        "--dataset {wildcards.dataset} --method {wildcards.method} --entry {params.entry:q} "
+        "--seed {params.seed} --threads {threads} --mem-mb {resources.mem_mb} --log {log:q}"

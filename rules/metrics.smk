@@ -1,0 +1,25 @@
+# Stage 4: score every embedding against its data set's 50 PCs and labels.
+
+
+rule score_embedding:
+    input:
+        embedding="results/embed/{dataset}/{method}.h5ad",
+        dataset="results/data/{dataset}/pca.h5ad",
+    output:
+        "results/metrics/{dataset}/{method}.tsv",
+    log:
+        "results/logs/score/{dataset}/{method}.log",
+    benchmark:
+        "results/benchmarks/score/{dataset}/{method}.tsv"
+    conda:
+        "../envs/python.yaml"
+    threads: get_threads("score")
+    resources:
+        mem_mb=get_mem_mb("score"),
+        runtime=get_runtime("score"),
+    params:
+        seed=get_seed(),
+    shell:
+        THREAD_ENV + " python -m scripts.metrics --embedding {input.embedding:q} "
+        "--dataset-file {input.dataset:q} --output {output:q} --dataset {wildcards.dataset} "
+        "--method {wildcards.method} --seed {params.seed} --log {log:q}"

@@ -1,0 +1,1 @@
+"""Shared helpers for scdrbench scripts: errors, atomic I/O, run-time measurements."""

@@ -1,0 +1,152 @@
+"""Validate the workflow configuration and derive the dataset x method grid.
+
+Used by ``rules/common.smk`` (the only place the workflow reads the raw config) and by the tests.
+Errors name the config key and the fix in one line.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator, validators
+
+from scripts.common.errors import ScdrbenchError
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "rules" / "config.schema.yaml"
+SUBSAMPLE_SEP = "_n"
+
+
+class ConfigError(ScdrbenchError):
+    """The configuration is invalid; the message names the key."""
+
+
+def _with_defaults(validator_class):
+    """A validator that fills in ``default`` values before validating (jsonschema FAQ recipe)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": set_defaults})
+
+
+_DefaultFillingValidator = _with_defaults(Draft202012Validator)
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    """Read the YAML JSON-schema."""
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _describe(error) -> str:
+    """One line: the key, what is wrong, the fix."""
+    key = _key(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        where = f"{key}." if error.absolute_path else ""
+        hint = f"allowed keys: {', '.join(allowed)}" if allowed else ""
+        return f"unknown config key '{where}{extra[0]}': remove it or fix its spelling ({hint})"
+    if error.validator == "pattern" and error.schema.get("pattern") == "^[a-z0-9_]+$":
+        return (
+            f"config key '{key}': id {error.instance!r} is not allowed: ids may contain only "
+            "lower-case letters, digits and underscores (no dots, slashes or dashes); rename it"
+        )
+    if error.validator == "propertyNames":
+        bad = error.instance if isinstance(error.instance, str) else error.message
+        return (
+            f"config key '{key}': id {bad!r} is not allowed: ids may contain only lower-case "
+            "letters, digits and underscores (no dots, slashes or dashes); rename it"
+        )
+    if error.validator == "enum":
+        return (
+            f"config key '{key}': {error.instance!r} is not one of "
+            f"{', '.join(map(str, error.validator_value))}"
+        )
+    if error.validator == "required":
+        return f"config key '{key}': {error.message}; add it"
+    if error.validator == "anyOf" and error.absolute_path and error.absolute_path[0] == "datasets":
+        return f"config key '{key}': give either 'url' (downloaded) or 'path' (a local copy)"
+    return f"config key '{key}': {error.message}"
+
+
+def validate_config(config: dict, schema: dict | None = None) -> dict:
+    """Validate ``config`` in place against the schema, filling in defaults.
+
+    Raises
+    ------
+    ConfigError
+        For the first (deepest, most specific) problem, naming the key.
+    """
+    schema = schema if schema is not None else load_schema()
+    validator = _DefaultFillingValidator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (-len(e.absolute_path), e.path))
+    if errors:
+        best = errors[0]
+        # propertyNames errors carry the offending name in their context
+        if best.validator == "propertyNames" and best.context:
+            inner = best.context[0]
+            raise ConfigError(
+                f"config key '{_key(best.absolute_path)}': id {inner.instance!r} is not allowed: "
+                "ids may contain only lower-case letters, digits and underscores "
+                "(no dots, slashes or dashes); rename it"
+            )
+        raise ConfigError(_describe(best))
+    check_selection(config)
+    check_method_params(config)
+    return config
+
+
+def check_selection(config: dict) -> None:
+    """Every selected id must exist in its registry."""
+    for kind in ("datasets", "methods"):
+        known = config[kind]
+        for i, item in enumerate(config["selection"][kind]):
+            if item not in known:
+                raise ConfigError(
+                    f"config key 'selection.{kind}[{i}]': unknown {kind[:-1]} id {item!r}; "
+                    f"known ids: {', '.join(sorted(known))} (or add an entry under '{kind}')"
+                )
+
+
+def check_method_params(config: dict) -> None:
+    """Checks a JSON schema cannot express: hidden layer widths must narrow to the bottleneck."""
+    for mid, entry in config["methods"].items():
+        params = entry["params"]
+        for key in ("hidden_layers", "encoder_layers"):
+            widths = params.get(key)
+            if not widths:
+                continue
+            bottleneck = params.get("bottleneck", 2)
+            if any(b >= a for a, b in zip(widths, widths[1:])) or widths[-1] <= bottleneck:
+                raise ConfigError(
+                    f"config key 'methods.{mid}.params.{key}': {widths} does not narrow; "
+                    f"give strictly decreasing widths, all larger than the bottleneck ({bottleneck})"
+                )
+
+
+def dataset_grid(config: dict) -> dict[str, dict]:
+    """Selected datasets plus their subsample variants: ``{id: entry}``.
+
+    A subsample variant ``{id}_n{size}`` gets the parent's entry with ``parent`` and
+    ``n_cells`` set.
+    """
+    grid: dict[str, dict] = {}
+    for ds in config["selection"]["datasets"]:
+        entry = config["datasets"][ds]
+        grid[ds] = entry
+        for size in entry.get("subsample", []):
+            child = dict(entry, parent=ds, n_cells=size, subsample=[])
+            grid[f"{ds}{SUBSAMPLE_SEP}{size}"] = child
+    return grid

@@ -1,0 +1,65 @@
+"""Atomic file writing and checked reading of the AnnData files passed between steps."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from scripts.common.errors import ScdrbenchError
+
+
+@contextmanager
+def atomic_path(final_path: str | os.PathLike) -> Iterator[str]:
+    """Yield a temporary path beside ``final_path``; rename it into place only on success.
+
+    A crash or an exception leaves ``final_path`` untouched (an older complete file stays) and
+    removes the temporary file, so nothing half-written is ever seen under the final name.
+    """
+    final = Path(final_path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_h5ad(adata, path: str | os.PathLike, *, compression: str | None = None) -> None:
+    """Write an AnnData atomically (temporary name, then rename)."""
+    with atomic_path(path) as tmp:
+        adata.write_h5ad(tmp, compression=compression)
+
+
+def write_table(df, path: str | os.PathLike, *, sep: str = "\t") -> None:
+    """Write a pandas DataFrame as TSV atomically."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, sep=sep, index=False)
+
+
+def write_text(text: str, path: str | os.PathLike) -> None:
+    """Write a text file atomically."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+
+
+def read_h5ad(path: str | os.PathLike, *, what: str = "file", backed: bool = False):
+    """Read an h5ad with a clear error if it is missing or not an h5ad file."""
+    import anndata as ad
+
+    path = Path(path)
+    if not path.exists():
+        raise ScdrbenchError(f"{what} {path} does not exist; re-run the step that makes it")
+    try:
+        return ad.read_h5ad(path, backed="r" if backed else None)
+    except Exception as err:  # h5py/anndata raise many types for a bad file
+        raise ScdrbenchError(
+            f"{what} {path} is not a readable h5ad file ({type(err).__name__}: {err}); "
+            "delete it and re-run the step that makes it"
+        ) from None

@@ -1,0 +1,86 @@
+"""Run-time measurements and thread pinning shared by every job script."""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import sys
+import time
+from contextlib import contextmanager
+
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+)
+
+
+def pin_threads(threads: int) -> None:
+    """Pin every thread pool we know of to ``threads``.
+
+    Environment variables only take effect for libraries not yet imported, so the job's shell
+    command sets them too (see ``rules/common.smk``); this call covers pools created later
+    (TensorFlow, numba) and threadpoolctl-managed BLAS already loaded.
+    """
+    threads = max(1, int(threads))
+    for var in THREAD_VARIABLES:
+        os.environ[var] = str(threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
+        pass
+    if "numba" in sys.modules:
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+
+def peak_rss_mb() -> float:
+    """The kernel's high-water mark of this process's resident memory, in MB."""
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / 1024.0
+
+
+class Stopwatch:
+    """Wall-clock timer: ``with Stopwatch() as sw: ...; sw.seconds``."""
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+        self.seconds = float("nan")
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
+        return False
+
+
+def setup_logging(log_path: str | None = None, level: int = logging.INFO) -> logging.Logger:
+    """Log to ``log_path`` (appending) or stderr, with timestamps."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
+        handlers = [logging.FileHandler(log_path)]
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+    return logging.getLogger("scdrbench")
+
+
+@contextmanager
+def quiet_tensorflow():
+    """Silence TensorFlow's C++ and Python start-up noise for the enclosed import/use."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    yield
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)

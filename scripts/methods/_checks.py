@@ -1,0 +1,25 @@
+"""Input checks shared by the method modules."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from scripts.common.errors import ScdrbenchError
+
+
+def check_input(X, name: str, *, min_cells: int = 3, min_dims: int = 2):
+    """Reject empty, too small or non-finite input with a message naming the method."""
+    if X.ndim != 2:
+        raise ScdrbenchError(f"{name}: input must be a 2-D cells x features matrix, got {X.ndim}-D")
+    n, d = X.shape
+    if n < min_cells:
+        raise ScdrbenchError(f"{name}: needs at least {min_cells} cells, got {n}")
+    if d < min_dims:
+        raise ScdrbenchError(f"{name}: needs at least {min_dims} input dimensions, got {d}")
+    values = X.data if sp.issparse(X) else X
+    if not np.all(np.isfinite(values)):
+        raise ScdrbenchError(
+            f"{name}: input contains NaN or infinite values; check the preprocessing output"
+        )
+    return X

@@ -1,0 +1,30 @@
+"""PCA, the linear baseline: two principal components of the preprocessed data.
+
+The input is already the PCA of the log-normalised highly variable genes
+(``results/data/{dataset}/pca.h5ad``), so the embedding is a column selection.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scripts.common.errors import ScdrbenchError
+from scripts.methods._checks import check_input
+
+
+def embed(
+    X, *, seed: int, info: dict | None = None, threads: int = 1, components=(1, 2)
+) -> np.ndarray:
+    """Return the PCs named by ``components`` (1-based) as an ``(n_cells, 2)`` array."""
+    check_input(X, "pca")
+    cols = [int(c) - 1 for c in components]
+    if max(cols) >= X.shape[1] or min(cols) < 0:
+        raise ScdrbenchError(
+            f"pca: params.components {list(components)} out of range for {X.shape[1]} PCs"
+        )
+    return np.ascontiguousarray(np.asarray(X)[:, cols], dtype=np.float32)
+
+
+def estimate_memory_mb(n_cells: int, n_features: int, **params) -> float:
+    """A copy of two columns."""
+    return n_cells * 2 * 8 / 1e6

@@ -1,0 +1,83 @@
+"""t-SNE with openTSNE's FFT-accelerated gradients (FIt-SNE's algorithm, Linderman et al. 2019).
+
+Defaults follow Kobak & Berens 2019 (doi:10.1038/s41467-019-13056-x) for large data: PCA
+initialisation (scaled to a small standard deviation by openTSNE), learning rate n/12
+(Belkina et al. 2019), early exaggeration 12 for 250 iterations, then 750 iterations.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from scripts.common.errors import ScdrbenchError
+from scripts.methods._checks import check_input
+
+log = logging.getLogger("scdrbench.methods.tsne")
+
+
+def _learning_rate(n: int, value) -> float:
+    if value == "auto":
+        return max(n / 12.0, 200.0)
+    return float(value)
+
+
+def embed(
+    X,
+    *,
+    seed: int,
+    info: dict | None = None,
+    threads: int = 1,
+    perplexity: float = 30,
+    n_iter: int = 750,
+    early_exaggeration_iter: int = 250,
+    exaggeration: float | None = None,
+    learning_rate="auto",
+    initialization: str = "pca",
+    negative_gradient_method: str = "fft",
+) -> np.ndarray:
+    """Embed ``X`` (cells x features) in 2-D with openTSNE; returns float32 ``(n, 2)``."""
+    from openTSNE import TSNE
+
+    X = check_input(np.asarray(X, dtype=np.float32), "tsne", min_cells=5)
+    n = X.shape[0]
+    if perplexity * 3 >= n:
+        raise ScdrbenchError(
+            f"tsne: params.perplexity {perplexity} is too large for {n} cells "
+            f"(needs 3 x perplexity < n_cells); lower it to at most {(n - 1) // 3}"
+        )
+    kl_trace: list[float] = []
+
+    def record(iteration, error, embedding):
+        kl_trace.append(float(error))
+        log.info("iteration %d: KL divergence %.4f", iteration, error)
+
+    tsne = TSNE(
+        n_components=2,
+        perplexity=perplexity,
+        learning_rate=_learning_rate(n, learning_rate),
+        early_exaggeration_iter=early_exaggeration_iter,
+        n_iter=n_iter,
+        exaggeration=exaggeration,
+        initialization=initialization,
+        negative_gradient_method=negative_gradient_method,
+        n_jobs=threads,
+        random_state=seed,
+        callbacks=record,
+        callbacks_every_iters=50,
+        verbose=False,
+    )
+    emb = tsne.fit(X)
+    if info is not None:
+        info["kl_divergence"] = float(emb.kl_divergence)
+        info["history"] = kl_trace
+        info["learning_rate"] = _learning_rate(n, learning_rate)
+    log.info("final KL divergence %.4f", emb.kl_divergence)
+    return np.asarray(emb, dtype=np.float32)
+
+
+def estimate_memory_mb(n_cells: int, n_features: int, perplexity: float = 30, **params) -> float:
+    """kNN graph of 3 x perplexity neighbours (float64 + int32, symmetrised x2) plus the input."""
+    k = min(n_cells - 1, 3 * perplexity)
+    return (n_cells * k * 12 * 2 + n_cells * n_features * 4 * 2) / 1e6 + 300

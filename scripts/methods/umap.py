@@ -1,0 +1,65 @@
+"""UMAP (McInnes, Healy & Melville 2018) with umap-learn.
+
+With ``deterministic=True`` (the default) ``random_state`` is set, which makes umap-learn
+reproducible but single-threaded; set it to false for speed on large data.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from scripts.common.errors import ScdrbenchError
+from scripts.methods._checks import check_input
+
+log = logging.getLogger("scdrbench.methods.umap")
+
+
+def embed(
+    X,
+    *,
+    seed: int,
+    info: dict | None = None,
+    threads: int = 1,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    metric: str = "euclidean",
+    n_epochs: int | None = None,
+    init: str = "spectral",
+    deterministic: bool = True,
+) -> np.ndarray:
+    """Embed ``X`` (cells x features) in 2-D with umap-learn; returns float32 ``(n, 2)``."""
+    import warnings
+
+    from umap import UMAP
+
+    X = check_input(np.asarray(X, dtype=np.float32), "umap", min_cells=4)
+    if n_neighbors >= X.shape[0]:
+        raise ScdrbenchError(
+            f"umap: params.n_neighbors {n_neighbors} must be smaller than the number of cells "
+            f"({X.shape[0]})"
+        )
+    model = UMAP(
+        n_components=2,
+        n_neighbors=n_neighbors,
+        min_dist=min_dist,
+        metric=metric,
+        n_epochs=n_epochs,
+        init=init,
+        random_state=seed if deterministic else None,
+        n_jobs=1 if deterministic else threads,
+        verbose=False,
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*n_jobs value.*")
+        emb = model.fit_transform(X)
+    if info is not None:
+        info["n_epochs"] = int(model.n_epochs if model.n_epochs else 0)
+        info["deterministic"] = bool(deterministic)
+    return np.asarray(emb, dtype=np.float32)
+
+
+def estimate_memory_mb(n_cells: int, n_features: int, n_neighbors: int = 15, **params) -> float:
+    """kNN graph and fuzzy set (a few copies of n x k float32/int32) plus the input."""
+    return (n_cells * n_neighbors * 8 * 6 + n_cells * n_features * 4 * 2) / 1e6 + 300

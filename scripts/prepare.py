@@ -1,0 +1,163 @@
+"""Prepare a data set: read its source, attach labels, write ``results/data/{id}/counts.h5ad``.
+
+The output contract: ``X`` raw counts (CSR float32, exact integers), ``obs_names`` unique cell
+barcodes, ``var_names`` unique gene names, ``obs['label']`` (categorical) when the data set has
+an annotation, and ``uns['provenance']`` (source, address or path, label origin). Data sets
+labelled by Leiden clusters get their labels in the preprocess step instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from scripts.common.errors import ScdrbenchError, cli_errors
+from scripts.common.io import write_h5ad
+from scripts.common.runtime import Stopwatch, peak_rss_mb, pin_threads, setup_logging
+
+log = logging.getLogger("scdrbench.prepare")
+
+
+def read_pbmc68k():
+    """scanpy's bundled ``pbmc68k_reduced`` with integer counts rebuilt from ``.raw``.
+
+    ``.raw.X`` holds log1p of counts normalised to 10,000 per cell using the cell's total over
+    all genes (``obs['n_counts']``), so ``counts = expm1(raw) * n_counts / 1e4``, rounded (every
+    value lands within 0.1 of an integer in float32).
+    """
+    import anndata as ad
+    import scanpy as sc
+
+    src = sc.datasets.pbmc68k_reduced()
+    raw = src.raw.X
+    raw = raw.toarray() if sp.issparse(raw) else np.asarray(raw)
+    counts = np.expm1(raw.astype(np.float64)) * src.obs["n_counts"].to_numpy()[:, None] / 1e4
+    rounded = np.rint(counts)
+    worst = float(np.abs(counts - rounded).max())
+    if worst > 0.1:
+        raise ScdrbenchError(
+            f"pbmc68k: counts rebuilt from .raw are not integers (max deviation {worst:.3f}); "
+            "the installed scanpy's pbmc68k_reduced differs from the one this was written for"
+        )
+    adata = ad.AnnData(
+        X=sp.csr_matrix(rounded.astype(np.float32)),
+        obs=src.obs.copy(),
+        var=pd.DataFrame(index=src.raw.var_names.copy()),
+    )
+    return adata
+
+
+def read_synthetic(params: dict):
+    """The seeded simulator (``scripts.data.synthetic``) in memory."""
+    from scripts.data.synthetic import SyntheticSpec, simulate_anndata
+
+    return simulate_anndata(SyntheticSpec(**params))
+
+
+def attach_labels(adata, labels: dict, *, source_name: str):
+    """Copy the configured label column into ``obs['label']`` (or leave it for Leiden)."""
+    kind = labels["from"]
+    if kind == "column":
+        col = labels["column"]
+        if col not in adata.obs.columns:
+            raise ScdrbenchError(
+                f"{source_name}: labels column {col!r} not found (columns: "
+                f"{', '.join(map(str, adata.obs.columns)) or 'none'}); fix "
+                "datasets.<id>.labels.column, or use labels: {from: leiden}"
+            )
+        adata.obs["label"] = pd.Categorical(adata.obs[col].astype(str))
+    return adata
+
+
+def check_counts(adata, *, source_name: str):
+    """Reject non-integer or negative counts; drop cells with zero counts (logged)."""
+    X = adata.X
+    values = X.data if sp.issparse(X) else np.asarray(X)
+    if values.size and (values.min() < 0 or not np.all(np.isfinite(values))):
+        raise ScdrbenchError(f"{source_name}: counts must be finite and non-negative")
+    if values.size and not np.all(np.equal(np.mod(values, 1), 0)):
+        raise ScdrbenchError(
+            f"{source_name}: the matrix holds non-integer values; scdrbench expects raw UMI "
+            "counts (not normalised or log-transformed data)"
+        )
+    if not adata.obs_names.is_unique:
+        dup = adata.obs_names[adata.obs_names.duplicated()][0]
+        raise ScdrbenchError(f"{source_name}: duplicated cell barcode {dup!r}")
+    if not adata.var_names.is_unique:
+        adata.var_names_make_unique()
+    totals = np.asarray(adata.X.sum(axis=1)).ravel()
+    empty = totals == 0
+    if empty.any():
+        log.warning("dropping %d cells with zero counts", int(empty.sum()))
+        adata = adata[~empty].copy()
+    return adata
+
+
+READERS = {
+    "scanpy_pbmc68k": lambda entry, inputs: read_pbmc68k(),
+    "synthetic": lambda entry, inputs: read_synthetic(entry["synthetic"]),
+}
+
+
+def prepare(dataset: str, entry: dict, inputs: dict[str, str]):
+    """Read the data set described by registry ``entry``; returns the counts AnnData."""
+    source = entry["source"]
+    if source not in READERS:
+        raise ScdrbenchError(
+            f"dataset {dataset!r}: source {source!r} has no reader yet; "
+            f"available: {', '.join(sorted(READERS))}"
+        )
+    adata = READERS[source](entry, inputs)
+    adata = attach_labels(adata, entry["labels"], source_name=f"dataset {dataset!r}")
+    adata = check_counts(adata, source_name=f"dataset {dataset!r}")
+    adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
+    keep = ["label"] if "label" in adata.obs else []
+    adata.obs = adata.obs[keep + [c for c in adata.obs.columns if c not in keep]]
+    adata.uns["provenance"] = {
+        "dataset_id": dataset,
+        "source": source,
+        "address": entry.get("url", entry.get("path", "")),
+        "labels_from": entry["labels"]["from"],
+        "labels_column": entry["labels"].get("column", ""),
+    }
+    return adata
+
+
+def main(dataset: str, entry: dict, output: str, *, inputs=None, threads: int = 1, log_path=None):
+    """Prepare ``dataset`` and write ``output`` (counts.h5ad) atomically."""
+    setup_logging(log_path)
+    pin_threads(threads)
+    with Stopwatch() as sw:
+        adata = prepare(dataset, entry, inputs or {})
+    log.info("prepared %s: %d cells x %d genes in %.1f s", dataset, *adata.shape, sw.seconds)
+    write_h5ad(adata, output, compression="gzip")
+    log.info("wrote %s; peak RSS %.0f MB", output, peak_rss_mb())
+
+
+@cli_errors
+def cli(argv=None) -> None:
+    p = argparse.ArgumentParser(description="Prepare a data set into counts.h5ad")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--entry", required=True, help="the dataset's registry entry as JSON")
+    p.add_argument("--inputs", default="{}", help="JSON {name: path} of downloaded files")
+    p.add_argument("--output", required=True)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--log")
+    a = p.parse_args(argv)
+    main(
+        a.dataset,
+        json.loads(a.entry),
+        a.output,
+        inputs=json.loads(a.inputs),
+        threads=a.threads,
+        log_path=a.log,
+    )
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,224 @@
+"""Preprocess counts into ``results/data/{id}/pca.h5ad`` (scanpy).
+
+Steps: library-size normalisation to ``target_sum``, log1p, highly variable genes (flavour
+'seurat' on the log data), PCA with ``n_pcs`` components (no scaling, so sparse data stays
+sparse), the number of significant PCs by the essay's resampling test, and Leiden labels for
+data sets without an annotation.
+
+Output contract: ``X`` log-normalised counts of the highly variable genes (CSR float32),
+``obsm['X_pca']`` (n_cells x n_pcs float32), ``obs['label']`` (categorical), ``uns``:
+``n_significant_pcs``, ``significant_pcs`` (test details), ``pca_variance_ratio``,
+``n_genes`` (genes before HVG selection), ``labels_from`` and ``provenance``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from scripts.common.errors import ScdrbenchError, cli_errors
+from scripts.common.io import read_h5ad, write_h5ad
+from scripts.common.runtime import Stopwatch, peak_rss_mb, pin_threads, setup_logging
+
+log = logging.getLogger("scdrbench.preprocess")
+
+
+def _top_variances(X: np.ndarray, n_pcs: int, seed: int) -> np.ndarray:
+    """Variances along the leading ``n_pcs`` principal axes of dense ``X`` (centred here)."""
+    from sklearn.decomposition import PCA
+
+    k = min(n_pcs, min(X.shape) - 1)
+    pca = PCA(n_components=k, svd_solver="randomized", random_state=seed)
+    pca.fit(X)
+    return pca.explained_variance_
+
+
+def significant_pcs(
+    X,
+    *,
+    n_pcs: int = 50,
+    n_permutations: int = 10,
+    quantile: float = 0.95,
+    max_cells: int = 10_000,
+    min_pcs: int = 2,
+    seed: int = 0,
+) -> dict:
+    """Count significant PCs by permutation (the essay; Buja & Eyuboglu 1992).
+
+    Each gene's values are shuffled across cells independently, destroying the correlations
+    between genes but keeping each gene's distribution; the leading PCs of the real matrix are
+    significant while their variance beats the ``quantile`` of the same-rank PC's variance over
+    ``n_permutations`` shuffled matrices. Runs on a fixed-seed subsample of ``max_cells`` cells.
+
+    Returns a dict with ``n_significant`` (at least ``min_pcs``), the real and permuted
+    variances and the subsample size.
+    """
+    rng = np.random.default_rng([seed, 11])
+    n = X.shape[0]
+    rows = np.sort(rng.choice(n, size=max_cells, replace=False)) if n > max_cells else np.arange(n)
+    sub = X[rows]
+    sub = sub.toarray() if sp.issparse(sub) else np.array(sub)
+    sub = sub.astype(np.float32, copy=False)
+    real = _top_variances(sub, n_pcs, seed)
+    null = np.empty((n_permutations, real.size))
+    for i in range(n_permutations):
+        null[i] = _top_variances(rng.permuted(sub, axis=0), n_pcs, seed + i + 1)
+    threshold = np.quantile(null, quantile, axis=0)
+    beats = real > threshold
+    n_sig = int(np.argmin(beats)) if not beats.all() else int(beats.size)
+    return {
+        "n_significant": max(n_sig, min_pcs),
+        "n_significant_raw": n_sig,
+        "real_variance": real.astype(np.float64),
+        "null_threshold": threshold.astype(np.float64),
+        "n_cells_tested": int(rows.size),
+        "n_permutations": int(n_permutations),
+        "quantile": float(quantile),
+    }
+
+
+def leiden_labels(adata, *, resolution: float = 1.0, seed: int = 0) -> pd.Categorical:
+    """Leiden clusters of the kNN graph (15 neighbours) in PCA space, as ``leiden_<k>``."""
+    import scanpy as sc
+
+    tmp = sc.AnnData(obsm={"X_pca": adata.obsm["X_pca"]}, obs=pd.DataFrame(index=adata.obs_names))
+    sc.pp.neighbors(tmp, use_rep="X_pca", random_state=seed)
+    sc.tl.leiden(tmp, resolution=resolution, random_state=seed, flavor="igraph", n_iterations=2)
+    return pd.Categorical("leiden_" + tmp.obs["leiden"].astype(str))
+
+
+def preprocess(counts, *, params: dict, labels: dict, seed: int = 0):
+    """Normalise, log, select HVGs, PCA, test PCs and label; returns the pca AnnData.
+
+    ``counts`` is not modified.
+    """
+    import scanpy as sc
+
+    adata = counts.copy()
+    n_genes = adata.n_vars
+    sc.pp.normalize_total(adata, target_sum=params["target_sum"])
+    sc.pp.log1p(adata)
+    n_hvg = min(params["n_hvg"], n_genes)
+    if n_hvg < n_genes:
+        sc.pp.highly_variable_genes(adata, n_top_genes=n_hvg, flavor="seurat")
+        adata = adata[:, adata.var["highly_variable"].to_numpy()].copy()
+    n_pcs = min(params["n_pcs"], adata.n_obs - 1, adata.n_vars - 1)
+    if n_pcs < 2:
+        raise ScdrbenchError(
+            f"preprocess: only {adata.n_obs} cells x {adata.n_vars} genes; PCA needs at least "
+            "3 of each"
+        )
+    sc.pp.pca(adata, n_comps=n_pcs, random_state=seed, zero_center=True)
+    sig_params = params["significant_pcs"]
+    test = significant_pcs(
+        adata.X,
+        n_pcs=n_pcs,
+        n_permutations=sig_params["n_permutations"],
+        quantile=sig_params["quantile"],
+        max_cells=sig_params["max_cells"],
+        min_pcs=sig_params["min_pcs"],
+        seed=seed,
+    )
+    log.info(
+        "significant PCs: %d (of %d; permutation test on %d cells, %d permutations)",
+        test["n_significant"],
+        n_pcs,
+        test["n_cells_tested"],
+        test["n_permutations"],
+    )
+    out = sc.AnnData(
+        X=sp.csr_matrix(adata.X, dtype=np.float32),
+        obs=pd.DataFrame(index=adata.obs_names.copy()),
+        var=pd.DataFrame(index=adata.var_names.copy()),
+    )
+    out.obsm["X_pca"] = np.asarray(adata.obsm["X_pca"], dtype=np.float32)
+    if labels["from"] == "leiden":
+        out.obs["label"] = leiden_labels(out, resolution=labels["resolution"], seed=seed)
+        labels_from = "leiden clusters of the PCA kNN graph"
+    else:
+        if "label" not in counts.obs:
+            raise ScdrbenchError(
+                "preprocess: counts.h5ad has no obs['label'] although the dataset's labels are "
+                f"'{labels['from']}'; re-run the prepare step"
+            )
+        out.obs["label"] = pd.Categorical(counts.obs["label"].astype(str).to_numpy())
+        labels_from = labels["from"]
+    out.uns["n_significant_pcs"] = int(test.pop("n_significant"))
+    out.uns["significant_pcs"] = test
+    out.uns["pca_variance_ratio"] = np.asarray(adata.uns["pca"]["variance_ratio"])
+    out.uns["n_genes"] = int(n_genes)
+    out.uns["labels_from"] = labels_from
+    out.uns["provenance"] = dict(counts.uns.get("provenance", {}))
+    return out
+
+
+def subsample(pca_adata, size: int, *, seed: int = 0):
+    """A fixed-seed subsample of ``size`` cells (cell order kept) of a pca AnnData."""
+    n = pca_adata.n_obs
+    if size >= n:
+        raise ScdrbenchError(
+            f"subsample of {size} cells asked from a data set of {n} cells; use a smaller size "
+            "in datasets.<id>.subsample"
+        )
+    rng = np.random.default_rng([seed, 21])
+    rows = np.sort(rng.choice(n, size=size, replace=False))
+    out = pca_adata[rows].copy()
+    out.uns["subsample"] = {"size": int(size), "of": int(n), "seed": int(seed)}
+    return out
+
+
+def main(counts_path, output, *, params, labels, seed=0, threads=1, log_path=None):
+    """Read ``counts_path``, preprocess, write ``output`` atomically."""
+    setup_logging(log_path)
+    pin_threads(threads)
+    counts = read_h5ad(counts_path, what="counts file")
+    log.info("read %s: %d cells x %d genes", counts_path, *counts.shape)
+    with Stopwatch() as sw:
+        out = preprocess(counts, params=params, labels=labels, seed=seed)
+    log.info("preprocessed in %.1f s; %d HVGs", sw.seconds, out.n_vars)
+    write_h5ad(out, output)
+    log.info("wrote %s; peak RSS %.0f MB", output, peak_rss_mb())
+
+
+def main_subsample(pca_path, output, *, size, seed=0, log_path=None):
+    """Write a fixed-seed subsample of a pca.h5ad."""
+    setup_logging(log_path)
+    out = subsample(read_h5ad(pca_path, what="pca file"), size, seed=seed)
+    write_h5ad(out, output)
+    log.info("wrote %s: %d of %d cells", output, out.n_obs, out.uns["subsample"]["of"])
+
+
+@cli_errors
+def cli(argv=None) -> None:
+    p = argparse.ArgumentParser(description="Preprocess counts.h5ad into pca.h5ad")
+    p.add_argument("--counts")
+    p.add_argument("--output", required=True)
+    p.add_argument("--params", help="preprocess config section as JSON")
+    p.add_argument("--labels", help="the dataset's labels entry as JSON")
+    p.add_argument("--subsample-of", help="pca.h5ad to subsample instead of preprocessing")
+    p.add_argument("--size", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--log")
+    a = p.parse_args(argv)
+    if a.subsample_of:
+        main_subsample(a.subsample_of, a.output, size=a.size, seed=a.seed, log_path=a.log)
+    else:
+        main(
+            a.counts,
+            a.output,
+            params=json.loads(a.params),
+            labels=json.loads(a.labels),
+            seed=a.seed,
+            threads=a.threads,
+            log_path=a.log,
+        )
+
+
+if __name__ == "__main__":
+    cli()
