@@ -39,9 +39,7 @@ THREAD_ENV = (
     "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} "
     "NUMBA_NUM_THREADS={threads} VECLIB_MAXIMUM_THREADS={threads} "
     "NUMEXPR_NUM_THREADS={threads} TF_NUM_INTRAOP_THREADS={threads} "
-    "TF_NUM_INTEROP_THREADS=1 TF_CPP_MIN_LOG_LEVEL=2 PYTHONPATH="
-    + ROOT
-    + ":$PYTHONPATH"
+    "TF_NUM_INTEROP_THREADS=1 TF_CPP_MIN_LOG_LEVEL=2 PYTHONPATH=" + ROOT + ":${{PYTHONPATH:-}}"
 )
 
 
@@ -53,16 +51,12 @@ def get_final_outputs():
 
 def get_embedding_outputs():
     """All embedding files of the grid."""
-    return expand(
-        "results/embed/{dataset}/{method}.h5ad", dataset=DATASETS, method=METHODS
-    )
+    return expand("results/embed/{dataset}/{method}.h5ad", dataset=DATASETS, method=METHODS)
 
 
 def get_metric_outputs():
     """All metric files of the grid."""
-    return expand(
-        "results/metrics/{dataset}/{method}.tsv", dataset=DATASETS, method=METHODS
-    )
+    return expand("results/metrics/{dataset}/{method}.tsv", dataset=DATASETS, method=METHODS)
 
 
 def get_summary_outputs():
@@ -148,9 +142,7 @@ def get_mem_mb(stage):
             entry = config["methods"][wildcards.method]
             dims = config["preprocess"][INPUT_DIMS[entry["input"]]]
             impl = get_method(entry["algorithm"])
-            need = MEM_BASE_MB[stage] + 1.5 * impl.estimate_memory_mb(
-                n, dims, **entry["params"]
-            )
+            need = MEM_BASE_MB[stage] + 1.5 * impl.estimate_memory_mb(n, dims, **entry["params"])
         else:
             need = MEM_BASE_MB[stage] + n * MEM_PER_CELL_KB[stage] / 1024
         return int(need * 2 ** (attempt - 1))
@@ -186,9 +178,7 @@ def _download_files(dataset):
             files[url_key.replace("url", "file")] = entry[path_key]
         elif url_key in entry:
             name = entry[url_key].rstrip("/").rsplit("/", 1)[-1]
-            files[url_key.replace("url", "file")] = (
-                f"results/downloads/{dataset}/{name}"
-            )
+            files[url_key.replace("url", "file")] = f"results/downloads/{dataset}/{name}"
     return files
 
 
@@ -209,9 +199,7 @@ def get_download_url(wildcards):
         url = entry.get(url_key, "")
         if url.rstrip("/").rsplit("/", 1)[-1] == wildcards.filename:
             return url
-    raise ValueError(
-        f"no address in datasets.{wildcards.dataset} ends in {wildcards.filename}"
-    )
+    raise ValueError(f"no address in datasets.{wildcards.dataset} ends in {wildcards.filename}")
 
 
 def get_summary_mem_mb(wildcards, attempt):

@@ -6,17 +6,17 @@ rule download:
         "results/downloads/{dataset}/{filename}",
     log:
         "results/logs/download/{dataset}/{filename}.log",
-    conda:
-        "../envs/python.yaml"
+    params:
+        url=get_download_url,
+        root=ROOT,
     threads: 1
     resources:
         mem_mb=500,
         runtime=240,
-    params:
-        url=get_download_url,
-        root=ROOT,
+    conda:
+        "../envs/python.yaml"
     shell:
-        "PYTHONPATH={params.root}:$PYTHONPATH python -m scripts.data.download "
+        "PYTHONPATH={params.root}:${{PYTHONPATH:-}} python -m scripts.data.download "
         "--url {params.url:q} --output {output:q} --dataset {wildcards.dataset} "
         "--log {log:q}"
 
@@ -30,15 +30,15 @@ rule prepare_dataset:
         "results/logs/prepare/{dataset}.log",
     benchmark:
         "results/benchmarks/prepare/{dataset}.tsv"
-    conda:
-        "../envs/python.yaml"
+    params:
+        entry=get_dataset_entry_json,
+        inputs=get_prepare_inputs_json,
     threads: get_threads("prepare")
     resources:
         mem_mb=get_mem_mb("prepare"),
         runtime=get_runtime("prepare"),
-    params:
-        entry=get_dataset_entry_json,
-        inputs=get_prepare_inputs_json,
+    conda:
+        "../envs/python.yaml"
     shell:
         THREAD_ENV + " python -m scripts.prepare --dataset {wildcards.dataset} "
         "--entry {params.entry:q} --inputs {params.inputs:q} --output {output:q} "

@@ -10,17 +10,17 @@ rule embed_python:
         "results/logs/embed/{dataset}/{method}.log",
     benchmark:
         repeat("results/benchmarks/embed/{dataset}/{method}.tsv", REPEATS)
-    wildcard_constraints:
-        method=_alternatives(FAMILIES["python"]),
-    conda:
-        "../envs/python.yaml"
+    params:
+        entry=get_method_entry_json,
+        seed=get_seed(),
     threads: get_threads("embed")
     resources:
         mem_mb=get_mem_mb("embed"),
         runtime=get_runtime("embed"),
-    params:
-        entry=get_method_entry_json,
-        seed=get_seed(),
+    wildcard_constraints:
+        method=_alternatives(FAMILIES["python"]),
+    conda:
+        "../envs/python.yaml"
     shell:
         THREAD_ENV + " python -m scripts.embed --input {input:q} --output {output:q} "
         "--dataset {wildcards.dataset} --method {wildcards.method} --entry {params.entry:q} "
@@ -36,18 +36,18 @@ rule embed_tensorflow:
         "results/logs/embed/{dataset}/{method}.log",
     benchmark:
         repeat("results/benchmarks/embed/{dataset}/{method}.tsv", REPEATS)
-    wildcard_constraints:
-        method=_alternatives(FAMILIES["tensorflow"]),
-    conda:
-        "../envs/tensorflow.yaml"
+    params:
+        entry=get_method_entry_json,
+        seed=get_seed(),
     threads: get_threads("embed")
     resources:
         mem_mb=get_mem_mb("embed"),
         runtime=get_runtime("embed"),
         gpu=get_gpu,
-    params:
-        entry=get_method_entry_json,
-        seed=get_seed(),
+    wildcard_constraints:
+        method=_alternatives(FAMILIES["tensorflow"]),
+    conda:
+        "../envs/tensorflow.yaml"
     shell:
         THREAD_ENV + " python -m scripts.embed --input {input:q} --output {output:q} "
         "--dataset {wildcards.dataset} --method {wildcards.method} --entry {params.entry:q} "

@@ -11,14 +11,14 @@ rule score_embedding:
         "results/logs/score/{dataset}/{method}.log",
     benchmark:
         "results/benchmarks/score/{dataset}/{method}.tsv"
-    conda:
-        "../envs/python.yaml"
+    params:
+        seed=get_seed(),
     threads: get_threads("score")
     resources:
         mem_mb=get_mem_mb("score"),
         runtime=get_runtime("score"),
-    params:
-        seed=get_seed(),
+    conda:
+        "../envs/python.yaml"
     shell:
         THREAD_ENV + " python -m scripts.metrics --embedding {input.embedding:q} "
         "--dataset-file {input.dataset:q} --output {output:q} --dataset {wildcards.dataset} "

@@ -10,21 +10,20 @@ rule preprocess:
         "results/logs/preprocess/{dataset}.log",
     benchmark:
         "results/benchmarks/preprocess/{dataset}.tsv"
-    wildcard_constraints:
-        dataset=_alternatives(BASE_DATASETS),
-    conda:
-        "../envs/python.yaml"
-    threads: get_threads("preprocess")
-    resources:
-        mem_mb=get_mem_mb("preprocess"),
-        runtime=get_runtime("preprocess"),
     params:
         preprocess=get_preprocess_json(),
         labels=get_labels_json,
         seed=get_seed(),
+    threads: get_threads("preprocess")
+    resources:
+        mem_mb=get_mem_mb("preprocess"),
+        runtime=get_runtime("preprocess"),
+    wildcard_constraints:
+        dataset=_alternatives(BASE_DATASETS),
+    conda:
+        "../envs/python.yaml"
     shell:
-        THREAD_ENV
-        + " python -m scripts.preprocess --counts {input:q} --output {output:q} "
+        THREAD_ENV + " python -m scripts.preprocess --counts {input:q} --output {output:q} "
         "--params {params.preprocess:q} --labels {params.labels:q} --seed {params.seed} "
         "--threads {threads} --log {log:q}"
 
@@ -36,17 +35,17 @@ rule subsample_dataset:
         "results/data/{dataset}/pca.h5ad",
     log:
         "results/logs/subsample/{dataset}.log",
-    wildcard_constraints:
-        dataset=_alternatives(SUBSAMPLED_DATASETS),
-    conda:
-        "../envs/python.yaml"
+    params:
+        size=get_subsample_size,
+        seed=get_seed(),
     threads: 1
     resources:
         mem_mb=get_mem_mb("preprocess"),
         runtime=get_runtime("preprocess"),
-    params:
-        size=get_subsample_size,
-        seed=get_seed(),
+    wildcard_constraints:
+        dataset=_alternatives(SUBSAMPLED_DATASETS),
+    conda:
+        "../envs/python.yaml"
     shell:
         THREAD_ENV + " python -m scripts.preprocess --subsample-of {input:q} "
         "--output {output:q} --size {params.size} --seed {params.seed} --log {log:q}"

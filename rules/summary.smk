@@ -15,16 +15,16 @@ rule timing_table:
         md="results/tables/timing.md",
     log:
         "results/logs/summary/timing.log",
-    conda:
-        "../envs/python.yaml"
+    params:
+        root=ROOT,
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    params:
-        root=ROOT,
+    conda:
+        "../envs/python.yaml"
     shell:
-        "PYTHONPATH={params.root}:$PYTHONPATH python -m scripts.summary timing "
+        "PYTHONPATH={params.root}:${{PYTHONPATH:-}} python -m scripts.summary timing "
         "--benchmarks {input.benchmarks:q} --embeddings {input.embeddings:q} "
         "--datasets {input.datasets:q} --tsv {output.tsv:q} --md {output.md:q} --log {log:q}"
 
@@ -41,16 +41,16 @@ rule metrics_table:
         md="results/tables/metrics.md",
     log:
         "results/logs/summary/metrics.log",
-    conda:
-        "../envs/python.yaml"
+    params:
+        root=ROOT,
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    params:
-        root=ROOT,
+    conda:
+        "../envs/python.yaml"
     shell:
-        "PYTHONPATH={params.root}:$PYTHONPATH python -m scripts.summary metrics "
+        "PYTHONPATH={params.root}:${{PYTHONPATH:-}} python -m scripts.summary metrics "
         "--metrics {input:q} --tsv {output.tsv:q} --md {output.md:q} --log {log:q}"
 
 
@@ -68,15 +68,15 @@ rule comparison_figure:
         pdf="results/figures/comparison.pdf",
     log:
         "results/logs/summary/comparison.log",
-    conda:
-        "../envs/python.yaml"
+    params:
+        root=ROOT,
     threads: 1
     resources:
         mem_mb=get_summary_mem_mb,
         runtime=30,
-    params:
-        root=ROOT,
+    conda:
+        "../envs/python.yaml"
     shell:
-        "PYTHONPATH={params.root}:$PYTHONPATH python -m scripts.summary figure "
+        "PYTHONPATH={params.root}:${{PYTHONPATH:-}} python -m scripts.summary figure "
         "--embeddings {input.embeddings:q} --timing {input.timing:q} "
         "--metrics {input.metrics:q} --outputs {output.png:q} {output.pdf:q} --log {log:q}"

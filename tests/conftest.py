@@ -1,0 +1,48 @@
+"""Shared fixtures: tiny seeded data generated here (no network, no ../shared needed)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def make_blobs(n_per=70, n_classes=3, dims=50, sep=8.0, seed=0):
+    """Well-separated Gaussian blobs: ``(X float32, labels int)``."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, sep, size=(n_classes, dims))
+    X = np.concatenate([c + rng.normal(size=(n_per, dims)) for c in centres])
+    y = np.repeat(np.arange(n_classes), n_per)
+    return X.astype(np.float32), y
+
+
+@pytest.fixture
+def blobs():
+    """About 200 x 50: three separable blobs."""
+    return make_blobs()
+
+
+@pytest.fixture
+def tiny_counts():
+    """A 300-cell x 400-gene simulated counts AnnData with 3 cell types."""
+    from scripts.data.synthetic import SyntheticSpec, simulate_anndata
+
+    adata = simulate_anndata(SyntheticSpec(n_cells=300, n_genes=400, n_types=3, seed=1))
+    adata.obs["label"] = adata.obs["cell_type"].astype("category")
+    return adata
+
+
+def knn_accuracy(emb, labels, k=10):
+    """5-fold cross-validated 10-NN accuracy (the quality bar used across tests)."""
+    from sklearn.model_selection import cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    return cross_val_score(KNeighborsClassifier(k), emb, labels, cv=5).mean()

@@ -1,0 +1,113 @@
+"""Config validation: strict schema, defaults, selections, ids, and the derived grid."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from scripts.common.config import ConfigError, dataset_grid, validate_config
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def config():
+    with open(ROOT / "config.yaml") as fh:
+        return yaml.safe_load(fh)
+
+
+def test_default_config_is_valid_and_defaults_filled(config):
+    validate_config(config)
+    assert config["methods"]["tsne"]["params"]["n_iter"] == 750
+    assert config["methods"]["random"]["params"] == {}
+    assert config["datasets"]["cbmc"]["subsample"] == []
+    assert config["preprocess"]["significant_pcs"]["n_permutations"] == 10
+
+
+def test_demo_and_test_configs_are_valid(config):
+    for extra in (ROOT / "profiles/demo/demo.yaml", ROOT / "tests/config/test.yaml"):
+        merged = copy.deepcopy(config)
+        with open(extra) as fh:
+            over = yaml.safe_load(fh)
+        for key, value in over.items():
+            if isinstance(value, dict) and key in ("datasets", "methods", "preprocess"):
+                merged[key] = {**merged[key], **value}
+            else:
+                merged[key] = value
+        validate_config(merged)
+
+
+def test_unknown_top_level_key(config):
+    config["sed"] = 1
+    with pytest.raises(ConfigError, match=r"unknown config key 'sed'"):
+        validate_config(config)
+
+
+def test_unknown_nested_key_names_the_path(config):
+    config["datasets"]["cbmc"]["labelz"] = {"from": "leiden"}
+    with pytest.raises(ConfigError, match=r"datasets\.cbmc\.labelz"):
+        validate_config(config)
+
+
+def test_unknown_method_param_rejected(config):
+    config["methods"]["tsne"]["params"]["perplexityy"] = 5
+    with pytest.raises(ConfigError, match=r"methods\.tsne\.params\.perplexityy"):
+        validate_config(config)
+
+
+def test_unknown_method_in_selection(config):
+    config["selection"]["methods"] = ["pca", "tnse"]
+    with pytest.raises(ConfigError, match=r"selection\.methods\[1\].*'tnse'.*known ids"):
+        validate_config(config)
+
+
+def test_unknown_dataset_in_selection(config):
+    config["selection"]["datasets"] = ["pbmc"]
+    with pytest.raises(ConfigError, match=r"unknown dataset id 'pbmc'"):
+        validate_config(config)
+
+
+@pytest.mark.parametrize("bad_id", ["my.data", "a/b", "Mixed", "with-dash"])
+def test_dataset_id_with_dot_or_slash(config, bad_id):
+    config["datasets"][bad_id] = copy.deepcopy(config["datasets"]["pbmc68k"])
+    with pytest.raises(ConfigError, match=r"only lower-case letters, digits and underscores"):
+        validate_config(config)
+
+
+def test_download_source_needs_url_or_path(config):
+    del config["datasets"]["cbmc"]["url"]
+    with pytest.raises(ConfigError, match=r"'url'.*'path'"):
+        validate_config(config)
+
+
+def test_enum_rejected(config):
+    config["methods"]["umap"]["family"] = "gpu"
+    with pytest.raises(ConfigError, match=r"methods\.umap\.family.*not one of"):
+        validate_config(config)
+
+
+def test_bounds(config):
+    config["repeats"] = 0
+    with pytest.raises(ConfigError, match=r"'repeats'"):
+        validate_config(config)
+
+
+def test_widths_must_narrow(config):
+    config["methods"]["ae_keras"]["params"] = {"hidden_layers": [10, 12, 5]}
+    with pytest.raises(ConfigError, match=r"hidden_layers.*does not narrow"):
+        validate_config(config)
+
+
+def test_subsample_variants_join_the_grid(config):
+    config["datasets"]["mouse_brain_1m"]["subsample"] = [10000, 100000]
+    validate_config(config)
+    grid = dataset_grid(config)
+    assert list(grid) == [
+        "cbmc",
+        "mouse_brain_1m",
+        "mouse_brain_1m_n10000",
+        "mouse_brain_1m_n100000",
+    ]
+    assert grid["mouse_brain_1m_n10000"]["parent"] == "mouse_brain_1m"
+    assert grid["mouse_brain_1m_n10000"]["n_cells"] == 10000

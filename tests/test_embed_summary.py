@@ -1,0 +1,129 @@
+"""The embedding runner (file contract, errors, memory guard) and the summary tables/figure."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from scripts import embed as embed_mod
+from scripts import summary
+from scripts.common.errors import ScdrbenchError
+from scripts.common.memory import MemoryGuardError, allocated_mb, check_memory
+from tests.conftest import make_blobs
+
+ENTRY = {
+    "algorithm": "pca",
+    "family": "python",
+    "input": "significant_pcs",
+    "params": {},
+    "label": "PCA",
+    "reference": "x",
+    "control": True,
+}
+
+
+@pytest.fixture
+def pca_file(tmp_path):
+    X, y = make_blobs(n_per=40, dims=20)
+    adata = ad.AnnData(
+        X=np.zeros((X.shape[0], 3), dtype=np.float32),
+        obs=pd.DataFrame({"label": pd.Categorical(y.astype(str))}, index=[f"c{i}" for i in range(len(y))]),
+    )
+    adata.obsm["X_pca"] = X
+    adata.uns["n_significant_pcs"] = 5
+    adata.uns["n_genes"] = 123
+    path = tmp_path / "data" / "blobs" / "pca.h5ad"
+    path.parent.mkdir(parents=True)
+    adata.write_h5ad(path)
+    return path
+
+
+def test_embedding_file_contract(pca_file, tmp_path):
+    out = tmp_path / "embed" / "blobs" / "pca.h5ad"
+    embed_mod.main(pca_file, out, dataset="blobs", method="pca", entry=ENTRY, seed=3, threads=1)
+    emb = ad.read_h5ad(out)
+    data = ad.read_h5ad(pca_file)
+    assert list(emb.obs_names) == list(data.obs_names)
+    assert emb.obsm["X_emb"].shape == (data.n_obs, 2)
+    np.testing.assert_array_equal(emb.obsm["X_emb"], data.obsm["X_pca"][:, :2])
+    assert emb.X is None  # never the count matrix again
+    for key in ("dataset_id", "method_id", "seed", "fit_seconds", "peak_rss_mb", "versions"):
+        assert key in emb.uns
+    assert emb.uns["seed"] == 3 and emb.uns["input_dims"] == 5
+    assert emb.uns["peak_rss_mb"] > 10
+    assert len(emb.uns["fit_seconds_repeats"]) == 1
+    # A second run over the same output (Snakemake's benchmark repeat) keeps both repeats.
+    embed_mod.main(pca_file, out, dataset="blobs", method="pca", entry=ENTRY, seed=3, threads=1)
+    assert len(ad.read_h5ad(out).uns["fit_seconds_repeats"]) == 2
+
+
+def test_missing_and_corrupt_input(tmp_path):
+    out = tmp_path / "e.h5ad"
+    with pytest.raises(ScdrbenchError, match="does not exist"):
+        embed_mod.main(tmp_path / "nope.h5ad", out, dataset="d", method="m", entry=ENTRY)
+    bad = tmp_path / "bad.h5ad"
+    bad.write_text("not hdf5")
+    with pytest.raises(ScdrbenchError, match="not a readable h5ad"):
+        embed_mod.main(bad, out, dataset="d", method="m", entry=ENTRY)
+    assert not out.exists()
+
+
+def test_failed_run_keeps_previous_output(pca_file, tmp_path):
+    out = tmp_path / "keep.h5ad"
+    embed_mod.main(pca_file, out, dataset="blobs", method="pca", entry=ENTRY)
+    before = out.read_bytes()
+    bad = dict(ENTRY, params={"components": [1, 99]})
+    with pytest.raises(ScdrbenchError):
+        embed_mod.main(pca_file, out, dataset="blobs", method="pca", entry=bad)
+    assert out.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_memory_guard(monkeypatch, pca_file, tmp_path):
+    monkeypatch.delenv("SLURM_MEM_PER_NODE", raising=False)
+    assert allocated_mb(None) is None
+    check_memory(10_000, mem_mb=None)  # unknown allocation: no check
+    with pytest.raises(MemoryGuardError, match="needs about 2000 MB but the job has 1000 MB"):
+        check_memory(2000, mem_mb=1000)
+    monkeypatch.setenv("SLURM_MEM_PER_NODE", "100")
+    assert allocated_mb(4000) == 100
+    tsne = dict(ENTRY, algorithm="tsne", params={})
+    with pytest.raises(MemoryGuardError, match="tsne"):
+        embed_mod.main(pca_file, tmp_path / "t.h5ad", dataset="b", method="tsne", entry=tsne)
+
+
+def test_timing_table_pairs_repeats(pca_file, tmp_path):
+    out = tmp_path / "embed" / "blobs" / "pca.h5ad"
+    for _ in range(2):
+        embed_mod.main(pca_file, out, dataset="blobs", method="pca", entry=ENTRY)
+    bench = tmp_path / "benchmarks" / "embed" / "blobs" / "pca.tsv"
+    bench.parent.mkdir(parents=True)
+    bench.write_text(
+        "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+        "1.5\t0:00:01\t120.1\t300\t100\t100\t0\t1\t50\t1.2\n"
+        "1.7\t0:00:01\tNA\tNA\tNA\tNA\tNA\tNA\tNA\tNA\n"
+    )
+    df = summary.timing_table([str(bench)], [str(out)], [str(pca_file)])
+    assert len(df) == 2
+    assert list(df["repeat"]) == [1, 2]
+    assert df.loc[0, "s"] == 1.5 and df.loc[0, "max_rss_mb"] == pytest.approx(120.1)
+    assert np.isnan(df.loc[1, "max_rss_mb"])
+    assert df["n_cells"].tolist() == [120, 120] and df["n_genes"].tolist() == [123, 123]
+    assert (df["fit_seconds"] >= 0).all() and df["fit_seconds"].iloc[0] != df["fit_seconds"].iloc[1]
+
+
+def test_comparison_figure_writes_png_and_pdf(pca_file, tmp_path):
+    out = tmp_path / "embed" / "blobs" / "pca.h5ad"
+    embed_mod.main(pca_file, out, dataset="blobs", method="pca", entry=ENTRY)
+    timing = pd.DataFrame(
+        {"dataset": ["blobs"], "method": ["pca"], "s": [2.0], "fit_seconds": [0.1]}
+    )
+    metrics = pd.DataFrame(
+        {"dataset": ["blobs"], "method": ["pca"], "metric": ["knn_accuracy"], "value": [0.97]}
+    )
+    png, pdf = tmp_path / "f.png", tmp_path / "f.pdf"
+    summary.comparison_figure([str(out)], timing, metrics, [str(png), str(pdf)])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert pdf.read_bytes()[:5] == b"%PDF-"

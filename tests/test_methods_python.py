@@ -1,0 +1,89 @@
+"""The python-family methods and the random control: shape, seeds, quality bars."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scripts.common.errors import ScdrbenchError
+from scripts.methods import get_method
+from tests.conftest import knn_accuracy
+
+FAST = {
+    "random": {},
+    "pca": {},
+    "tsne": {"n_iter": 250, "early_exaggeration_iter": 100, "perplexity": 20},
+    "umap": {"n_epochs": 100},
+}
+
+
+@pytest.mark.parametrize("name", list(FAST))
+def test_shape_finite_and_seeded(name, blobs):
+    X, _ = blobs
+    module = get_method(name)
+    a = module.embed(X, seed=1, **FAST[name])
+    b = module.embed(X, seed=1, **FAST[name])
+    assert a.shape == (X.shape[0], 2)
+    assert a.dtype == np.float32
+    assert np.all(np.isfinite(a))
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["pca", "tsne", "umap"])
+def test_quality_on_separable_blobs(name, blobs):
+    X, y = blobs
+    emb = get_method(name).embed(X, seed=0, **FAST[name])
+    assert knn_accuracy(emb, y) >= 0.9
+
+
+def test_random_control_stays_near_chance(blobs):
+    X, y = blobs
+    emb = get_method("random").embed(X, seed=0)
+    assert knn_accuracy(emb, y) < 0.6  # 3 balanced classes: chance is 1/3
+
+
+def test_random_depends_on_seed(blobs):
+    X, _ = blobs
+    r = get_method("random")
+    assert not np.allclose(r.embed(X, seed=0), r.embed(X, seed=1))
+
+
+def test_tsne_records_kl_history(blobs):
+    X, _ = blobs
+    info = {}
+    get_method("tsne").embed(X, seed=0, info=info, **FAST["tsne"])
+    assert info["kl_divergence"] > 0
+    assert len(info["history"]) >= 3
+    assert info["history"][-1] < info["history"][0]
+
+
+def test_nan_input_is_rejected(blobs):
+    X, _ = blobs
+    X = X.copy()
+    X[3, 4] = np.nan
+    for name in FAST:
+        with pytest.raises(ScdrbenchError, match="NaN"):
+            get_method(name).embed(X, seed=0)
+
+
+def test_perplexity_too_large(blobs):
+    X, _ = blobs
+    with pytest.raises(ScdrbenchError, match="perplexity"):
+        get_method("tsne").embed(X[:30], seed=0, perplexity=30)
+
+
+def test_pca_components_out_of_range(blobs):
+    X, _ = blobs
+    with pytest.raises(ScdrbenchError, match="components"):
+        get_method("pca").embed(X[:, :3], seed=0, components=[1, 5])
+
+
+def test_unknown_algorithm_lists_valid_ones():
+    with pytest.raises(ScdrbenchError, match="valid algorithms: random, pca"):
+        get_method("phate")
+
+
+def test_memory_estimates_grow_with_cells():
+    for name in FAST:
+        m = get_method(name)
+        assert m.estimate_memory_mb(1_000_000, 50) > m.estimate_memory_mb(1_000, 50) > 0
