@@ -29,7 +29,9 @@ def pca_file(tmp_path):
     X, y = make_blobs(n_per=40, dims=20)
     adata = ad.AnnData(
         X=np.zeros((X.shape[0], 3), dtype=np.float32),
-        obs=pd.DataFrame({"label": pd.Categorical(y.astype(str))}, index=[f"c{i}" for i in range(len(y))]),
+        obs=pd.DataFrame(
+            {"label": pd.Categorical(y.astype(str))}, index=[f"c{i}" for i in range(len(y))]
+        ),
     )
     adata.obsm["X_pca"] = X
     adata.uns["n_significant_pcs"] = 5

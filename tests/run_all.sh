@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite, in STYLE.md's order, stopping at the first failure:
+# format check, lint, unit tests, dry runs, tiny real run (and the SLURM test when possible).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export TF_CPP_MIN_LOG_LEVEL=2 PYTHONDONTWRITEBYTECODE=1
+PY=.venv/bin/python
+step() { printf '\n=== %s ===\n' "$*"; }
+
+step "1/5 format check (ruff format, snakefmt)"
+.venv/bin/ruff format --check scripts tests benchmarks
+.venv/bin/snakefmt --check Snakefile rules
+
+step "2/5 lint (ruff check, snakemake --lint)"
+.venv/bin/ruff check scripts tests benchmarks
+.venv/bin/snakemake --lint
+
+step "3/5 unit tests"
+$PY -m pytest -q -m "not workflow and not slurm" --durations=10
+
+step "4/5 dry runs, lint and config errors through Snakemake"
+$PY -m pytest -q -m "workflow and not slow"
+
+step "5/5 tiny real run"
+$PY -m pytest -q -s -m "workflow and slow"
+
+if [ -f tests/test_slurm.py ]; then
+  step "SLURM: the tiny workflow through a real local SLURM"
+  $PY -m pytest -q -s -m slurm tests/test_slurm.py
+fi

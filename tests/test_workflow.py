@@ -1,0 +1,175 @@
+"""Layers 2 and 3: dry runs, lint, clear config errors through Snakemake, and a tiny real run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.workflow
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+TEST_CONFIG = ROOT / "tests" / "config" / "test.yaml"
+
+
+def run_snakemake(*args, cwd=ROOT, timeout=600, check=True):
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    proc = subprocess.run(
+        [*SNAKEMAKE, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_paper_dag_dry_run_is_fast_and_complete(tmp_path):
+    start = time.perf_counter()
+    proc = run_snakemake("-n", "--cores", "32", "--directory", str(tmp_path))
+    elapsed = time.perf_counter() - start
+    out = proc.stdout
+    for rule in ("download", "prepare_dataset", "preprocess", "embed_python", "embed_tensorflow"):
+        assert rule in out
+    assert "score_embedding" in out and "comparison_figure" in out
+    # 2 datasets x 10 methods embedding jobs
+    assert out.count("rule embed_python:") + out.count("rule embed_tensorflow:") == 20
+    print(f"paper DAG dry run: {elapsed:.2f} s")  # measured, reported; not asserted
+
+
+def test_demo_dry_run(tmp_path):
+    proc = run_snakemake(
+        "-n", "--profile", str(ROOT / "profiles" / "demo"), "--directory", str(tmp_path)
+    )
+    assert proc.stdout.count("rule embed_") == 2 * 9
+    assert "rule download" not in proc.stdout  # offline
+
+
+def test_lint():
+    proc = run_snakemake("--lint", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("unknown_key=1", "unknown config key 'unknown_key'"),
+        ("selection={'datasets': ['pbmc68k'], 'methods': ['tnse']}", "unknown method id 'tnse'"),
+        ("selection={'datasets': ['pbmc'], 'methods': ['pca']}", "unknown dataset id 'pbmc'"),
+    ],
+)
+def test_bad_config_gives_one_clear_line(tmp_path, override, message):
+    proc = run_snakemake("-n", "--directory", str(tmp_path), "--config", override, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+
+
+def test_dataset_id_with_dot_is_rejected(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(
+        "datasets:\n  my.data:\n    source: scanpy_pbmc68k\n    labels: {from: leiden}\n"
+    )
+    proc = run_snakemake("-n", "--directory", str(tmp_path), "--configfile", str(cfg), check=False)
+    assert proc.returncode != 0
+    assert "'my.data' is not allowed" in proc.stdout + proc.stderr
+
+
+def test_offline_download_names_address_and_local_copy(tmp_path):
+    cfg = tmp_path / "offline.yaml"
+    cfg.write_text(
+        "selection: {datasets: [remote], methods: [pca]}\n"
+        "datasets:\n  remote:\n    source: h5ad\n    url: http://127.0.0.1:9/data/remote.h5ad\n"
+        "    labels: {from: leiden}\n"
+    )
+    proc = run_snakemake(
+        "--cores",
+        "1",
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(cfg),
+        "results/data/remote/counts.h5ad",
+        check=False,
+    )
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "http://127.0.0.1:9/data/remote.h5ad" in text
+    assert "results/downloads/remote/remote.h5ad" in text and "datasets.remote.path" in text
+    assert not (tmp_path / "results/downloads/remote/remote.h5ad").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The test config through the whole workflow, in a scratch directory."""
+    scratch = tmp_path_factory.mktemp("tiny_run")
+    start = time.perf_counter()
+    run_snakemake(
+        "--cores",
+        "2",
+        "--directory",
+        str(scratch),
+        "--configfile",
+        str(TEST_CONFIG),
+        "--show-failed-logs",
+        timeout=1500,
+    )
+    print(f"tiny run: {time.perf_counter() - start:.1f} s")
+    return scratch
+
+
+@pytest.mark.slow
+def test_tiny_run_timing_table(tiny_run):
+    import yaml
+
+    cfg = yaml.safe_load(TEST_CONFIG.read_text())
+    n_ds, n_m, reps = (
+        len(cfg["selection"]["datasets"]),
+        len(cfg["selection"]["methods"]),
+        cfg["repeats"],
+    )
+    timing = pd.read_csv(tiny_run / "results/tables/timing.tsv", sep="\t")
+    assert len(timing) == n_ds * n_m * reps
+    assert set(timing["dataset"]) == set(cfg["selection"]["datasets"])
+    assert set(timing["method"]) == set(cfg["selection"]["methods"])
+    assert (timing["s"] > 0).all() and (timing["fit_seconds"] >= 0).all()
+    assert (timing["peak_rss_mb"] > 50).all()
+    # Snakemake's wall time covers the whole job, so it is never below the fit alone.
+    assert (timing["s"] + 0.5 >= timing["fit_seconds"]).all()
+    # The numbers are Snakemake's own benchmark rows.
+    bench = pd.read_csv(tiny_run / "results/benchmarks/embed/pbmc68k/tsne.tsv", sep="\t")
+    mine = timing[(timing.dataset == "pbmc68k") & (timing.method == "tsne")]
+    assert list(mine["s"].round(4)) == list(bench["s"].round(4))
+
+
+@pytest.mark.slow
+def test_tiny_run_figures_and_metrics(tiny_run):
+    png = (tiny_run / "results/figures/comparison.png").read_bytes()
+    pdf = (tiny_run / "results/figures/comparison.pdf").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert pdf[:5] == b"%PDF-"
+    metrics = pd.read_csv(tiny_run / "results/tables/metrics.tsv", sep="\t")
+    acc = metrics[metrics.metric == "knn_accuracy"].set_index(["dataset", "method"])["value"]
+    assert acc[("synthetic_tiny", "tsne")] > acc[("synthetic_tiny", "random")] + 0.3
+
+
+@pytest.mark.slow
+def test_tiny_run_is_complete_and_rerun_is_a_no_op(tiny_run):
+    proc = run_snakemake(
+        "-n", "--directory", str(tiny_run), "--configfile", str(TEST_CONFIG), "--cores", "2"
+    )
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    leftovers = [p for p in (tiny_run / "results").rglob("*.tmp")]
+    assert leftovers == []
+    shutil.rmtree(tiny_run / ".snakemake", ignore_errors=True)
