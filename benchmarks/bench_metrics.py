@@ -10,6 +10,10 @@ Run from the repository root::
 
     nice .venv/bin/python -m benchmarks.bench_metrics --n-cells 1300000 --threads 2
 
+With ``--end-to-end`` it also writes the data as an embedding file and a ``pca.h5ad`` to a
+temporary folder and times ``python -m scripts.metrics`` on them in a fresh process (reading,
+checks, scoring, writing), reporting that process's peak memory.
+
 Target (issue 5): under 4 GB peak and a few minutes on 2 cores.
 """
 
@@ -17,13 +21,16 @@ from __future__ import annotations
 
 import argparse
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from scripts.common.runtime import pin_threads  # noqa: E402
 from scripts.metrics import score_embedding  # noqa: E402
@@ -52,6 +59,11 @@ def main(argv=None) -> None:
     parser.add_argument("--n-cells", type=int, default=1_300_000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--end-to-end",
+        action="store_true",
+        help="also time the CLI on h5ad files in a fresh process",
+    )
     args = parser.parse_args(argv)
     pin_threads(args.threads)
 
@@ -72,6 +84,34 @@ def main(argv=None) -> None:
         print(f"{row.metric:<16} {row.value:8.4f} {row.seconds:8.1f}  {row.n_cells_scored}")
     print(f"\ntotal scoring: {total:.1f} s on {args.threads} threads")
     print(f"peak RSS: {peak_mb:.0f} MB (whole process, generated data included)")
+    if args.end_to_end:
+        end_to_end(ref, emb, labels, seed=args.seed, threads=args.threads)
+
+
+def end_to_end(ref, emb, labels, *, seed: int, threads: int) -> None:
+    """Write the data as the stage's two input files and time the CLI on them."""
+    import anndata as ad
+    import pandas as pd
+
+    with tempfile.TemporaryDirectory(prefix="bench_metrics.") as tmp:
+        names = pd.Index([f"cell{i}" for i in range(len(ref))])
+        obs = pd.DataFrame({"label": pd.Categorical(labels)}, index=names)
+        ad.AnnData(obs=obs, obsm={"X_pca": ref}).write_h5ad(f"{tmp}/pca.h5ad")
+        uns = {"dataset_id": "bench", "method_id": "projection", "seed": seed}
+        ad.AnnData(obs=obs, obsm={"X_emb": emb}, uns=uns).write_h5ad(f"{tmp}/emb.h5ad")
+        del obs, names
+        command = [
+            sys.executable, "-m", "scripts.metrics",
+            "--embedding", f"{tmp}/emb.h5ad", "--dataset-file", f"{tmp}/pca.h5ad",
+            "--output", f"{tmp}/out.tsv", "--dataset", "bench", "--method", "projection",
+            "--seed", str(seed), "--threads", str(threads), "--log", f"{tmp}/score.log",
+        ]  # fmt: skip
+        started = time.perf_counter()
+        subprocess.run(command, cwd=ROOT, check=True)
+        wall = time.perf_counter() - started
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+        print(f"\nend to end (python -m scripts.metrics on h5ad files): {wall:.1f} s wall")
+        print(f"peak RSS of that process: {peak_mb:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -55,6 +55,10 @@ TC_CELLS = 5_000  # trustworthiness / continuity
 TC_K = 30
 SILHOUETTE_CELLS = 10_000
 
+# Chunk size of scikit-learn's chunked distance computations (silhouette, brute-force kNN); its
+# default, 1024 MB, would dominate the peak memory of small data sets.
+SKLEARN_WORKING_MEMORY_MB = 256
+
 # Up to this many dimensions a KD-tree is exact and fast; above it, chunked brute force (exact).
 _TREE_MAX_DIMS = 5
 
@@ -602,6 +606,8 @@ def score_embedding(
         ),
     }
 
+    import sklearn
+
     n_bad = int(np.count_nonzero(~np.isfinite(emb).all(axis=1)))
     rows = []
     for metric in METRICS:
@@ -616,7 +622,8 @@ def score_embedding(
         elif problem:
             value, note = float("nan"), problem
         else:
-            value = func()
+            with sklearn.config_context(working_memory=SKLEARN_WORKING_MEMORY_MB):
+                value = func()
             if np.isnan(value):
                 note = f"undefined (NaN) for this input; {note}"
         seconds = time.perf_counter() - started
