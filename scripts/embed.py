@@ -11,6 +11,7 @@ device...). No count matrix is stored.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -106,6 +107,10 @@ def run_method(X, *, algorithm: str, params: dict, seed: int, threads: int, mem_
     module = get_method(algorithm)
     need = module.estimate_memory_mb(X.shape[0], X.shape[1], **params)
     check_memory(need, mem_mb=mem_mb, what=f"{algorithm} on {X.shape[0]} x {X.shape[1]}")
+    # Import the method's libraries before the clock starts: fit_seconds times the fit alone
+    # (`import umap` alone imports TensorFlow when it is installed: 10-30 s).
+    for name in getattr(module, "BACKEND_MODULES", ()):
+        importlib.import_module(name)
     info: dict = {}
     with Stopwatch() as sw:
         emb = module.embed(X, seed=seed, info=info, threads=threads, **params)

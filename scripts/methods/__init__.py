@@ -5,7 +5,8 @@ Every module ``scripts/methods/<algorithm>.py`` provides::
     embed(X, *, seed, info=None, threads=1, **params) -> np.ndarray  # (n_cells, 2) float32
     estimate_memory_mb(n_cells, n_features, **params) -> float        # for the memory guard
 
-``info`` (a dict, optional) is filled with what the method wants kept in the embedding file's
+and may set ``BACKEND_MODULES`` (names the runner imports before the fit is timed, so
+``fit_seconds`` excludes library start-up). ``info`` (a dict, optional) is filled with what the method wants kept in the embedding file's
 ``uns`` (loss history, iterations, device). Modules import their heavy libraries lazily so the
 workflow's dry run stays fast.
 """

@@ -14,6 +14,9 @@ import numpy as np
 from scripts.common.errors import ScdrbenchError
 from scripts.methods._checks import check_input
 
+# Imported by the runner before the fit is timed.
+BACKEND_MODULES = ("openTSNE",)
+
 log = logging.getLogger("scdrbench.methods.tsne")
 
 

@@ -13,6 +13,9 @@ import numpy as np
 from scripts.common.errors import ScdrbenchError
 from scripts.methods._checks import check_input
 
+# Imported by the runner before the fit is timed.
+BACKEND_MODULES = ("umap",)
+
 log = logging.getLogger("scdrbench.methods.umap")
 
 
