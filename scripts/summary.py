@@ -1,7 +1,18 @@
-"""Summaries of the whole grid: the timing table, the metrics table and the comparison figure.
+"""Summaries of the whole grid: tables (timing, metrics, ranking) and figures.
 
 Each function takes the explicit file lists the workflow passes (``expand``-ed, never a
 directory walk) and writes atomically.
+
+Ranking (``ranking_table``): within a dataset, every metric ranks the methods (1 = best, ties
+share the average rank); a method's score is its mean rank over the metrics. NaN handling:
+
+- a metric that is NaN for *every* method of a dataset (not applicable there, e.g. label metrics
+  on a single-label dataset) is left out of that dataset's ranking, and named in ``left_out``;
+- a NaN for *some* methods ranks those methods last on that metric (tied among themselves at the
+  average of the last places): a method that diverged or could not be scored never gains from
+  it. ``n_not_scored`` counts these per method.
+
+Methods are ordered by mean rank; equal mean ranks share the same ``rank`` and are listed by id.
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ import pandas as pd
 from scripts.common.errors import ScdrbenchError, cli_errors
 from scripts.common.io import atomic_path, write_table, write_text
 from scripts.common.runtime import setup_logging
+from scripts.metrics import METRICS
 
 log = logging.getLogger("scdrbench.summary")
 
@@ -120,14 +132,299 @@ def to_markdown(df: pd.DataFrame, floatfmt=".3g") -> str:
     return df.to_markdown(index=False, floatfmt=floatfmt) + "\n"
 
 
+def metric_order(metrics: pd.DataFrame) -> list[str]:
+    """Metric ids present in the table: the scoring module's order, unknown ids after."""
+    present = list(dict.fromkeys(metrics["metric"]))
+    return [m for m in METRICS if m in present] + [m for m in present if m not in METRICS]
+
+
+def metric_matrix(metrics: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """methods x metrics values of one dataset (methods in table order, NaN where missing)."""
+    sub = metrics[metrics["dataset"] == dataset]
+    dup = sub.duplicated(["method", "metric"])
+    if dup.any():
+        first = sub[dup].iloc[0]
+        raise ScdrbenchError(
+            f"metrics table has more than one row for {dataset}/{first['method']}/"
+            f"{first['metric']}; each metric file must hold one row per metric"
+        )
+    wide = sub.set_index(["method", "metric"])["value"].astype(float).unstack("metric")
+    methods = list(dict.fromkeys(sub["method"]))
+    return wide.reindex(index=methods, columns=metric_order(metrics))
+
+
+def _higher_is_better(metrics: pd.DataFrame) -> dict[str, bool]:
+    if "higher_is_better" not in metrics:
+        return {}
+    flags = metrics.groupby("metric")["higher_is_better"].first()
+    return {m: str(v).strip().lower() in ("true", "1") for m, v in flags.items()}
+
+
+def _method_labels(timing: pd.DataFrame | None) -> dict[tuple[str, str], str]:
+    if timing is None or "method_label" not in timing:
+        return {}
+    return {(r.dataset, r.method): r.method_label for r in timing.itertuples()}
+
+
+def ranking_table(metrics: pd.DataFrame, timing: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per dataset, methods ordered by mean rank across metrics, with median timings.
+
+    See the module docstring for how NaN values are handled. Columns: dataset, rank, method,
+    method_label, mean_rank, n_metrics_ranked, n_not_scored, ``rank_<metric>`` for every metric
+    (NaN for a metric left out), job_s, fit_s, peak_rss_mb (medians over repeats, NaN without a
+    timing table), left_out (the dataset's metrics left out, comma-separated).
+    """
+    hib = _higher_is_better(metrics)
+    labels = _method_labels(timing)
+    med = pd.DataFrame()
+    if timing is not None and len(timing):
+        cols = [c for c in ("s", "fit_seconds", "peak_rss_mb") if c in timing]
+        med = timing.groupby(["dataset", "method"])[cols].median()
+    order = metric_order(metrics) if len(metrics) else []
+    frames = []
+    for ds in dict.fromkeys(metrics["dataset"]) if len(metrics) else []:
+        wide = metric_matrix(metrics, ds)
+        ranks = pd.DataFrame(index=wide.index)
+        left_out = []
+        for metric in order:
+            col = wide[metric]
+            if col.isna().all():
+                left_out.append(metric)
+                continue
+            better_first = -col if hib.get(metric, True) else col
+            ranks[metric] = better_first.rank(method="average", na_option="bottom")
+        used = [m for m in order if m not in left_out]
+        out = pd.DataFrame(
+            {
+                "dataset": ds,
+                "method": wide.index,
+                "method_label": [labels.get((ds, m), m) for m in wide.index],
+                "mean_rank": ranks[used].mean(axis=1).to_numpy() if used else np.nan,
+                "n_metrics_ranked": len(used),
+                "n_not_scored": wide[used].isna().sum(axis=1).to_numpy() if used else 0,
+            }
+        )
+        for metric in order:
+            out[f"rank_{metric}"] = ranks[metric].to_numpy() if metric in ranks else np.nan
+        for src, dst in (("s", "job_s"), ("fit_seconds", "fit_s"), ("peak_rss_mb", "peak_rss_mb")):
+            out[dst] = [
+                med.loc[(ds, m), src] if (ds, m) in med.index and src in med else np.nan
+                for m in wide.index
+            ]
+        out["left_out"] = ",".join(left_out)
+        out = out.sort_values(["mean_rank", "method"], kind="stable", na_position="last")
+        out.insert(1, "rank", out["mean_rank"].rank(method="min").astype("Int64").to_numpy())
+        frames.append(out)
+    if not frames:
+        return pd.DataFrame(columns=["dataset", "rank", "method", "mean_rank"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _fmt_value(v: float, fmt: str = ".3f") -> str:
+    return "n/a" if pd.isna(v) or not np.isfinite(v) else format(v, fmt)
+
+
+def metrics_markdown(metrics: pd.DataFrame, timing: pd.DataFrame | None = None) -> str:
+    """One section per dataset: a methods x metrics table, then the notes of NaN values."""
+    labels = _method_labels(timing)
+    order = metric_order(metrics)
+    parts = [
+        "# Metrics\n",
+        "One table per dataset; every metric is higher-is-better. n/a: not applicable or not "
+        "scored (the reason is listed under the table).\n",
+    ]
+    for ds in dict.fromkeys(metrics["dataset"]):
+        wide = metric_matrix(metrics, ds)
+        table = pd.DataFrame(
+            {"method": [labels.get((ds, m), m) for m in wide.index]}
+            | {metric: [_fmt_value(v) for v in wide[metric]] for metric in order}
+        )
+        parts.append(f"## {ds}\n\n" + table.to_markdown(index=False, disable_numparse=True))
+        sub = metrics[(metrics["dataset"] == ds) & metrics["value"].isna()]
+        notes = [
+            f"- {r.method} / {r.metric}: {r.note}"
+            for r in sub.itertuples()
+            if "note" in sub and isinstance(r.note, str) and r.note.strip()
+        ]
+        if notes:
+            parts.append("Not scored:\n\n" + "\n".join(notes))
+    return "\n\n".join(p.strip() for p in parts) + "\n"
+
+
+def ranking_markdown(ranking: pd.DataFrame) -> str:
+    """One section per dataset: the methods by mean rank, per-metric ranks and timings."""
+    rank_cols = [c for c in ranking.columns if c.startswith("rank_")]
+    parts = [
+        "# Ranking\n",
+        "Per dataset, methods ordered by their mean rank across the metrics (1 = best on every "
+        "metric). A metric that is n/a for every method of a dataset is left out of its "
+        "ranking; a method with n/a on a metric ranks last on it. Job: median wall-clock seconds "
+        "of the whole embedding job; fit: median seconds of the fit alone (timing.tsv).\n",
+    ]
+    for ds, sub in ranking.groupby("dataset", sort=False):
+        table = pd.DataFrame(
+            {
+                "rank": [_fmt_value(v, "g") for v in sub["rank"]],
+                "method": sub["method_label"].astype(str),
+                "mean rank": [_fmt_value(v, ".2f") for v in sub["mean_rank"]],
+            }
+            | {
+                c.removeprefix("rank_"): [_fmt_value(v, "g") for v in sub[c]]
+                for c in rank_cols
+                if sub[c].notna().any()
+            }
+            | {
+                "job": [_fmt_seconds(v) for v in sub["job_s"]],
+                "fit": [_fmt_seconds(v) for v in sub["fit_s"]],
+            }
+        )
+        parts.append(f"## {ds}\n\n" + table.to_markdown(index=False, disable_numparse=True))
+        left_out = sub["left_out"].iloc[0]
+        if isinstance(left_out, str) and left_out:
+            parts.append(f"Left out (n/a for every method): {left_out.replace(',', ', ')}")
+    return "\n\n".join(p.strip() for p in parts) + "\n"
+
+
+def metrics_heatmap(
+    metrics: pd.DataFrame, ranking: pd.DataFrame | None, outputs, timing=None
+) -> None:
+    """methods x metrics heatmap, one panel per dataset; values annotated, NaN shown as n/a.
+
+    Colour is the value itself on a fixed 0-1 scale (the same colour is the same number in every
+    panel; negative silhouettes and CPDs show at the bottom of the scale, their value printed).
+    Rows follow the ranking when one is given (best first).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    from matplotlib.patches import Rectangle
+
+    labels = _method_labels(timing)
+    datasets = list(dict.fromkeys(metrics["dataset"]))
+    order = metric_order(metrics)
+    n_methods = max(
+        (metrics[metrics.dataset == d]["method"].nunique() for d in datasets), default=1
+    )
+    nrow = max(len(datasets), 1)
+    fig, axes = plt.subplots(
+        nrow,
+        1,
+        figsize=(0.85 * len(order) + 4.0, 0.42 * n_methods * nrow + 1.7 * nrow),
+        squeeze=False,
+        layout="constrained",
+    )
+    mappable = None
+    for ax, ds in zip(axes.flat, datasets, strict=False):
+        wide = metric_matrix(metrics, ds)
+        if ranking is not None and len(ranking):
+            ranked = list(ranking.loc[ranking["dataset"] == ds, "method"])
+            rest = [m for m in wide.index if m not in ranked]
+            wide = wide.reindex([m for m in ranked if m in wide.index] + rest)
+        annot = np.vectorize(lambda v: _fmt_value(v, ".2f"))(wide.to_numpy(dtype=float))
+        sns.heatmap(
+            wide.astype(float),
+            ax=ax,
+            vmin=0.0,
+            vmax=1.0,
+            cmap="viridis",
+            annot=annot,
+            fmt="",
+            annot_kws={"fontsize": 8},
+            linewidths=0.5,
+            linecolor="white",
+            cbar=False,
+        )
+        for i, j in zip(*np.where(wide.isna().to_numpy()), strict=True):
+            ax.add_patch(
+                Rectangle((j, i), 1, 1, facecolor="0.92", edgecolor="0.6", hatch="///", lw=0)
+            )
+            ax.text(j + 0.5, i + 0.5, "n/a", ha="center", va="center", fontsize=8, color="0.25")
+        mappable = ax.collections[0]
+        ax.set_title(ds, fontsize=10)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.set_yticklabels([labels.get((ds, m), m) for m in wide.index], rotation=0, fontsize=8)
+        ax.set_xticklabels(wide.columns, rotation=40, ha="right", fontsize=8)
+    for ax in list(axes.flat)[len(datasets) :]:
+        ax.set_axis_off()
+    if mappable is not None:
+        fig.colorbar(mappable, ax=axes, shrink=0.6, label="value (higher is better)")
+    for out in outputs:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=150, format=Path(out).suffix.lstrip("."))
+    plt.close(fig)
+
+
 def _fmt_seconds(s: float) -> str:
     if not np.isfinite(s):
         return "n/a"
+    if s < 0.1:
+        return f"{s * 1000:.1f} ms"
     if s < 60:
         return f"{s:.1f} s"
     if s < 3600:
         return f"{s / 60:.1f} min"
     return f"{s / 3600:.1f} h"
+
+
+def _scatter(ax, emb, size_scale: float = 1.0):
+    """Draw an embedding's cells coloured by label (random order, rasterised points)."""
+    import seaborn as sns
+
+    labels = emb.obs["label"].astype("category")
+    cats = list(labels.cat.categories)
+    palette = sns.color_palette("tab20" if len(cats) > 10 else "tab10", len(cats))
+    colors = np.asarray(palette)[labels.cat.codes.to_numpy()]
+    xy = emb.obsm["X_emb"]
+    size = float(np.clip(2000 / max(len(xy), 1), 0.05, 6)) * size_scale
+    order = np.random.default_rng(0).permutation(len(xy))
+    ax.scatter(xy[order, 0], xy[order, 1], c=colors[order], s=size, linewidths=0, rasterized=True)
+    return cats, palette, xy
+
+
+def embedding_panels(embeddings, outputs, metrics: pd.DataFrame | None = None) -> None:
+    """One PNG per embedding (``embeddings[i]`` -> ``outputs[i]``): the report's per-method items."""
+    import anndata as ad
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if len(embeddings) != len(outputs):
+        raise ScdrbenchError(f"{len(embeddings)} embeddings but {len(outputs)} output paths")
+    acc = {}
+    if metrics is not None and len(metrics):
+        sel = metrics[metrics["metric"] == "knn_accuracy"]
+        acc = {(r.dataset, r.method): r.value for r in sel.itertuples()}
+    for path, out in zip(embeddings, outputs, strict=True):
+        ds, m = _ids_from_path(path)
+        emb = ad.read_h5ad(path)
+        fig, ax = plt.subplots(figsize=(6.5, 5), layout="constrained")
+        cats, palette, xy = _scatter(ax, emb, size_scale=3.0)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        title = f"{ds}: {emb.uns.get('method_label', m)} ({len(xy):,} cells)"
+        if np.isfinite(acc.get((ds, m), np.nan)):
+            title += f", kNN acc {acc[(ds, m)]:.2f}"
+        ax.set_title(title, fontsize=10)
+        handles = [
+            plt.Line2D([], [], marker="o", ls="", color=palette[k], label=str(c))
+            for k, c in enumerate(cats)
+        ]
+        ax.legend(
+            handles=handles,
+            loc="center left",
+            bbox_to_anchor=(1.01, 0.5),
+            fontsize=7,
+            frameon=False,
+            ncol=1 if len(handles) <= 14 else 2,
+        )
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+        plt.close(fig)
+        log.info("wrote %s", out)
 
 
 def comparison_figure(embeddings, timing: pd.DataFrame, metrics: pd.DataFrame | None, outputs):
@@ -137,7 +434,6 @@ def comparison_figure(embeddings, timing: pd.DataFrame, metrics: pd.DataFrame | 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import seaborn as sns
 
     by_key = {_ids_from_path(p): p for p in embeddings}
     datasets = list(dict.fromkeys(k[0] for k in by_key))
@@ -162,16 +458,7 @@ def comparison_figure(embeddings, timing: pd.DataFrame, metrics: pd.DataFrame | 
                 ax.set_axis_off()
                 continue
             emb = ad.read_h5ad(path)
-            labels = emb.obs["label"].astype("category")
-            cats = list(labels.cat.categories)
-            palette = sns.color_palette("tab20" if len(cats) > 10 else "tab10", len(cats))
-            colors = np.asarray(palette)[labels.cat.codes.to_numpy()]
-            xy = emb.obsm["X_emb"]
-            size = float(np.clip(2000 / max(len(xy), 1), 0.05, 6))
-            order = np.random.default_rng(0).permutation(len(xy))
-            ax.scatter(
-                xy[order, 0], xy[order, 1], c=colors[order], s=size, linewidths=0, rasterized=True
-            )
+            cats, palette, xy = _scatter(ax, emb)
             label = emb.uns.get("method_label", m)
             s, fit = med.loc[(ds, m)] if (ds, m) in med.index else (np.nan, np.nan)
             title = f"{label}\njob {_fmt_seconds(s)}, fit {_fmt_seconds(fit)}"
@@ -221,7 +508,21 @@ def cli(argv=None) -> None:
     f.add_argument("--timing", required=True)
     f.add_argument("--metrics")
     f.add_argument("--outputs", nargs="+", required=True)
-    for sp_ in (t, m, f):
+    r = sub.add_parser("ranking")
+    r.add_argument("--metrics", required=True)
+    r.add_argument("--timing")
+    r.add_argument("--tsv", required=True)
+    r.add_argument("--md", required=True)
+    h = sub.add_parser("heatmap")
+    h.add_argument("--metrics", required=True)
+    h.add_argument("--ranking")
+    h.add_argument("--timing")
+    h.add_argument("--outputs", nargs="+", required=True)
+    e = sub.add_parser("panels")
+    e.add_argument("--embeddings", nargs="+", required=True)
+    e.add_argument("--metrics")
+    e.add_argument("--outputs", nargs="+", required=True)
+    for sp_ in (t, m, f, r, h, e):
         sp_.add_argument("--log")
     a = p.parse_args(argv)
     setup_logging(a.log)
@@ -233,9 +534,24 @@ def cli(argv=None) -> None:
     elif a.command == "metrics":
         df = metrics_table(a.metrics)
         write_table(df, a.tsv)
-        wide = df.pivot_table(index=["dataset", "method"], columns="metric", values="value")
-        write_text(to_markdown(wide.reset_index()), a.md)
+        write_text(metrics_markdown(df), a.md)
         log.info("metrics table: %d rows", len(df))
+    elif a.command == "ranking":
+        metrics = pd.read_csv(a.metrics, sep="\t")
+        timing = pd.read_csv(a.timing, sep="\t") if a.timing else None
+        df = ranking_table(metrics, timing)
+        write_table(df, a.tsv)
+        write_text(ranking_markdown(df), a.md)
+        log.info("ranking: %d rows over %d datasets", len(df), df["dataset"].nunique())
+    elif a.command == "heatmap":
+        metrics = pd.read_csv(a.metrics, sep="\t")
+        ranking = pd.read_csv(a.ranking, sep="\t") if a.ranking else None
+        timing = pd.read_csv(a.timing, sep="\t") if a.timing else None
+        metrics_heatmap(metrics, ranking, a.outputs, timing=timing)
+        log.info("wrote %s", ", ".join(a.outputs))
+    elif a.command == "panels":
+        metrics = pd.read_csv(a.metrics, sep="\t") if a.metrics else None
+        embedding_panels(a.embeddings, a.outputs, metrics)
     else:
         timing = pd.read_csv(a.timing, sep="\t")
         metrics = pd.read_csv(a.metrics, sep="\t") if a.metrics else None
