@@ -1,0 +1,176 @@
+"""t-SNE on the bottleneck of an autoencoder trained on the highly variable genes.
+
+The essay's "pre-dimensionality reduction in a non-linear way": instead of PCA before t-SNE,
+an autoencoder squeezes the log-normalised HVG expression into ``bottleneck`` (default 24)
+dimensions, and openTSNE (``scripts/methods/tsne.py``: FFT gradients, PCA initialisation,
+learning rate n/12) embeds those codes in 2-D.
+
+The autoencoder is ``ae_tf``'s network and training loop (ELU hidden layers, linear bottleneck
+and output, MSE, Adam, seeded validation split with early stopping), fed one batch at a time:
+the input may be a scipy CSR matrix (1.3M cells x 2000 genes would be 10 GB dense), and only
+each mini-batch is densified and scaled. Hidden widths default to those of ``[128, 64]`` that
+lie strictly between the input width and the bottleneck. Input scaling is the shared one
+(:data:`scripts.methods._nn.INPUT_SCALING`: centred genes, divided by the largest gene
+standard deviation).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import scipy.sparse as sp
+
+from scripts.methods import _nn
+from scripts.methods.ae_keras import resolve_params
+from scripts.methods.ae_tf import ACTIVATIONS, encode_all, mean_loss, train_autoencoder
+
+log = logging.getLogger("scdrbench.methods.tsne_ae")
+
+NAME = "tsne_ae"
+DEFAULT_HIDDEN = (128, 64)
+
+
+def embed(
+    X,
+    *,
+    seed: int,
+    info: dict | None = None,
+    threads: int = 1,
+    bottleneck: int = 24,
+    hidden_layers: list[int] | None = None,
+    activation: str = "elu",
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    learning_rate: float = 1e-3,
+    early_stopping_patience: int = 10,
+    validation_fraction: float = 0.1,
+    perplexity: float = 30,
+    n_iter: int = 750,
+) -> np.ndarray:
+    """Autoencode ``X`` (cells x HVGs, dense or sparse) to ``bottleneck`` dims, then t-SNE.
+
+    Parameters
+    ----------
+    bottleneck
+        Width of the code t-SNE sees (default 24; the essay suggests 20-30).
+    hidden_layers
+        Encoder widths between the genes and the bottleneck, strictly narrowing; the decoder
+        mirrors them. Default: those of ``[128, 64]`` between the input width and the bottleneck.
+    activation, epochs, batch_size, learning_rate, early_stopping_patience, validation_fraction
+        As for ``ae_keras``/``ae_tf``.
+    perplexity, n_iter
+        openTSNE's perplexity (default 30) and iterations after early exaggeration (750).
+
+    ``info`` gets the autoencoder's ``history``, ``val_history``, ``final_loss`` (reconstruction
+    MSE of all cells), ``epochs_run``, ``device``, ``input_scaling``, and t-SNE's
+    ``tsne_kl_history`` and ``kl_divergence``.
+    """
+    from scripts.methods import tsne
+
+    X = _nn.check_matrix(X, NAME)
+    n, d = X.shape
+    bottleneck = int(bottleneck)
+    if bottleneck < 2:
+        raise _nn.ScdrbenchError(f"{NAME}: params.bottleneck must be at least 2, got {bottleneck}")
+    if hidden_layers is None:
+        hidden_layers = [w for w in DEFAULT_HIDDEN if bottleneck < w < d]
+    if activation not in ACTIVATIONS:
+        raise _nn.ScdrbenchError(
+            f"{NAME}: params.activation {activation!r} is not one of {', '.join(ACTIVATIONS)}"
+        )
+    p = resolve_params(
+        n,
+        d,
+        name=NAME,
+        hidden_layers=hidden_layers,
+        batch_size=batch_size,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        early_stopping_patience=early_stopping_patience,
+        validation_fraction=validation_fraction,
+        seed=seed,
+        bottleneck=bottleneck,
+        bottleneck_param="params.bottleneck",
+    )
+    tf = _nn.setup_tensorflow(seed, threads)
+    scaler = _nn.Scaler.fit(X)
+    if sp.issparse(X):
+
+        def get_batch(idx):
+            return scaler.transform(X[idx])
+
+    else:
+        Xs = _nn.scaled_dense(X, scaler)
+
+        def get_batch(idx):
+            return Xs[idx]
+
+    log.info(
+        "autoencoder %d -> %s -> %d on %d cells (%d held out, %s input), batch %d, up to %d "
+        "epochs, device %s",
+        d,
+        p["widths"],
+        bottleneck,
+        len(p["train_idx"]),
+        len(p["val_idx"]),
+        "sparse" if sp.issparse(X) else "dense",
+        p["batch_size"],
+        p["epochs"],
+        _nn.device_name(tf),
+    )
+    model, hist = train_autoencoder(
+        tf,
+        get_batch,
+        p["train_idx"],
+        p["val_idx"],
+        n_dims=d,
+        widths=p["widths"],
+        bottleneck=bottleneck,
+        activation=activation,
+        epochs=p["epochs"],
+        batch_size=p["batch_size"],
+        learning_rate=p["learning_rate"],
+        patience=p["patience"],
+        seed=seed,
+        logger=log,
+    )
+    codes = encode_all(model, get_batch, n)
+    final_loss = mean_loss(model, get_batch, n)
+    log.info("autoencoder final loss %.5f; t-SNE on %d x %d codes", final_loss, n, bottleneck)
+    tsne_info: dict = {}
+    emb = tsne.embed(
+        codes, seed=seed, info=tsne_info, threads=threads, perplexity=perplexity, n_iter=n_iter
+    )
+    _nn.finish_info(
+        info,
+        history=hist["loss"],
+        val_history=hist["val_loss"],
+        final_loss=final_loss,
+        epochs_run=len(hist["loss"]),
+        device=_nn.device_name(tf),
+        input_scaling=_nn.INPUT_SCALING,
+        batch_size=p["batch_size"],
+        widths=p["widths"],
+        bottleneck=bottleneck,
+        tsne_kl_history=tsne_info.get("history", []),
+        kl_divergence=tsne_info.get("kl_divergence", float("nan")),
+    )
+    return np.asarray(emb, dtype=np.float32)
+
+
+def estimate_memory_mb(
+    n_cells: int, n_features: int, bottleneck: int = 24, perplexity: float = 30, **params
+) -> float:
+    """Sparse input (~10% non-zero, float32 + int32 index), batch buffers, codes, t-SNE's kNN."""
+    from scripts.methods import tsne
+
+    sparse_input = n_cells * n_features * 0.1 * 8 / 1e6
+    batch = 4096 * n_features * 4 * 6 / 1e6
+    return (
+        sparse_input
+        + batch
+        + n_cells * bottleneck * 4 * 2 / 1e6
+        + tsne.estimate_memory_mb(n_cells, bottleneck, perplexity=perplexity)
+        + 700
+    )
