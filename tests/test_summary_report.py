@@ -239,8 +239,10 @@ def test_embedding_panels_one_png_per_embedding(tmp_path):
     X, y = make_blobs(n_per=30, dims=2)
     paths, outs = [], []
     for method in ("pca", "tsne"):
-        emb = ad.AnnData(obs=pd.DataFrame({"label": pd.Categorical(y.astype(str))}))
-        emb.obs_names = [f"c{i}" for i in range(len(y))]
+        obs = pd.DataFrame(
+            {"label": pd.Categorical(y.astype(str))}, index=[f"c{i}" for i in range(len(y))]
+        )
+        emb = ad.AnnData(obs=obs)
         emb.obsm["X_emb"] = X
         emb.uns["method_label"] = method.upper()
         path = tmp_path / "embed" / "d1" / f"{method}.h5ad"
@@ -281,8 +283,11 @@ def test_report_html_builds_and_renders(tmp_path):
         )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     html = (tmp_path / "results" / "report.html").read_text()
-    for item in ("ranking.tsv", "metrics_heatmap.png", "comparison.png", "Embeddings"):
-        assert item in html, item
+    for item in ("ranking.html", "metrics.html", "metrics_heatmap.png", "comparison.png"):
+        assert f"results/tables/{item}" in html or f"results/figures/{item}" in html, item
+    assert "Embeddings" in html and "synthetic_tiny" in html
+    ranking = pd.read_csv(tmp_path / "results" / "tables" / "ranking.tsv", sep="\t")
+    assert list(ranking["method"]) == ["pca", "random"]  # the control is last
     browser = _chromium()
     if browser is None:
         pytest.skip("chromium not installed (apt-get install chromium): report built, not rendered")
@@ -302,6 +307,22 @@ def test_report_html_builds_and_renders(tmp_path):
 
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.shape[0] > 500 and pixels.std() > 5  # not a blank page
+    # Clicking through to the ranking shows it (the page's own HTML table, dark text on white).
+    shot2 = tmp_path / "ranking.png"
+    subprocess.run(
+        [
+            "bash",
+            str(ROOT / "tests" / "report_screenshot.sh"),
+            str(tmp_path / "results" / "report.html"),
+            str(shot2),
+        ],
+        check=True,
+        timeout=180,
+        capture_output=True,
+        env=dict(os.environ, CLICK="Tables|results/tables/ranking.html"),
+    )
+    right = np.asarray(Image.open(shot2).convert("L"), dtype=float)[:, 400:]
+    assert not np.array_equal(right, pixels[:, 400:]) and (right < 100).mean() > 0.005
 
 
 def test_ranking_of_a_dataset_with_no_applicable_metric():
