@@ -376,10 +376,13 @@ def metrics_heatmap(
     mappable = None
     for ax, ds in zip(axes.flat, datasets, strict=False):
         wide = metric_matrix(metrics, ds)
+        rank_of = {}
         if ranking is not None and len(ranking):
-            ranked = list(ranking.loc[ranking["dataset"] == ds, "method"])
+            sub = ranking[ranking["dataset"] == ds]
+            ranked = list(sub["method"])
             rest = [m for m in wide.index if m not in ranked]
             wide = wide.reindex([m for m in ranked if m in wide.index] + rest)
+            rank_of = {m: r for m, r in zip(sub["method"], sub["rank"], strict=True) if pd.notna(r)}
         annot = np.vectorize(lambda v: _fmt_value(v, ".2f"))(wide.to_numpy(dtype=float))
         sns.heatmap(
             wide.astype(float),
@@ -403,7 +406,14 @@ def metrics_heatmap(
         ax.set_title(ds, fontsize=10)
         ax.set_xlabel("")
         ax.set_ylabel("")
-        ax.set_yticklabels([labels.get((ds, m), m) for m in wide.index], rotation=0, fontsize=8)
+        ax.set_yticklabels(
+            [
+                (f"{rank_of[m]:g}. " if m in rank_of else "") + str(labels.get((ds, m), m))
+                for m in wide.index
+            ],
+            rotation=0,
+            fontsize=8,
+        )
         ax.set_xticklabels(wide.columns, rotation=40, ha="right", fontsize=8)
     for ax in list(axes.flat)[len(datasets) :]:
         ax.set_axis_off()
