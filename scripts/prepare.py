@@ -59,9 +59,47 @@ def read_synthetic(params: dict):
     return simulate_anndata(SyntheticSpec(**params))
 
 
+def read_labels_file(path: str, barcodes, *, source_name: str) -> pd.Series:
+    """Labels from a CSV ``barcode,label`` (no header), indexed by the matching ``barcodes``.
+
+    Cells the file does not list get ``'unlabelled'`` (counted in the log); a file that matches
+    no barcode at all is an error (usually barcodes with and without a ``-1`` suffix).
+    """
+    from pathlib import Path
+
+    if not Path(path).exists():
+        raise ScdrbenchError(f"{source_name}: labels file {path} does not exist; fix labels.file")
+    try:
+        table = pd.read_csv(path, header=None, dtype=str, usecols=[0, 1], names=["bc", "label"])
+    except (ValueError, pd.errors.ParserError) as err:
+        raise ScdrbenchError(
+            f"{source_name}: labels file {path} is not a 'barcode,label' CSV ({err})"
+        ) from None
+    table = table.drop_duplicates("bc", keep="first").set_index("bc")["label"]
+    index = pd.Index(barcodes)
+    matched = index.isin(table.index)
+    if not matched.any():
+        raise ScdrbenchError(
+            f"{source_name}: labels file {path} matches no cell barcode (file: "
+            f"{table.index[0]!r}..., data: {index[0]!r}...); the first column must hold the data "
+            "set's barcodes exactly"
+        )
+    if not matched.all():
+        log.warning(
+            "labels file %s: %d of %d cells not listed, labelled 'unlabelled'",
+            path,
+            int((~matched).sum()),
+            len(index),
+        )
+    return table.reindex(index).fillna("unlabelled")
+
+
 def attach_labels(adata, labels: dict, *, source_name: str):
-    """Copy the configured label column into ``obs['label']`` (or leave it for Leiden)."""
+    """Copy the configured label column or file into ``obs['label']`` (or leave it for Leiden)."""
     kind = labels["from"]
+    if kind == "file":
+        found = read_labels_file(labels["file"], adata.obs_names, source_name=source_name)
+        adata.obs["label"] = pd.Categorical(found.to_numpy())
     if kind == "column":
         col = labels["column"]
         if col not in adata.obs.columns:
@@ -98,10 +136,46 @@ def check_counts(adata, *, source_name: str):
     return adata
 
 
+def _input(inputs: dict, key: str, entry: dict) -> str:
+    if key not in inputs:
+        raise ScdrbenchError(
+            f"source {entry['source']!r} needs the input {key!r} (from the dataset's "
+            f"{'url or path' if key == 'file' else 'adt_url or adt_path'})"
+        )
+    return inputs[key]
+
+
+def read_citeseq(entry: dict, inputs: dict):
+    """GEO CITE-seq pair: human genes, mouse cells dropped, protein labels (``scripts.data.cbmc``)."""
+    from scripts.data.cbmc import read_citeseq as read
+
+    return read(
+        _input(inputs, "file", entry),
+        _input(inputs, "adt_file", entry),
+        resolution=entry["labels"]["resolution"],
+    )
+
+
+def _reader(name: str):
+    def read(entry: dict, inputs: dict):
+        from scripts.data import readers
+
+        return getattr(readers, name)(_input(inputs, "file", entry))
+
+    return read
+
+
 READERS = {
     "scanpy_pbmc68k": lambda entry, inputs: read_pbmc68k(),
     "synthetic": lambda entry, inputs: read_synthetic(entry["synthetic"]),
+    "geo_citeseq": read_citeseq,
+    "geo_csv": _reader("read_geo_csv"),
+    "tenx_h5": _reader("read_tenx_h5"),
+    "tenx_mtx": _reader("read_tenx_mtx"),
+    "h5ad": _reader("read_h5ad_counts"),
 }
+# Sources that are streamed in cell chunks when large (scripts.data.stream).
+STREAMABLE = ("tenx_h5", "h5ad")
 
 
 def prepare(dataset: str, entry: dict, inputs: dict[str, str]):
@@ -118,22 +192,79 @@ def prepare(dataset: str, entry: dict, inputs: dict[str, str]):
     adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
     keep = ["label"] if "label" in adata.obs else []
     adata.obs = adata.obs[keep + [c for c in adata.obs.columns if c not in keep]]
-    adata.uns["provenance"] = {
+    adata.uns["provenance"] = provenance(dataset, entry)
+    return adata
+
+
+def provenance(dataset: str, entry: dict) -> dict:
+    """What ``uns['provenance']`` records: source, address or path, label origin."""
+    return {
         "dataset_id": dataset,
-        "source": source,
+        "source": entry["source"],
         "address": entry.get("url", entry.get("path", "")),
         "labels_from": entry["labels"]["from"],
-        "labels_column": entry["labels"].get("column", ""),
+        "labels_column": entry["labels"].get("column", entry["labels"].get("file", "")),
     }
-    return adata
+
+
+def should_stream(entry: dict, inputs: dict) -> bool:
+    """A Cell Ranger HDF5 or h5ad with at least ``STREAM_MIN_CELLS`` cells is streamed."""
+    from scripts.data.stream import STREAM_MIN_CELLS, n_cells_of
+
+    if entry["source"] not in STREAMABLE or "file" not in inputs:
+        return False
+    return n_cells_of(inputs["file"]) >= STREAM_MIN_CELLS
+
+
+def prepare_streamed(dataset: str, entry: dict, inputs: dict, output: str) -> dict:
+    """Stream a large Cell Ranger HDF5 or h5ad into counts.h5ad without holding the matrix."""
+    from scripts.data.readers import open_h5
+    from scripts.data.stream import open_cells, write_counts_h5ad
+
+    name = f"dataset {dataset!r}"
+    labels = entry["labels"]
+    series = None
+    if labels["from"] in ("file", "column"):
+        with open_cells(inputs["file"]) as (_, barcodes, _):
+            pass
+        if labels["from"] == "file":
+            series = read_labels_file(labels["file"], barcodes, source_name=name)
+        else:
+            from anndata.io import read_elem
+
+            with open_h5(inputs["file"]) as f:
+                obs = read_elem(f["obs"]) if "obs" in f else pd.DataFrame()
+            if labels["column"] not in obs:
+                raise ScdrbenchError(
+                    f"{name}: labels column {labels['column']!r} not found (columns: "
+                    f"{', '.join(map(str, obs.columns)) or 'none'}); fix datasets.<id>.labels"
+                )
+            series = obs[labels["column"]].astype(str)
+    return write_counts_h5ad(
+        inputs["file"], output, labels=series, uns={"provenance": provenance(dataset, entry)}
+    )
 
 
 def main(dataset: str, entry: dict, output: str, *, inputs=None, threads: int = 1, log_path=None):
     """Prepare ``dataset`` and write ``output`` (counts.h5ad) atomically."""
     setup_logging(log_path)
     pin_threads(threads)
+    inputs = inputs or {}
+    if should_stream(entry, inputs):
+        log.info("%s: large input, streamed in cell chunks", dataset)
+        with Stopwatch() as sw:
+            info = prepare_streamed(dataset, entry, inputs, output)
+        log.info(
+            "prepared %s: %d cells x %d genes in %.1f s; peak RSS %.0f MB",
+            dataset,
+            info["n_cells"],
+            info["n_genes"],
+            sw.seconds,
+            peak_rss_mb(),
+        )
+        return
     with Stopwatch() as sw:
-        adata = prepare(dataset, entry, inputs or {})
+        adata = prepare(dataset, entry, inputs)
     log.info("prepared %s: %d cells x %d genes in %.1f s", dataset, *adata.shape, sw.seconds)
     write_h5ad(adata, output, compression="gzip")
     log.info("wrote %s; peak RSS %.0f MB", output, peak_rss_mb())

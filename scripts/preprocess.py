@@ -82,12 +82,39 @@ def significant_pcs(
     }
 
 
+def knn_transformer(n_obs: int, *, n_neighbors: int = 15, seed: int = 0):
+    """scanpy's default pynndescent kNN transformer, returning ``csr_matrix``.
+
+    pynndescent 0.7 with scipy >= 1.15 returns a ``csr_array`` for larger data, which scanpy
+    1.11's neighbours code cannot read (no ``getnnz``); the settings are scanpy's defaults
+    (UMAP's), so the graph is the one ``sc.pp.neighbors`` would build.
+    """
+    from pynndescent import PyNNDescentTransformer
+
+    class _Transformer(PyNNDescentTransformer):
+        def fit_transform(self, X, y=None, **kw):
+            return sp.csr_matrix(super().fit_transform(X, y, **kw))
+
+        def transform(self, X, y=None):
+            return sp.csr_matrix(super().transform(X, y))
+
+    return _Transformer(
+        n_neighbors=n_neighbors,
+        metric="euclidean",
+        random_state=seed,
+        n_trees=min(64, 5 + round(n_obs**0.5 / 20.0)),
+        n_iters=max(5, round(np.log2(n_obs))),
+    )
+
+
 def leiden_labels(adata, *, resolution: float = 1.0, seed: int = 0) -> pd.Categorical:
     """Leiden clusters of the kNN graph (15 neighbours) in PCA space, as ``leiden_<k>``."""
     import scanpy as sc
 
     tmp = sc.AnnData(obsm={"X_pca": adata.obsm["X_pca"]}, obs=pd.DataFrame(index=adata.obs_names))
-    sc.pp.neighbors(tmp, use_rep="X_pca", random_state=seed)
+    sc.pp.neighbors(
+        tmp, use_rep="X_pca", random_state=seed, transformer=knn_transformer(tmp.n_obs, seed=seed)
+    )
     sc.tl.leiden(tmp, resolution=resolution, random_state=seed, flavor="igraph", n_iterations=2)
     return pd.Categorical("leiden_" + tmp.obs["leiden"].astype(str))
 
@@ -148,6 +175,9 @@ def preprocess(counts, *, params: dict, labels: dict, seed: int = 0):
             )
         out.obs["label"] = pd.Categorical(counts.obs["label"].astype(str).to_numpy())
         labels_from = labels["from"]
+        if labels["from"] == "adt_clusters":
+            # CITE-seq: protein labels score the embeddings; the RNA clusters are kept beside
+            out.obs["rna_leiden"] = leiden_labels(out, resolution=labels["resolution"], seed=seed)
     out.uns["n_significant_pcs"] = int(test.pop("n_significant"))
     out.uns["significant_pcs"] = test
     out.uns["pca_variance_ratio"] = np.asarray(adata.uns["pca"]["variance_ratio"])
@@ -172,12 +202,57 @@ def subsample(pca_adata, size: int, *, seed: int = 0):
     return out
 
 
-def main(counts_path, output, *, params, labels, seed=0, threads=1, log_path=None):
-    """Read ``counts_path``, preprocess, write ``output`` atomically."""
+def main(
+    counts_path,
+    output,
+    *,
+    params,
+    labels,
+    seed=0,
+    threads=1,
+    log_path=None,
+    route="auto",
+    skip_labels=False,
+):
+    """Read ``counts_path``, preprocess, write ``output`` atomically.
+
+    ``route``: ``memory`` (scanpy, :func:`preprocess`), ``stream`` (cell chunks,
+    ``scripts.data.stream.preprocess_streamed``, same result in bounded memory) or ``auto``
+    (streamed from ``STREAM_MIN_CELLS`` cells on). ``skip_labels`` (benchmarks only) labels every
+    cell 'unlabelled' instead of clustering.
+    """
+    from scripts.data.stream import STREAM_MIN_CELLS, n_cells_of, preprocess_streamed
+
     setup_logging(log_path)
     pin_threads(threads)
+    if route == "auto":
+        route = "stream" if n_cells_of(counts_path) >= STREAM_MIN_CELLS else "memory"
+    if route == "stream":
+        with Stopwatch() as sw:
+            info = preprocess_streamed(
+                counts_path,
+                output,
+                params=params,
+                labels=labels,
+                seed=seed,
+                skip_labels=skip_labels,
+            )
+        log.info(
+            "preprocessed (streamed) %d cells in %.1f s; %d HVGs, %d PCs; wrote %s; peak RSS "
+            "%.0f MB",
+            info["n_cells"],
+            sw.seconds,
+            info["n_hvg"],
+            info["n_pcs"],
+            output,
+            peak_rss_mb(),
+        )
+        return
     counts = read_h5ad(counts_path, what="counts file")
     log.info("read %s: %d cells x %d genes", counts_path, *counts.shape)
+    if skip_labels:
+        counts.obs["label"] = pd.Categorical(np.full(counts.n_obs, "unlabelled"))
+        labels = {"from": "none (benchmark)"}
     with Stopwatch() as sw:
         out = preprocess(counts, params=params, labels=labels, seed=seed)
     log.info("preprocessed in %.1f s; %d HVGs", sw.seconds, out.n_vars)
@@ -205,6 +280,13 @@ def cli(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--log")
+    p.add_argument(
+        "--route",
+        choices=["auto", "memory", "stream"],
+        default="auto",
+        help="in-memory scanpy, streamed in cell chunks, or auto (streamed for large inputs)",
+    )
+    p.add_argument("--no-labels", action="store_true", help="benchmarks: skip the labels")
     a = p.parse_args(argv)
     if a.subsample_of:
         main_subsample(a.subsample_of, a.output, size=a.size, seed=a.seed, log_path=a.log)
@@ -217,6 +299,8 @@ def cli(argv=None) -> None:
             seed=a.seed,
             threads=a.threads,
             log_path=a.log,
+            route=a.route,
+            skip_labels=a.no_labels,
         )
 
 

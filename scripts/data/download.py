@@ -1,10 +1,22 @@
-"""Download one file to ``results/downloads/{dataset}/``: atomic, with a clear offline error."""
+"""Download one file to ``results/downloads/{dataset}/``: resumable, atomic, verified.
+
+- Resumable: bytes already in ``<output>.part`` are kept and the rest is asked for with an HTTP
+  ``Range`` header; a server that ignores it (status 200) restarts the file from zero.
+- Atomic: the file appears under its final name only once complete and verified.
+- Verified: the expected ``size`` and ``sha256`` from the registry when given, and the file must
+  open as what its name says (a gzip stream read to the end, an HDF5 file).
+- Progress in the log every ~5% (or 100 MB when the size is unknown).
+- Offline or failing: one line naming the address and where to put a local copy.
+"""
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import hashlib
 import logging
 import os
+import zlib
 from pathlib import Path
 
 from scripts.common.errors import ScdrbenchError, cli_errors
@@ -13,6 +25,7 @@ from scripts.common.runtime import setup_logging
 log = logging.getLogger("scdrbench.download")
 
 USER_AGENT = "scdrbench/0.1 (+https://github.com/scdrbench; python-requests)"
+BLOCK = 1 << 20
 
 
 def offline_message(url: str, output: str, dataset: str, err: Exception) -> str:
@@ -24,25 +37,131 @@ def offline_message(url: str, output: str, dataset: str, err: Exception) -> str:
     )
 
 
-def download(url: str, output: str, *, dataset: str, timeout: float = 30.0) -> None:
-    """Fetch ``url`` into ``output`` via ``output.part``, renamed on completion."""
+def sha256sum(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(BLOCK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_opens(path: str | Path, *, name: str | None = None) -> None:
+    """A ``.gz`` must decompress to its end; an ``.h5``/``.h5ad`` must open as HDF5."""
+    path = Path(path)
+    name = name or path.name
+    if name.endswith(".gz"):
+        try:
+            with gzip.open(path, "rb") as fh:
+                while fh.read(BLOCK):
+                    pass
+        except (EOFError, OSError, zlib.error) as err:
+            raise ScdrbenchError(
+                f"{name}: not a complete gzip file ({type(err).__name__}: {err}); delete it and "
+                "re-run, or replace it with a complete copy"
+            ) from None
+    elif name.endswith((".h5", ".h5ad", ".hdf5")):
+        import h5py
+
+        try:
+            with h5py.File(path, "r"):
+                pass
+        except OSError as err:
+            raise ScdrbenchError(
+                f"{name}: not a readable HDF5 file ({err}); delete it and re-run, or replace "
+                "it with a complete copy"
+            ) from None
+
+
+def verify(path: str | Path, *, size: int | None = None, sha256: str | None = None, name=None):
+    """Check size, checksum and that the file opens; a mismatch raises with both values."""
+    path = Path(path)
+    name = name or path.name
+    actual = path.stat().st_size
+    if size is not None and actual != size:
+        raise ScdrbenchError(
+            f"{name}: size {actual} bytes, expected {size} (datasets.<id>.size); the download is "
+            "incomplete or the file changed upstream: delete it and re-run"
+        )
+    if sha256:
+        digest = sha256sum(path)
+        if digest != sha256.lower():
+            raise ScdrbenchError(
+                f"{name}: sha256 {digest} does not match the registry's {sha256} "
+                "(datasets.<id>.sha256): the file is damaged or changed upstream; delete it and "
+                "re-run, or update the checksum if the new file is intended"
+            )
+    check_opens(path, name=name)
+
+
+def download(
+    url: str,
+    output: str,
+    *,
+    dataset: str,
+    size: int | None = None,
+    sha256: str | None = None,
+    timeout: float = 30.0,
+) -> None:
+    """Fetch ``url`` into ``output`` via ``output.part`` (resumed if present), then verify."""
     import requests
 
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
     part = out.with_name(out.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    if size is not None and have > size:
+        log.warning("%s is larger than the expected size; starting again", part)
+        part.unlink()
+        have = 0
+    headers = {"User-Agent": USER_AGENT}
+    if have and not (size is not None and have == size):
+        headers["Range"] = f"bytes={have}-"
     try:
-        with requests.get(
-            url, stream=True, timeout=timeout, headers={"User-Agent": USER_AGENT}
-        ) as resp:
-            resp.raise_for_status()
-            with open(part, "wb") as fh:
-                for block in resp.iter_content(chunk_size=1 << 20):
-                    fh.write(block)
-    except (requests.RequestException, OSError) as err:
+        if size is None or have < size:
+            with requests.get(url, stream=True, timeout=timeout, headers=headers) as resp:
+                if resp.status_code == 416 and have:
+                    log.info("server says %s is already complete (%d bytes)", part, have)
+                else:
+                    resp.raise_for_status()
+                    if have and resp.status_code == 206:
+                        log.info("resuming %s at %d bytes", url, have)
+                        mode = "ab"
+                    else:
+                        if have:
+                            log.info("server ignored the range request; starting again")
+                        have, mode = 0, "wb"
+                    length = resp.headers.get("Content-Length")
+                    total = size or (have + int(length) if length else None)
+                    _stream(resp, part, mode, have, total, url)
+    except requests.RequestException as err:
         raise ScdrbenchError(offline_message(url, output, dataset, err)) from None
+    except OSError as err:
+        raise ScdrbenchError(f"cannot write {part}: {err}") from None
+    try:
+        verify(part, size=size, sha256=sha256, name=out.name)
+    except ScdrbenchError:
+        part.unlink(missing_ok=True)  # a corrupt partial file must not be resumed
+        raise
     os.replace(part, out)
-    log.info("downloaded %s (%d bytes)", output, out.stat().st_size)
+    log.info("downloaded and verified %s (%d bytes)", output, out.stat().st_size)
+
+
+def _stream(resp, part: Path, mode: str, have: int, total: int | None, url: str) -> None:
+    step = max(total // 20, BLOCK) if total else 100 * BLOCK
+    next_report = have + step
+    with open(part, mode) as fh:
+        for block in resp.iter_content(chunk_size=BLOCK):
+            fh.write(block)
+            have += len(block)
+            if have >= next_report:
+                if total:
+                    log.info(
+                        "%s: %d of %d MB (%.0f%%)", url, have >> 20, total >> 20, 100 * have / total
+                    )
+                else:
+                    log.info("%s: %d MB", url, have >> 20)
+                next_report += step
 
 
 @cli_errors
@@ -51,10 +170,12 @@ def cli(argv=None) -> None:
     p.add_argument("--url", required=True)
     p.add_argument("--output", required=True)
     p.add_argument("--dataset", required=True)
+    p.add_argument("--size", type=int, default=None, help="expected size in bytes")
+    p.add_argument("--sha256", default=None, help="expected SHA-256 (hex)")
     p.add_argument("--log")
     a = p.parse_args(argv)
     setup_logging(a.log)
-    download(a.url, a.output, dataset=a.dataset)
+    download(a.url, a.output, dataset=a.dataset, size=a.size, sha256=a.sha256 or None)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,166 @@
+"""CITE-seq (CBMC, GEO GSE100866): species split of the RNA side, protein-based labels.
+
+- RNA genes are prefixed ``HUMAN_`` / ``MOUSE_`` (plus ``ERCC_`` spike-ins): human genes are kept
+  with the prefix stripped; a cell whose species-assigned UMIs are mostly mouse is a mouse cell
+  (the experiment spiked in mouse cells) and is dropped, as in the Seurat CITE-seq vignette.
+- Labels come from the protein side, so they do not come from the RNA embeddings being scored:
+  the antibody (ADT) counts are CLR-normalised per cell, a kNN graph is built on them, Leiden
+  clusters it, and each cluster is named by its marker antibodies (those whose mean CLR in the
+  cluster stands highest above the other cells, e.g. ``CD3+CD4+``); clusters with the same name
+  are one population.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from scripts.common.errors import ScdrbenchError
+
+log = logging.getLogger("scdrbench.cbmc")
+
+HUMAN, MOUSE, ERCC = "HUMAN_", "MOUSE_", "ERCC_"
+
+
+def split_species(rna, *, mouse_threshold: float = 0.5):
+    """Human genes of ``rna`` (prefix stripped) and per-cell species statistics.
+
+    Returns ``(human AnnData, mouse_fraction array)``; ``mouse_fraction`` is the share of a
+    cell's human + mouse UMIs that fall on mouse genes (ERCC rows are ignored). ``rna`` is not
+    modified.
+    """
+    names = rna.var_names.astype(str)
+    is_h = names.str.startswith(HUMAN)
+    is_m = names.str.startswith(MOUSE)
+    if not is_h.any():
+        raise ScdrbenchError(
+            f"CITE-seq RNA file: no gene starts with {HUMAN!r}; expected the GEO GSE100866 "
+            "layout (HUMAN_/MOUSE_ prefixed genes); use source geo_csv for a single-species CSV"
+        )
+    X = sp.csr_matrix(rna.X)
+    human_umis = np.asarray(X[:, np.flatnonzero(is_h)].sum(axis=1)).ravel()
+    mouse_umis = np.asarray(X[:, np.flatnonzero(is_m)].sum(axis=1)).ravel()
+    total = human_umis + mouse_umis
+    frac = np.divide(mouse_umis, total, out=np.zeros_like(total, dtype=float), where=total > 0)
+    human = rna[:, np.flatnonzero(is_h)].copy()
+    human.var_names = pd.Index(names[is_h].str.slice(len(HUMAN)))
+    if not human.var_names.is_unique:
+        human.var_names_make_unique()
+    human.obs["mouse_fraction"] = frac.astype(np.float32)
+    human.obs["is_mouse"] = frac > mouse_threshold
+    log.info(
+        "species: %d human genes, %d mouse genes, %d ERCC rows dropped; %d of %d cells are "
+        "mouse (mouse share of UMIs > %.2f)",
+        int(is_h.sum()),
+        int(is_m.sum()),
+        int(names.str.startswith(ERCC).sum()),
+        int(human.obs["is_mouse"].sum()),
+        human.n_obs,
+        mouse_threshold,
+    )
+    return human, frac
+
+
+def clr(counts: np.ndarray) -> np.ndarray:
+    """Centred log-ratio per cell, Seurat's CLR (``margin = 2``).
+
+    ``log1p(x / exp(sum(log1p(x)) / n_features))`` for each cell's antibody vector ``x``.
+    """
+    x = np.asarray(counts, dtype=np.float64)
+    geo = np.exp(np.log1p(x).sum(axis=1, keepdims=True) / x.shape[1])
+    return np.log1p(x / geo)
+
+
+def name_clusters(
+    values: np.ndarray, clusters: np.ndarray, markers: list[str], *, top: int = 2, min_z=0.5
+) -> dict:
+    """Name each cluster by its marker antibodies: ``{cluster: 'CD3+CD4+'}``.
+
+    A marker's score in a cluster is the difference of its mean CLR in the cluster and among
+    the other cells, in units of its overall standard deviation; the ``top`` markers scoring
+    above ``min_z`` name the cluster, in panel order (``'negative'`` when none does).
+    """
+    sd = values.std(axis=0) + 1e-9
+    names = {}
+    for c in np.unique(clusters):
+        inside = clusters == c
+        if inside.all():
+            names[c] = "all"
+            continue
+        z = (values[inside].mean(axis=0) - values[~inside].mean(axis=0)) / sd
+        chosen = sorted(i for i in np.argsort(-z)[:top] if z[i] > min_z)
+        names[c] = "".join(f"{markers[i]}+" for i in chosen) or "negative"
+    return names
+
+
+def adt_labels(
+    adt_counts: np.ndarray, markers: list[str], *, resolution: float = 1.0, seed: int = 0
+) -> tuple[pd.Categorical, np.ndarray]:
+    """Protein labels: Leiden clusters of the kNN graph (15 neighbours) of CLR-normalised ADT,
+    named by marker antibodies. Returns ``(labels, raw Leiden cluster ids)``."""
+    import anndata as ad
+    import scanpy as sc
+
+    values = clr(adt_counts)
+    tmp = ad.AnnData(obsm={"X_clr": values.astype(np.float32)})
+    from scripts.preprocess import knn_transformer
+
+    sc.pp.neighbors(
+        tmp, use_rep="X_clr", random_state=seed, transformer=knn_transformer(tmp.n_obs, seed=seed)
+    )
+    sc.tl.leiden(tmp, resolution=resolution, random_state=seed, flavor="igraph", n_iterations=2)
+    clusters = tmp.obs["leiden"].astype(int).to_numpy()
+    names = name_clusters(values, clusters, markers)
+    labels = pd.Categorical([names[c] for c in clusters])
+    log.info(
+        "ADT labels: %d Leiden clusters -> %d named populations: %s",
+        len(names),
+        len(labels.categories),
+        ", ".join(f"{k} ({v})" for k, v in pd.Series(labels).value_counts().items()),
+    )
+    return labels, clusters
+
+
+def read_citeseq(
+    rna_path: str,
+    adt_path: str,
+    *,
+    resolution: float = 1.0,
+    mouse_threshold: float = 0.5,
+    seed: int = 0,
+):
+    """Read a GEO CITE-seq pair into the counts AnnData: human genes, mouse cells dropped,
+    ``obs['label']`` from ADT clusters, ``obs['adt_leiden']``, ``obsm['protein_counts']``."""
+    from scripts.data.readers import read_geo_csv
+
+    rna = read_geo_csv(rna_path)
+    adt = read_geo_csv(adt_path)
+    common = rna.obs_names.intersection(adt.obs_names, sort=False)
+    if len(common) == 0:
+        raise ScdrbenchError(
+            f"{adt_path}: no ADT barcode matches a barcode of {rna_path}; the two files must "
+            "come from the same experiment"
+        )
+    if len(common) < rna.n_obs or len(common) < adt.n_obs:
+        log.warning(
+            "RNA has %d cells, ADT %d; keeping the %d in both", rna.n_obs, adt.n_obs, len(common)
+        )
+    human, _ = split_species(rna[common], mouse_threshold=mouse_threshold)
+    keep = ~human.obs["is_mouse"].to_numpy()
+    n_mouse = int((~keep).sum())
+    human = human[keep].copy()
+    log.info("dropped %d mouse cells; %d human cells remain", n_mouse, human.n_obs)
+    adt_x = adt[human.obs_names].X
+    adt_x = adt_x.toarray() if sp.issparse(adt_x) else np.asarray(adt_x)
+    markers = list(map(str, adt.var_names))
+    labels, clusters = adt_labels(adt_x, markers, resolution=resolution, seed=seed)
+    human.obs["label"] = labels
+    human.obs["adt_leiden"] = pd.Categorical(clusters.astype(str))
+    human.obsm["protein_counts"] = pd.DataFrame(
+        adt_x.astype(np.float32), index=human.obs_names, columns=markers
+    )
+    human.uns["cbmc"] = {"n_mouse_cells_dropped": n_mouse, "mouse_threshold": mouse_threshold}
+    return human
