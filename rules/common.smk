@@ -66,8 +66,40 @@ def get_summary_outputs():
         "results/tables/timing.md",
         "results/tables/metrics.tsv",
         "results/tables/metrics.md",
+        "results/tables/metrics.html",
+        "results/tables/ranking.tsv",
+        "results/tables/ranking.md",
+        "results/tables/ranking.html",
         "results/figures/comparison.png",
         "results/figures/comparison.pdf",
+        "results/figures/metrics_heatmap.png",
+        "results/figures/metrics_heatmap.pdf",
+        *get_embedding_panels(),
+    ]
+
+
+def get_embedding_panels():
+    """One PNG per embedding, in the order of get_embedding_outputs()."""
+    return expand(
+        "results/figures/embeddings/{dataset}/{method}.png", dataset=DATASETS, method=METHODS
+    )
+
+
+def get_embedding_panel_reports():
+    """The same, as report items: category Embeddings, a subcategory per dataset."""
+    from snakemake.io import report as report_item  # "report" opens a directive at line start
+
+    return [
+        report_item(
+            path,
+            caption="report/embedding.rst",
+            category="Embeddings",
+            subcategory=dataset,
+            labels={"dataset": dataset, "method": method},
+        )
+        for path, (dataset, method) in zip(
+            get_embedding_panels(), [(d, m) for d in DATASETS for m in METHODS]
+        )
     ]
 
 
@@ -165,6 +197,15 @@ def get_gpu(wildcards):
     return 0
 
 
+def get_cpus_per_task(wildcards, threads):
+    """SLURM CPUs per task: the job's threads (after --cores/--max-threads), stated with them.
+
+    snakemake-executor-plugin-slurm books ``cpus_per_task`` when it is set; stating it next to
+    ``threads`` in every rule keeps the allocation and the thread pools the same number.
+    """
+    return threads
+
+
 # Downloads: sources read from one or two remote files, each staged under results/downloads/.
 DOWNLOAD_KEYS = {"url": "path", "adt_url": "adt_path"}
 
@@ -200,6 +241,16 @@ def get_download_url(wildcards):
         if url.rstrip("/").rsplit("/", 1)[-1] == wildcards.filename:
             return url
     raise ValueError(f"no address in datasets.{wildcards.dataset} ends in {wildcards.filename}")
+
+
+def get_download_checks(wildcards):
+    """Command-line checks of a download: the registry's size and sha256 (they describe `url`)."""
+    entry = DATASET_ENTRIES[wildcards.dataset]
+    if entry.get("url", "").rstrip("/").rsplit("/", 1)[-1] != wildcards.filename:
+        return ""
+    checks = [f"--size {entry['size']}"] if "size" in entry else []
+    checks += [f"--sha256 {entry['sha256']}"] if "sha256" in entry else []
+    return " ".join(checks)
 
 
 def get_summary_mem_mb(wildcards, attempt):

@@ -8,9 +8,11 @@ rule download:
         "results/logs/download/{dataset}/{filename}.log",
     params:
         url=get_download_url,
+        checks=get_download_checks,
         root=ROOT,
     threads: 1
     resources:
+        cpus_per_task=get_cpus_per_task,
         mem_mb=500,
         runtime=240,
     conda:
@@ -18,7 +20,7 @@ rule download:
     shell:
         "PYTHONPATH={params.root}:${{PYTHONPATH:-}} python -m scripts.data.download "
         "--url {params.url:q} --output {output:q} --dataset {wildcards.dataset} "
-        "--log {log:q}"
+        "{params.checks} --log {log:q}"
 
 
 rule prepare_dataset:
@@ -35,6 +37,7 @@ rule prepare_dataset:
         inputs=get_prepare_inputs_json,
     threads: get_threads("prepare")
     resources:
+        cpus_per_task=get_cpus_per_task,
         mem_mb=get_mem_mb("prepare"),
         runtime=get_runtime("prepare"),
     conda:

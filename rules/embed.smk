@@ -15,6 +15,7 @@ rule embed_python:
         seed=get_seed(),
     threads: get_threads("embed")
     resources:
+        cpus_per_task=get_cpus_per_task,
         mem_mb=get_mem_mb("embed"),
         runtime=get_runtime("embed"),
     wildcard_constraints:
@@ -41,6 +42,7 @@ rule embed_tensorflow:
         seed=get_seed(),
     threads: get_threads("embed")
     resources:
+        cpus_per_task=get_cpus_per_task,
         mem_mb=get_mem_mb("embed"),
         runtime=get_runtime("embed"),
         gpu=get_gpu,

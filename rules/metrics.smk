@@ -15,6 +15,7 @@ rule score_embedding:
         seed=get_seed(),
     threads: get_threads("score")
     resources:
+        cpus_per_task=get_cpus_per_task,
         mem_mb=get_mem_mb("score"),
         runtime=get_runtime("score"),
     conda:

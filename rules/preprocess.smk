@@ -16,6 +16,7 @@ rule preprocess:
         seed=get_seed(),
     threads: get_threads("preprocess")
     resources:
+        cpus_per_task=get_cpus_per_task,
         mem_mb=get_mem_mb("preprocess"),
         runtime=get_runtime("preprocess"),
     wildcard_constraints:
@@ -40,6 +41,7 @@ rule subsample_dataset:
         seed=get_seed(),
     threads: 1
     resources:
+        cpus_per_task=get_cpus_per_task,
         mem_mb=get_mem_mb("preprocess"),
         runtime=get_runtime("preprocess"),
     wildcard_constraints:

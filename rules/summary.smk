@@ -1,4 +1,5 @@
-# Stage 5: timing and metrics tables, the comparison figure.
+# Stage 5: timing, metrics and ranking tables; the comparison figure, the metrics heatmap and one
+# panel per embedding. Every product is a report() item with its caption in report/.
 
 
 rule timing_table:
@@ -19,6 +20,7 @@ rule timing_table:
         root=ROOT,
     threads: 1
     resources:
+        cpus_per_task=get_cpus_per_task,
         mem_mb=1000,
         runtime=10,
     conda:
@@ -39,19 +41,26 @@ rule metrics_table:
             category="Tables",
         ),
         md="results/tables/metrics.md",
+        html=report(
+            "results/tables/metrics.html",
+            caption="report/metrics_md.rst",
+            category="Tables",
+        ),
     log:
         "results/logs/summary/metrics.log",
     params:
         root=ROOT,
     threads: 1
     resources:
+        cpus_per_task=get_cpus_per_task,
         mem_mb=1000,
         runtime=10,
     conda:
         "../envs/python.yaml"
     shell:
         "PYTHONPATH={params.root}:${{PYTHONPATH:-}} python -m scripts.summary metrics "
-        "--metrics {input:q} --tsv {output.tsv:q} --md {output.md:q} --log {log:q}"
+        "--metrics {input:q} --tsv {output.tsv:q} --md {output.md:q} --html {output.html:q} "
+        "--log {log:q}"
 
 
 rule comparison_figure:
@@ -72,6 +81,7 @@ rule comparison_figure:
         root=ROOT,
     threads: 1
     resources:
+        cpus_per_task=get_cpus_per_task,
         mem_mb=get_summary_mem_mb,
         runtime=30,
     conda:
@@ -80,3 +90,88 @@ rule comparison_figure:
         "PYTHONPATH={params.root}:${{PYTHONPATH:-}} python -m scripts.summary figure "
         "--embeddings {input.embeddings:q} --timing {input.timing:q} "
         "--metrics {input.metrics:q} --outputs {output.png:q} {output.pdf:q} --log {log:q}"
+
+
+rule ranking_table:
+    input:
+        metrics="results/tables/metrics.tsv",
+        timing="results/tables/timing.tsv",
+    output:
+        tsv=report(
+            "results/tables/ranking.tsv",
+            caption="report/ranking.rst",
+            category="Tables",
+        ),
+        md="results/tables/ranking.md",
+        html=report(
+            "results/tables/ranking.html",
+            caption="report/ranking.rst",
+            category="Tables",
+        ),
+    log:
+        "results/logs/summary/ranking.log",
+    params:
+        root=ROOT,
+    threads: 1
+    resources:
+        cpus_per_task=get_cpus_per_task,
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/python.yaml"
+    shell:
+        "PYTHONPATH={params.root}:${{PYTHONPATH:-}} python -m scripts.summary ranking "
+        "--metrics {input.metrics:q} --timing {input.timing:q} "
+        "--tsv {output.tsv:q} --md {output.md:q} --html {output.html:q} --log {log:q}"
+
+
+rule metrics_heatmap:
+    input:
+        metrics="results/tables/metrics.tsv",
+        ranking="results/tables/ranking.tsv",
+        timing="results/tables/timing.tsv",
+    output:
+        png=report(
+            "results/figures/metrics_heatmap.png",
+            caption="report/heatmap.rst",
+            category="Figures",
+        ),
+        pdf="results/figures/metrics_heatmap.pdf",
+    log:
+        "results/logs/summary/heatmap.log",
+    params:
+        root=ROOT,
+    threads: 1
+    resources:
+        cpus_per_task=get_cpus_per_task,
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/python.yaml"
+    shell:
+        "PYTHONPATH={params.root}:${{PYTHONPATH:-}} python -m scripts.summary heatmap "
+        "--metrics {input.metrics:q} --ranking {input.ranking:q} --timing {input.timing:q} "
+        "--outputs {output.png:q} {output.pdf:q} --log {log:q}"
+
+
+rule embedding_panels:
+    input:
+        embeddings=get_embedding_outputs(),
+        metrics="results/tables/metrics.tsv",
+    output:
+        get_embedding_panel_reports(),
+    log:
+        "results/logs/summary/panels.log",
+    params:
+        root=ROOT,
+    threads: 1
+    resources:
+        cpus_per_task=get_cpus_per_task,
+        mem_mb=get_summary_mem_mb,
+        runtime=30,
+    conda:
+        "../envs/python.yaml"
+    shell:
+        "PYTHONPATH={params.root}:${{PYTHONPATH:-}} python -m scripts.summary panels "
+        "--embeddings {input.embeddings:q} --metrics {input.metrics:q} "
+        "--outputs {output:q} --log {log:q}"
