@@ -219,9 +219,9 @@ def test_scaler_dense_and_sparse_agree():
 
 
 def test_auto_batch_and_epochs():
-    assert _nn.auto_batch_size(900_000, None, "x") == 4096
+    assert _nn.auto_batch_size(900_000, None, "x") == 8192
     assert _nn.auto_batch_size(540, None, "x") == 64
-    assert _nn.auto_epochs(900_000, 4096, None, target_steps=3000) == 14
+    assert _nn.auto_epochs(900_000, 8192, None, target_steps=1500) == 14
     assert _nn.auto_epochs(540, 64, None, target_steps=3000, max_epochs=500) == 334
 
 

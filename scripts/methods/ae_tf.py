@@ -25,6 +25,9 @@ from scripts.methods.ae_keras import BOTTLENECK, resolve_params
 
 log = logging.getLogger("scdrbench.methods.ae_tf")
 
+#: imported by the runner before the fit is timed (TensorFlow start-up is 10-30 s)
+BACKEND_MODULES = ("tensorflow",)
+
 NAME = "ae_tf"
 PREDICT_BATCH = 65536
 ACTIVATIONS = ("elu", "relu", "selu", "tanh", "sigmoid", "gelu", "softplus")
@@ -179,7 +182,7 @@ def embed(
     activation: str = "elu",
     epochs: int | None = None,
     batch_size: int | None = None,
-    learning_rate: float = 1e-3,
+    learning_rate: float = 2e-3,
     early_stopping_patience: int = 10,
     validation_fraction: float = 0.1,
 ) -> np.ndarray:

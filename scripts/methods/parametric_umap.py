@@ -25,6 +25,9 @@ from scripts.methods import _nn
 
 log = logging.getLogger("scdrbench.methods.parametric_umap")
 
+#: imported by the runner before the fit is timed (TensorFlow start-up is 10-30 s)
+BACKEND_MODULES = ("tensorflow", "keras", "umap.parametric_umap")
+
 NAME = "parametric_umap"
 EDGE_BUDGET = 2e7
 

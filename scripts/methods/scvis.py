@@ -38,6 +38,9 @@ from scripts.methods import _nn
 
 log = logging.getLogger("scdrbench.methods.scvis")
 
+#: imported by the runner before the fit is timed (TensorFlow start-up is 10-30 s)
+BACKEND_MODULES = ("tensorflow", "keras")
+
 NAME = "scvis"
 LATENT = 2
 TARGET_STEPS = 3000

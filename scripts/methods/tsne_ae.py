@@ -27,6 +27,9 @@ from scripts.methods.ae_tf import ACTIVATIONS, encode_all, mean_loss, train_auto
 
 log = logging.getLogger("scdrbench.methods.tsne_ae")
 
+#: imported by the runner before the fit is timed (TensorFlow start-up is 10-30 s)
+BACKEND_MODULES = ("tensorflow", "openTSNE")
+
 NAME = "tsne_ae"
 DEFAULT_HIDDEN = (128, 64)
 
@@ -42,7 +45,7 @@ def embed(
     activation: str = "elu",
     epochs: int | None = None,
     batch_size: int | None = None,
-    learning_rate: float = 1e-3,
+    learning_rate: float = 2e-3,
     early_stopping_patience: int = 10,
     validation_fraction: float = 0.1,
     perplexity: float = 30,
