@@ -4,7 +4,8 @@ import sys
 
 sys.path.insert(0, workflow.basedir)
 
-from scripts.common.config import dataset_grid, validate_config
+from scripts.common.config import dataset_grid, url_filename, validate_config
+from scripts.common.runtime import THREAD_VARIABLES
 
 # 1. Validate first: nothing reads the config before this (defaults are filled in here).
 validate_config(config)
@@ -34,16 +35,16 @@ wildcard_constraints:
     method=_alternatives(METHODS),
 
 
-# Pin every thread pool to the job's threads before the interpreter starts.
-THREAD_ENV = (
-    "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} "
-    "NUMBA_NUM_THREADS={threads} VECLIB_MAXIMUM_THREADS={threads} "
-    "NUMEXPR_NUM_THREADS={threads} TF_NUM_INTRAOP_THREADS={threads} "
-    "TF_NUM_INTEROP_THREADS=1 TF_CPP_MIN_LOG_LEVEL=2 PYTHONPATH=" + ROOT + ":${{PYTHONPATH:-}}"
-)
-
-
 # 4. Input, param and resource functions.
+def get_thread_env(wildcards, threads):
+    """Shell prefix pinning every thread pool to the job's threads before Python starts."""
+    pools = " ".join(f"{var}={threads}" for var in THREAD_VARIABLES)
+    return (
+        f"{pools} TF_NUM_INTEROP_THREADS=1 TF_CPP_MIN_LOG_LEVEL=2 "
+        f"PYTHONPATH={ROOT}:${{PYTHONPATH:-}}"
+    )
+
+
 def get_final_outputs():
     """Everything the default target builds."""
     return get_summary_outputs()
@@ -218,7 +219,7 @@ def _download_files(dataset):
         if path_key in entry:
             files[url_key.replace("url", "file")] = entry[path_key]
         elif url_key in entry:
-            name = entry[url_key].rstrip("/").rsplit("/", 1)[-1]
+            name = url_filename(entry[url_key])
             files[url_key.replace("url", "file")] = f"results/downloads/{dataset}/{name}"
     return files
 
@@ -238,7 +239,7 @@ def get_download_url(wildcards):
     entry = DATASET_ENTRIES[wildcards.dataset]
     for url_key in DOWNLOAD_KEYS:
         url = entry.get(url_key, "")
-        if url.rstrip("/").rsplit("/", 1)[-1] == wildcards.filename:
+        if url_filename(url) == wildcards.filename:
             return url
     raise ValueError(f"no address in datasets.{wildcards.dataset} ends in {wildcards.filename}")
 
@@ -246,7 +247,7 @@ def get_download_url(wildcards):
 def get_download_checks(wildcards):
     """Command-line checks of a download: the registry's size and sha256 (they describe `url`)."""
     entry = DATASET_ENTRIES[wildcards.dataset]
-    if entry.get("url", "").rstrip("/").rsplit("/", 1)[-1] != wildcards.filename:
+    if url_filename(entry.get("url", "")) != wildcards.filename:
         return ""
     checks = [f"--size {entry['size']}"] if "size" in entry else []
     checks += [f"--sha256 {entry['sha256']}"] if "sha256" in entry else []

@@ -33,6 +33,7 @@ rule prepare_dataset:
     benchmark:
         "results/benchmarks/prepare/{dataset}.tsv"
     params:
+        env=get_thread_env,
         entry=get_dataset_entry_json,
         inputs=get_prepare_inputs_json,
     threads: get_threads("prepare")
@@ -43,6 +44,6 @@ rule prepare_dataset:
     conda:
         "../envs/python.yaml"
     shell:
-        THREAD_ENV + " python -m scripts.prepare --dataset {wildcards.dataset} "
+        "{params.env} python -m scripts.prepare --dataset {wildcards.dataset} "
         "--entry {params.entry:q} --inputs {params.inputs:q} --output {output:q} "
         "--threads {threads} --log {log:q}"

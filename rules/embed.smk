@@ -11,6 +11,7 @@ rule embed_python:
     benchmark:
         repeat("results/benchmarks/embed/{dataset}/{method}.tsv", REPEATS)
     params:
+        env=get_thread_env,
         entry=get_method_entry_json,
         seed=get_seed(),
     threads: get_threads("embed")
@@ -23,7 +24,7 @@ rule embed_python:
     conda:
         "../envs/python.yaml"
     shell:
-        THREAD_ENV + " python -m scripts.embed --input {input:q} --output {output:q} "
+        "{params.env} python -m scripts.embed --input {input:q} --output {output:q} "
         "--dataset {wildcards.dataset} --method {wildcards.method} --entry {params.entry:q} "
         "--seed {params.seed} --threads {threads} --mem-mb {resources.mem_mb} --log {log:q}"
 
@@ -38,6 +39,7 @@ rule embed_tensorflow:
     benchmark:
         repeat("results/benchmarks/embed/{dataset}/{method}.tsv", REPEATS)
     params:
+        env=get_thread_env,
         entry=get_method_entry_json,
         seed=get_seed(),
     threads: get_threads("embed")
@@ -51,6 +53,6 @@ rule embed_tensorflow:
     conda:
         "../envs/tensorflow.yaml"
     shell:
-        THREAD_ENV + " python -m scripts.embed --input {input:q} --output {output:q} "
+        "{params.env} python -m scripts.embed --input {input:q} --output {output:q} "
         "--dataset {wildcards.dataset} --method {wildcards.method} --entry {params.entry:q} "
         "--seed {params.seed} --threads {threads} --mem-mb {resources.mem_mb} --log {log:q}"

@@ -12,6 +12,7 @@ rule score_embedding:
     benchmark:
         "results/benchmarks/score/{dataset}/{method}.tsv"
     params:
+        env=get_thread_env,
         seed=get_seed(),
     threads: get_threads("score")
     resources:
@@ -21,6 +22,6 @@ rule score_embedding:
     conda:
         "../envs/python.yaml"
     shell:
-        THREAD_ENV + " python -m scripts.metrics --embedding {input.embedding:q} "
+        "{params.env} python -m scripts.metrics --embedding {input.embedding:q} "
         "--dataset-file {input.dataset:q} --output {output:q} --dataset {wildcards.dataset} "
         "--method {wildcards.method} --seed {params.seed} --log {log:q}"

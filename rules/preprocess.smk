@@ -11,6 +11,7 @@ rule preprocess:
     benchmark:
         "results/benchmarks/preprocess/{dataset}.tsv"
     params:
+        env=get_thread_env,
         preprocess=get_preprocess_json(),
         labels=get_labels_json,
         seed=get_seed(),
@@ -24,7 +25,7 @@ rule preprocess:
     conda:
         "../envs/python.yaml"
     shell:
-        THREAD_ENV + " python -m scripts.preprocess --counts {input:q} --output {output:q} "
+        "{params.env} python -m scripts.preprocess --counts {input:q} --output {output:q} "
         "--params {params.preprocess:q} --labels {params.labels:q} --seed {params.seed} "
         "--threads {threads} --log {log:q}"
 
@@ -37,6 +38,7 @@ rule subsample_dataset:
     log:
         "results/logs/subsample/{dataset}.log",
     params:
+        env=get_thread_env,
         size=get_subsample_size,
         seed=get_seed(),
     threads: 1
@@ -49,5 +51,5 @@ rule subsample_dataset:
     conda:
         "../envs/python.yaml"
     shell:
-        THREAD_ENV + " python -m scripts.preprocess --subsample-of {input:q} "
+        "{params.env} python -m scripts.preprocess --subsample-of {input:q} "
         "--output {output:q} --size {params.size} --seed {params.seed} --log {log:q}"

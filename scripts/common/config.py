@@ -136,6 +136,13 @@ def check_method_params(config: dict) -> None:
                 )
 
 
+def url_filename(url: str) -> str:
+    """The file name an address ends in (``.../GSE100866_..._umi.csv.gz`` -> the last part)."""
+    from urllib.parse import urlparse
+
+    return Path(urlparse(url).path).name
+
+
 def dataset_grid(config: dict) -> dict[str, dict]:
     """Selected datasets plus their subsample variants: ``{id: entry}``.
 
