@@ -120,11 +120,20 @@ def check_selection(config: dict) -> None:
                 )
 
 
+# Encoder layer lists that must narrow towards the bottleneck, by algorithm.
+NARROWING_LAYERS = {
+    "ae_keras": ("hidden_layers",),
+    "ae_tf": ("hidden_layers",),
+    "tsne_ae": ("hidden_layers",),
+    "scvis": ("encoder_layers",),
+}
+
+
 def check_method_params(config: dict) -> None:
     """Checks a JSON schema cannot express: hidden layer widths must narrow to the bottleneck."""
     for mid, entry in config["methods"].items():
         params = entry["params"]
-        for key in ("hidden_layers", "encoder_layers"):
+        for key in NARROWING_LAYERS.get(entry["algorithm"], ()):
             widths = params.get(key)
             if not widths:
                 continue
