@@ -26,15 +26,12 @@ def test_default_config_is_valid_and_defaults_filled(config):
 
 
 def test_demo_and_test_configs_are_valid(config):
+    from snakemake.utils import update_config  # the merge Snakemake applies to --configfile
+
     for extra in (ROOT / "profiles/demo/demo.yaml", ROOT / "tests/config/test.yaml"):
         merged = copy.deepcopy(config)
         with open(extra) as fh:
-            over = yaml.safe_load(fh)
-        for key, value in over.items():
-            if isinstance(value, dict) and key in ("datasets", "methods", "preprocess"):
-                merged[key] = {**merged[key], **value}
-            else:
-                merged[key] = value
+            update_config(merged, yaml.safe_load(fh))
         validate_config(merged)
 
 

@@ -51,7 +51,7 @@ def embed(
     min_dist: float = 0.1,
     hidden_layers: list[int] | None = None,
     n_epochs: int | None = None,
-    batch_size: int = 1000,
+    batch_size: int | None = None,
     learning_rate: float = 1e-3,
 ) -> np.ndarray:
     """Fit ParametricUMAP to ``X`` (cells x PCs); return the encoder output, float32 ``(n, 2)``.
@@ -65,7 +65,8 @@ def embed(
     n_epochs
         UMAP epochs (how often each edge is sampled, by weight); ``None``: auto (see above).
     batch_size
-        Edges per gradient step (umap-learn's default 1000).
+        Edges per gradient step; ``None``: umap-learn's 1000, or the number of cells when
+        fewer.
     learning_rate
         Adam's step size (umap-learn: 1e-3, gradients clipped at 4).
 
@@ -79,6 +80,8 @@ def embed(
             f"{NAME}: params.n_neighbors {n_neighbors} must be at least 2 and below the number of "
             f"cells ({n})"
         )
+    if batch_size is None:
+        batch_size = min(1000, n)
     _nn.check_positive(NAME, learning_rate=learning_rate, batch_size=batch_size)
     if n < batch_size:
         raise ScdrbenchError(
