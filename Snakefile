@@ -8,8 +8,9 @@
 #   results/metrics/{dataset}/{method}.tsv          one tidy row per metric
 #   results/benchmarks/{stage}/{dataset}/{method}.tsv   Snakemake benchmark rows
 #   results/logs/{stage}/{dataset}/{method}.log
-#   results/tables/{timing,metrics}.{tsv,md}
-#   results/figures/comparison.{png,pdf}
+#   results/tables/{timing,metrics,ranking}.{tsv,md} (+ metrics/ranking .html)
+#   results/figures/{comparison,metrics_heatmap}.{png,pdf}
+#   results/figures/embeddings/{dataset}/{method}.png
 
 
 import os
