@@ -52,6 +52,8 @@ INPUT_SCALING = (
     "centred per feature, then all features divided by the largest feature standard deviation "
     "(PC1's for PCA input)"
 )
+#: hidden-layer activations the autoencoders accept (the schema's enum)
+ACTIVATIONS = ("elu", "relu", "selu", "tanh", "sigmoid", "gelu", "softplus")
 #: cells densified at a time when scaling or predicting on sparse input
 CHUNK = 65536
 

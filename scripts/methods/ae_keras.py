@@ -40,6 +40,7 @@ def resolve_params(
     *,
     name: str,
     hidden_layers=None,
+    activation: str = "elu",
     batch_size: int | None = None,
     epochs: int | None = None,
     learning_rate: float = 2e-3,
@@ -51,6 +52,10 @@ def resolve_params(
     target_steps: int = TARGET_STEPS,
 ) -> dict:
     """Check the parameters against the data and fill in the auto values (shared with ae_tf)."""
+    if activation not in _nn.ACTIVATIONS:
+        raise _nn.ScdrbenchError(
+            f"{name}: params.activation {activation!r} is not one of {', '.join(_nn.ACTIVATIONS)}"
+        )
     _nn.check_bottleneck(name, n_dims, bottleneck, param=bottleneck_param)
     widths = _nn.encoder_widths(name, n_dims, bottleneck, hidden_layers)
     _nn.check_positive(name, learning_rate=learning_rate)
@@ -137,6 +142,7 @@ def embed(
         d,
         name=NAME,
         hidden_layers=hidden_layers,
+        activation=activation,
         batch_size=batch_size,
         epochs=epochs,
         learning_rate=learning_rate,

@@ -19,7 +19,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from scripts.common.errors import ScdrbenchError
 from scripts.methods import _nn
 from scripts.methods.ae_keras import BOTTLENECK, resolve_params
 
@@ -30,17 +29,12 @@ BACKEND_MODULES = ("tensorflow",)
 
 NAME = "ae_tf"
 PREDICT_BATCH = 65536
-ACTIVATIONS = ("elu", "relu", "selu", "tanh", "sigmoid", "gelu", "softplus")
 
 
 class Autoencoder:
     """Dense autoencoder held in plain ``tf.Variable``\\ s; linear bottleneck and output."""
 
     def __init__(self, tf, n_dims, widths, bottleneck, activation, learning_rate, seed):
-        if activation not in ACTIVATIONS:
-            raise ScdrbenchError(
-                f"params.activation {activation!r} is not one of {', '.join(ACTIVATIONS)}"
-            )
         self.tf = tf
         self.act = getattr(tf.nn, activation) if activation != "tanh" else tf.tanh
         rng = np.random.default_rng([seed, 11])
@@ -197,6 +191,7 @@ def embed(
         d,
         name=NAME,
         hidden_layers=hidden_layers,
+        activation=activation,
         batch_size=batch_size,
         epochs=epochs,
         learning_rate=learning_rate,
@@ -204,10 +199,6 @@ def embed(
         validation_fraction=validation_fraction,
         seed=seed,
     )
-    if activation not in ACTIVATIONS:
-        raise ScdrbenchError(
-            f"{NAME}: params.activation {activation!r} is not one of {', '.join(ACTIVATIONS)}"
-        )
     tf = _nn.setup_tensorflow(seed, threads)
     Xs = _nn.scaled_dense(X, _nn.Scaler.fit(X))
     log.info(

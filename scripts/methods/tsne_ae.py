@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from scripts.methods import _nn
 from scripts.methods.ae_keras import resolve_params
-from scripts.methods.ae_tf import ACTIVATIONS, encode_all, mean_loss, train_autoencoder
+from scripts.methods.ae_tf import encode_all, mean_loss, train_autoencoder
 
 log = logging.getLogger("scdrbench.methods.tsne_ae")
 
@@ -78,15 +78,12 @@ def embed(
         raise _nn.ScdrbenchError(f"{NAME}: params.bottleneck must be at least 2, got {bottleneck}")
     if hidden_layers is None:
         hidden_layers = [w for w in DEFAULT_HIDDEN if bottleneck < w < d]
-    if activation not in ACTIVATIONS:
-        raise _nn.ScdrbenchError(
-            f"{NAME}: params.activation {activation!r} is not one of {', '.join(ACTIVATIONS)}"
-        )
     p = resolve_params(
         n,
         d,
         name=NAME,
         hidden_layers=hidden_layers,
+        activation=activation,
         batch_size=batch_size,
         epochs=epochs,
         learning_rate=learning_rate,
