@@ -28,7 +28,12 @@ def pin_threads(threads: int) -> None:
     (TensorFlow, numba) and threadpoolctl-managed BLAS already loaded.
     """
     threads = max(1, int(threads))
+    numba_loaded = "numba" in sys.modules
     for var in THREAD_VARIABLES:
+        if var == "NUMBA_NUM_THREADS" and numba_loaded:
+            # numba re-reads its environment on every compile and refuses a thread count that
+            # differs from the pool it already launched; numba.set_num_threads below caps it.
+            continue
         os.environ[var] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
     try:
@@ -37,7 +42,7 @@ def pin_threads(threads: int) -> None:
         threadpool_limits(threads)
     except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
         pass
-    if "numba" in sys.modules:
+    if numba_loaded:
         import numba
 
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
