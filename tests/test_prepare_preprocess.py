@@ -48,6 +48,26 @@ def test_synthetic_is_seeded_and_chunk_independent():
     assert 0.3 < sparsity < 0.99  # UMI-like: mostly zeros, not empty
 
 
+def test_synthetic_lineages_give_global_structure():
+    """Sister types (one lineage) are closer to each other than to types of other lineages."""
+    spec = SyntheticSpec(n_cells=3000, n_genes=1000, n_types=6, seed=3)
+    adata = simulate_anndata(spec)
+    assert spec.lineage_count() == 2
+    pairs = adata.obs.groupby("cell_type", observed=True)["lineage"].agg(lambda s: s.unique()[0])
+    assert pairs.to_dict() == {f"type_{t}": f"lineage_{t // 3}" for t in range(6)}
+    X = np.log1p(adata.X.toarray() / adata.X.sum(1).A * 1e4)
+    types = adata.obs["cell_type"].cat.codes.to_numpy()
+    cent = np.stack([X[types == t].mean(0) for t in range(6)])
+    dist = np.linalg.norm(cent[:, None] - cent[None], axis=-1)
+    lineage = np.arange(6) // 3
+    same = lineage[:, None] == lineage[None]
+    off = ~np.eye(6, dtype=bool)
+    assert dist[same & off].max() < dist[~same].min()
+    # one lineage (up to 3 types): no shared programme, the types are as before
+    assert SyntheticSpec(n_types=3).lineage_count() == 1
+    assert SyntheticSpec(n_types=8, n_lineages=2).lineage_count() == 2
+
+
 def test_missing_label_column_names_the_key(tiny_counts):
     with pytest.raises(ScdrbenchError, match=r"labels column 'celltype' not found.*labels\.column"):
         attach_labels(tiny_counts, {"from": "column", "column": "celltype"}, source_name="x")

@@ -5,6 +5,10 @@ Model (a compact Splatter-like negative binomial, Zappia et al. 2017):
 - gene base expression proportions ``p_g`` from a log-normal (few genes high, most low);
 - each cell type up- or down-regulates its own programme of genes (a random ``program_fraction``
   of genes, log fold changes ~ N(+-1.5, 0.5)), giving proportions ``p_tg``;
+- types are grouped into lineages (``n_lineages``, default ``ceil(n_types / 3)`` from 4 types on,
+  contiguous blocks of type indices), and each lineage adds a shared programme drawn the same way,
+  so sister types are closer to each other than to other lineages: a global structure that KNC and
+  CPD can measure, as with real cell types (with one lineage there is no shared programme);
 - library sizes ``L_c`` log-normal around ``median_library_size`` (sd 0.5 on the log scale);
 - counts ``x_cg ~ NB(mean = L_c p_tg, dispersion = 1 / shape)``, drawn as Poisson(Gamma).
 
@@ -34,12 +38,28 @@ class SyntheticSpec:
     program_fraction: float = 0.05
     dispersion_shape: float = 2.0
     chunk_size: int = 20_000
+    n_lineages: int | None = None
 
     def library_median(self) -> float:
         """Default: about 15% of the gene count, within 300-5,000 UMIs (realistic sparsity)."""
         if self.median_library_size is not None:
             return float(self.median_library_size)
         return float(np.clip(0.15 * self.n_genes, 300, 5000))
+
+    def lineage_count(self) -> int:
+        """Default: ``ceil(n_types / 3)`` lineages from 4 types on, else one."""
+        if self.n_lineages is not None:
+            return max(1, min(int(self.n_lineages), self.n_types))
+        return int(np.ceil(self.n_types / 3)) if self.n_types >= 4 else 1
+
+
+def type_lineages(spec: SyntheticSpec) -> np.ndarray:
+    """Lineage index of every cell type: contiguous, near-equal blocks of type indices."""
+    blocks = np.array_split(np.arange(spec.n_types), spec.lineage_count())
+    lineage = np.empty(spec.n_types, dtype=np.int64)
+    for i, block in enumerate(blocks):
+        lineage[block] = i
+    return lineage
 
 
 def type_profiles(spec: SyntheticSpec) -> np.ndarray:
@@ -52,6 +72,14 @@ def type_profiles(spec: SyntheticSpec) -> np.ndarray:
         genes = rng.choice(spec.n_genes, size=n_prog, replace=False)
         sign = rng.choice([-1.0, 1.0], size=n_prog, p=[0.3, 0.7])
         logp[t, genes] += sign * rng.normal(1.5, 0.5, size=n_prog)
+    if spec.lineage_count() > 1:
+        lin_rng = np.random.default_rng([spec.seed, 5])
+        lineage = type_lineages(spec)
+        for g in range(spec.lineage_count()):
+            genes = lin_rng.choice(spec.n_genes, size=n_prog, replace=False)
+            sign = lin_rng.choice([-1.0, 1.0], size=n_prog, p=[0.3, 0.7])
+            shift = sign * lin_rng.normal(1.5, 0.5, size=n_prog)
+            logp[np.ix_(lineage == g, genes)] += shift
     prof = np.exp(logp)
     return prof / prof.sum(axis=1, keepdims=True)
 
@@ -103,18 +131,31 @@ def type_names(spec: SyntheticSpec) -> np.ndarray:
     return np.array([f"type_{t}" for t in range(spec.n_types)])
 
 
+def synthetic_obs(spec: SyntheticSpec, types: np.ndarray):
+    """``obs`` of the simulated cells: ``cell_type`` and its ``lineage``, indexed by barcode."""
+    import pandas as pd
+
+    names = type_names(spec)
+    lineage_names = np.array([f"lineage_{g}" for g in range(spec.lineage_count())])
+    return pd.DataFrame(
+        {
+            "cell_type": pd.Categorical(names[types], categories=names),
+            "lineage": pd.Categorical(
+                lineage_names[type_lineages(spec)[types]], categories=lineage_names
+            ),
+        },
+        index=barcodes(spec.n_cells),
+    )
+
+
 def simulate_anndata(spec: SyntheticSpec):
-    """The whole data set in memory as AnnData (counts float32, obs['cell_type']); small sizes."""
+    """The whole data set in memory as AnnData (counts float32, obs cell_type and lineage)."""
     import anndata as ad
     import pandas as pd
 
     mats, types = zip(*simulate_chunks(spec))
     X = sp.vstack(mats, format="csr").astype(np.float32)
-    names = type_names(spec)
-    obs = pd.DataFrame(
-        {"cell_type": pd.Categorical(names[np.concatenate(types)], categories=names)},
-        index=barcodes(spec.n_cells),
-    )
+    obs = synthetic_obs(spec, np.concatenate(types))
     var = pd.DataFrame(index=gene_names(spec.n_genes))
     return ad.AnnData(X=X, obs=obs, var=var)
 
@@ -127,11 +168,7 @@ def write_h5ad(spec: SyntheticSpec, path: str) -> None:
 
     from scripts.common.io import atomic_path
 
-    names = type_names(spec)
-    obs = pd.DataFrame(
-        {"cell_type": pd.Categorical(names[cell_types(spec)], categories=names)},
-        index=barcodes(spec.n_cells),
-    )
+    obs = synthetic_obs(spec, cell_types(spec))
     var = pd.DataFrame(index=gene_names(spec.n_genes))
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
@@ -214,6 +251,7 @@ def main(argv=None) -> None:
     p.add_argument("--n-genes", type=int, default=2_000)
     p.add_argument("--n-types", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-lineages", type=int, default=None, help="default: ceil(n_types / 3)")
     p.add_argument("--median-library-size", type=float, default=None)
     p.add_argument("--format", choices=["h5ad", "tenx_v2", "tenx_v3"], default="h5ad")
     p.add_argument("--labels", help="also write barcode,label CSV here")
@@ -224,6 +262,7 @@ def main(argv=None) -> None:
         n_types=a.n_types,
         seed=a.seed,
         median_library_size=a.median_library_size,
+        n_lineages=a.n_lineages,
     )
     if a.format == "h5ad":
         write_h5ad(spec, a.output)
