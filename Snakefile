@@ -9,7 +9,7 @@
 #   results/benchmarks/{stage}/{dataset}/{method}.tsv   Snakemake benchmark rows
 #   results/logs/{stage}/{dataset}/{method}.log
 #   results/tables/{timing,metrics,ranking}.{tsv,md} (+ metrics/ranking .html)
-#   results/figures/{comparison,metrics_heatmap}.{png,pdf}
+#   results/figures/{comparison,scaling,metrics_heatmap}.{png,pdf}
 #   results/figures/embeddings/{dataset}/{method}.png
 
 

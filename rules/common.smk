@@ -73,6 +73,8 @@ def get_summary_outputs():
         "results/tables/ranking.html",
         "results/figures/comparison.png",
         "results/figures/comparison.pdf",
+        "results/figures/scaling.png",
+        "results/figures/scaling.pdf",
         "results/figures/metrics_heatmap.png",
         "results/figures/metrics_heatmap.pdf",
         *get_embedding_panels(),

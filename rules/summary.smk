@@ -1,5 +1,5 @@
-# Stage 5: timing, metrics and ranking tables; the comparison figure, the metrics heatmap and one
-# panel per embedding. Every product is a report() item with its caption in report/.
+# Stage 5: timing, metrics and ranking tables; the comparison figure, the scaling figure, the
+# metrics heatmap and one panel per embedding. Every product is a report() item with its caption in report/.
 
 
 rule timing_table:
@@ -90,6 +90,32 @@ rule comparison_figure:
         "PYTHONPATH={params.root}:${{PYTHONPATH:-}} python -m scripts.summary figure "
         "--embeddings {input.embeddings:q} --timing {input.timing:q} "
         "--metrics {input.metrics:q} --outputs {output.png:q} {output.pdf:q} --log {log:q}"
+
+
+rule scaling_figure:
+    input:
+        timing="results/tables/timing.tsv",
+    output:
+        png=report(
+            "results/figures/scaling.png",
+            caption="report/scaling.rst",
+            category="Figures",
+        ),
+        pdf="results/figures/scaling.pdf",
+    log:
+        "results/logs/summary/scaling.log",
+    params:
+        root=ROOT,
+    threads: 1
+    resources:
+        cpus_per_task=get_cpus_per_task,
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/python.yaml"
+    shell:
+        "PYTHONPATH={params.root}:${{PYTHONPATH:-}} python -m scripts.summary scaling "
+        "--timing {input.timing:q} --outputs {output.png:q} {output.pdf:q} --log {log:q}"
 
 
 rule ranking_table:

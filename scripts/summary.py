@@ -557,6 +557,92 @@ def comparison_figure(embeddings, timing: pd.DataFrame, metrics: pd.DataFrame | 
     plt.close(fig)
 
 
+# The essay's reported run times on the 1.3M mouse brain cells (other hardware: a cluster node
+# with 256 GB for FIt-SNE), drawn as reference marks on the scaling figure, keyed by method id.
+ESSAY_RUNTIMES_1M = {"tsne": 3 * 3600.0, "umap": 3 * 3600.0, "scvis": 6 * 3600.0}
+ESSAY_N_CELLS = 1_306_127
+
+
+def scaling_table(timing: pd.DataFrame) -> pd.DataFrame:
+    """Median over repeats per method and data set size (the scaling figure's points)."""
+    cols = ["fit_seconds", "s", "peak_rss_mb", "max_rss_mb"]
+    if timing.empty:
+        raise ScdrbenchError("the timing table has no rows: nothing to draw on the scaling figure")
+    med = (
+        timing.groupby(["method", "method_label", "dataset", "n_cells"], sort=False)[cols]
+        .median()
+        .reset_index()
+        .sort_values(["method", "n_cells"], kind="stable")
+    )
+    return med
+
+
+def scaling_figure(timing: pd.DataFrame, outputs, *, essay: bool = True) -> None:
+    """Fit time, whole-job time and peak memory against the number of cells, one line per method.
+
+    Points are medians over repeats; a line joins a method's data sets in order of size (the
+    scaling ladder: subsamples of one data set, or different data sets). Stars mark the essay's
+    run times at 1.3M cells for the methods it timed (other hardware), when ``essay`` is true.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    med = scaling_table(timing)
+    methods = list(dict.fromkeys(med["method"]))
+    palette = dict(zip(methods, sns.color_palette("tab10", len(methods)), strict=True))
+    panels = [
+        ("fit_seconds", "fit time (s, in-script)"),
+        ("s", "whole job (s, Snakemake benchmark)"),
+        ("peak_rss_mb", "peak RSS (MB, getrusage)"),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.4), layout="constrained")
+    for ax, (col, ylabel) in zip(axes, panels, strict=True):
+        for m in methods:
+            sub = med[med["method"] == m]
+            y = sub[col].to_numpy(dtype=float)
+            ok = np.isfinite(y) & (y > 0)
+            if not ok.any():
+                continue
+            ax.plot(
+                sub["n_cells"].to_numpy()[ok],
+                y[ok],
+                marker="o",
+                ms=4,
+                color=palette[m],
+                label=sub["method_label"].iloc[0],
+            )
+            if essay and col in ("fit_seconds", "s") and m in ESSAY_RUNTIMES_1M:
+                ax.plot(
+                    ESSAY_N_CELLS,
+                    ESSAY_RUNTIMES_1M[m],
+                    marker="*",
+                    ms=11,
+                    ls="",
+                    color=palette[m],
+                    markeredgecolor="black",
+                    markeredgewidth=0.5,
+                )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("cells")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="major", alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if essay and any(m in ESSAY_RUNTIMES_1M for m in methods):
+        handles.append(
+            plt.Line2D([], [], marker="*", ls="", color="grey", markeredgecolor="black", ms=11)
+        )
+        labels.append("the essay, 1.3M cells\n(other hardware)")
+    fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False)
+    for out in outputs:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=150, format=Path(out).suffix.lstrip("."))
+    plt.close(fig)
+
+
 @cli_errors
 def cli(argv=None) -> None:
     p = argparse.ArgumentParser(description="Summaries: timing/metrics tables, figures")
@@ -592,7 +678,10 @@ def cli(argv=None) -> None:
     e.add_argument("--embeddings", nargs="+", required=True)
     e.add_argument("--metrics")
     e.add_argument("--outputs", nargs="+", required=True)
-    for sp_ in (t, m, f, r, h, e):
+    sc_ = sub.add_parser("scaling")
+    sc_.add_argument("--timing", required=True)
+    sc_.add_argument("--outputs", nargs="+", required=True)
+    for sp_ in (t, m, f, r, h, e, sc_):
         sp_.add_argument("--log")
     a = p.parse_args(argv)
     setup_logging(a.log)
@@ -624,6 +713,9 @@ def cli(argv=None) -> None:
         ranking = pd.read_csv(a.ranking, sep="\t") if a.ranking else None
         timing = pd.read_csv(a.timing, sep="\t") if a.timing else None
         metrics_heatmap(metrics, ranking, a.outputs, timing=timing)
+        log.info("wrote %s", ", ".join(a.outputs))
+    elif a.command == "scaling":
+        scaling_figure(pd.read_csv(a.timing, sep="\t"), a.outputs)
         log.info("wrote %s", ", ".join(a.outputs))
     elif a.command == "panels":
         metrics = pd.read_csv(a.metrics, sep="\t") if a.metrics else None

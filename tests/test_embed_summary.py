@@ -129,3 +129,43 @@ def test_comparison_figure_writes_png_and_pdf(pca_file, tmp_path):
     summary.comparison_figure([str(out)], timing, metrics, [str(png), str(pdf)])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert pdf.read_bytes()[:5] == b"%PDF-"
+
+
+def _timing_rows():
+    rows = []
+    for method, label, base in (("tsne", "t-SNE", 1.0), ("pca", "PCA", 0.01)):
+        for ds, n in (("small", 700), ("big", 10_000)):
+            for rep, jitter in ((1, 1.0), (2, 3.0)):
+                fit = base * n / 700 * jitter
+                rows.append(
+                    {
+                        "dataset": ds,
+                        "method": method,
+                        "method_label": label,
+                        "repeat": rep,
+                        "n_cells": n,
+                        "s": fit + 5,
+                        "max_rss_mb": 100.0,
+                        "fit_seconds": fit,
+                        "peak_rss_mb": 100 + n / 100,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_scaling_table_takes_medians_in_order_of_size():
+    med = summary.scaling_table(_timing_rows())
+    tsne = med[med.method == "tsne"]
+    assert tsne["n_cells"].tolist() == [700, 10_000]
+    # median of 1x and 3x the base time
+    assert tsne["fit_seconds"].tolist() == pytest.approx([2.0, 2.0 * 10_000 / 700])
+    assert len(med) == 4
+
+
+def test_scaling_figure_writes_png_and_pdf(tmp_path):
+    png, pdf = tmp_path / "scaling.png", tmp_path / "scaling.pdf"
+    summary.scaling_figure(_timing_rows(), [str(png), str(pdf)])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    with pytest.raises(ScdrbenchError, match="timing table has no rows"):
+        summary.scaling_figure(_timing_rows().iloc[:0], [str(png)])

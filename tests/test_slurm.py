@@ -36,7 +36,7 @@ TARGET = "results/tables/timing.tsv"
 ACCOUNT, USER = "test", "root"
 PIDFILES = ["/run/slurmd.pid", "/run/slurmctld.pid", "/run/slurmdbd.pid"]
 # Compared with a local run of the same config: the same coordinates wherever they run.
-DETERMINISTIC = ["random", "pca"]
+DETERMINISTIC = ["random", "pca", "ae_keras"]
 # embed_python gets 250 MB x 2^(attempt-1) in the test profile; t-SNE's estimate is ~300 MB.
 GUARDED = "tsne"
 
@@ -184,7 +184,13 @@ def runs(slurm_cluster, tmp_path_factory):
 def test_each_rule_ran_as_a_slurm_job_with_its_resources(runs):
     subs, table = runs["subs"], runs["sacct"]
     rules = {s["rule"] for s in subs}
-    assert rules == {"prepare_dataset", "preprocess", "embed_python", "timing_table"}
+    assert rules == {
+        "prepare_dataset",
+        "preprocess",
+        "embed_python",
+        "embed_tensorflow",
+        "timing_table",
+    }
     cfg = yaml.safe_load(CONFIG.read_text())
     for s in subs:
         row = table.loc[s["slurm_id"]]
@@ -198,6 +204,10 @@ def test_each_rule_ran_as_a_slurm_job_with_its_resources(runs):
     threads = {s["rule"]: int(table.loc[s["slurm_id"]].AllocCPUS) for s in subs}
     assert threads["preprocess"] == cfg["threads"]["preprocess"] == 2
     assert threads["embed_python"] == cfg["threads"]["embed"] == 1
+    assert threads["embed_tensorflow"] == cfg["threads"]["embed"]
+    # no GPU on this node: the TensorFlow rule asks for none (get_gpu) and runs on the CPU
+    tf_job = next(s for s in subs if s["rule"] == "embed_tensorflow")
+    assert int(tf_job["resources"].get("gpu", 0)) == 0
     failed = table[table.State != "COMPLETED"]
     assert list(failed.Comment) == [f"rule_embed_python_wildcards_pbmc68k_{GUARDED}"]
 
@@ -232,12 +242,12 @@ def test_outputs_equal_a_local_run(runs):
         b = ad.read_h5ad(runs["local"] / f"results/embed/pbmc68k/{method}.h5ad")
         assert list(a.obs_names) == list(b.obs_names)
         assert a.obsm["X_emb"].shape == b.obsm["X_emb"].shape == (700, 2)
-        # t-SNE too: one thread, the same seed and machine (seen equal to the bit)
+        # t-SNE and the autoencoder too: one thread, the same seed and machine (op determinism)
         assert np.allclose(a.obsm["X_emb"], b.obsm["X_emb"]), method
         assert a.uns["slurm_job_id"] != "" and b.uns["slurm_job_id"] == ""
     ta = pd.read_csv(runs["slurm"] / TARGET, sep="\t")
     tb = pd.read_csv(runs["local"] / TARGET, sep="\t")
-    assert len(ta) == len(tb) == 3
+    assert len(ta) == len(tb) == 4
     assert sorted(ta["method"]) == sorted(tb["method"]) == sorted(DETERMINISTIC + [GUARDED])
 
 

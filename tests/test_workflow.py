@@ -166,6 +166,9 @@ def test_tiny_run_figures_and_metrics(tiny_run):
     pdf = (tiny_run / "results/figures/comparison.pdf").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert pdf[:5] == b"%PDF-"
+    scaling = (tiny_run / "results/figures/scaling.png").read_bytes()
+    assert scaling[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tiny_run / "results/figures/scaling.pdf").read_bytes()[:5] == b"%PDF-"
     metrics = pd.read_csv(tiny_run / "results/tables/metrics.tsv", sep="\t")
     acc = metrics[metrics.metric == "knn_accuracy"].set_index(["dataset", "method"])["value"]
     assert acc[("synthetic_tiny", "tsne")] > acc[("synthetic_tiny", "random")] + 0.3

@@ -11,12 +11,20 @@ from pathlib import Path
 from scripts.common.errors import ScdrbenchError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(final_path: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary path beside ``final_path``; rename it into place only on success.
 
     A crash or an exception leaves ``final_path`` untouched (an older complete file stays) and
-    removes the temporary file, so nothing half-written is ever seen under the final name.
+    removes the temporary file, so nothing half-written is ever seen under the final name. The
+    file gets the permissions of an ordinary new file (0666 less the umask), not mkstemp's 0600,
+    so results stay readable by the group on a shared cluster file system.
     """
     final = Path(final_path)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -24,6 +32,8 @@ def atomic_path(final_path: str | os.PathLike) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
+        if os.path.isfile(tmp):
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, final)
     except BaseException:
         if os.path.exists(tmp):
