@@ -283,7 +283,8 @@ def test_report_html_builds_and_renders(tmp_path):
         )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     html = (tmp_path / "results" / "report.html").read_text()
-    for item in ("ranking.html", "metrics.html", "metrics_heatmap.png", "comparison.png"):
+    items = ("ranking.html", "metrics.html", "metrics_heatmap.png", "comparison.png", "scaling.png")
+    for item in items:
         assert f"results/tables/{item}" in html or f"results/figures/{item}" in html, item
     assert "Embeddings" in html and "synthetic_tiny" in html
     ranking = pd.read_csv(tmp_path / "results" / "tables" / "ranking.tsv", sep="\t")
