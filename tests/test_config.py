@@ -53,6 +53,16 @@ def test_unknown_method_param_rejected(config):
         validate_config(config)
 
 
+def test_tsne_k_neighbors_is_auto_or_a_count(config):
+    validate_config(copy.deepcopy(config))
+    assert config["methods"]["tsne"]["params"].get("k_neighbors", "auto") == "auto"
+    config["methods"]["tsne_p350"]["params"]["k_neighbors"] = 500
+    validate_config(copy.deepcopy(config))
+    config["methods"]["tsne_p350"]["params"]["k_neighbors"] = "many"
+    with pytest.raises(ConfigError, match=r"methods\.tsne_p350\.params\.k_neighbors"):
+        validate_config(config)
+
+
 def test_unknown_method_in_selection(config):
     config["selection"]["methods"] = ["pca", "tnse"]
     with pytest.raises(ConfigError, match=r"selection\.methods\[1\].*'tnse'.*known ids"):

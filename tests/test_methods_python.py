@@ -87,3 +87,29 @@ def test_memory_estimates_grow_with_cells():
     for name in FAST:
         m = get_method(name)
         assert m.estimate_memory_mb(1_000_000, 50) > m.estimate_memory_mb(1_000, 50) > 0
+
+
+def test_tsne_k_neighbors_bounds_the_graph_and_keeps_quality(blobs):
+    X, y = blobs
+    tsne = get_method("tsne")
+    info: dict = {}
+    emb = tsne.embed(X, seed=0, info=info, k_neighbors=25, **FAST["tsne"])
+    assert info["k_neighbors"] == 25
+    assert emb.shape == (X.shape[0], 2) and np.all(np.isfinite(emb))
+    assert knn_accuracy(emb, y) >= 0.9
+    again = tsne.embed(X, seed=0, k_neighbors=25, **FAST["tsne"])
+    np.testing.assert_allclose(emb, again, rtol=1e-5, atol=1e-5)
+    auto: dict = {}
+    tsne.embed(X, seed=0, info=auto, **FAST["tsne"])
+    assert auto["k_neighbors"] == 60  # 3 x perplexity 20
+    # the memory estimate follows the graph size
+    big = dict(n_cells=1_300_000, n_features=50, perplexity=350)
+    assert tsne.estimate_memory_mb(**big, k_neighbors=350) < tsne.estimate_memory_mb(**big) / 2
+
+
+def test_tsne_k_neighbors_below_perplexity_or_above_cells(blobs):
+    X, _ = blobs
+    with pytest.raises(ScdrbenchError, match=r"params\.k_neighbors 10 is below params\.perplexity"):
+        get_method("tsne").embed(X, seed=0, perplexity=20, k_neighbors=10)
+    with pytest.raises(ScdrbenchError, match=r"params\.k_neighbors 100 needs more than 100 cells"):
+        get_method("tsne").embed(X[:100], seed=0, perplexity=20, k_neighbors=100)

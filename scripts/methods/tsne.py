@@ -3,11 +3,19 @@
 Defaults follow Kobak & Berens 2019 (doi:10.1038/s41467-019-13056-x) for large data: PCA
 initialisation (scaled to a small standard deviation by openTSNE), learning rate n/12
 (Belkina et al. 2019), early exaggeration 12 for 250 iterations, then 750 iterations.
+
+Memory is dominated by the kNN graph: ``k_neighbors`` per cell, 3 x perplexity by default
+(openTSNE's rule). At high perplexity on many cells (the essay's perplexity 350 on 1.3M cells:
+1,050 neighbours per cell, tens of GB) a smaller ``k_neighbors`` (at least the perplexity) bounds
+it: the Gaussian kernel is calibrated to the same perplexity on the nearest ``k_neighbors`` cells,
+which tends to uniform weights as ``k_neighbors`` approaches the perplexity (Kobak & Berens 2019
+show uniform kNN affinities give near-identical embeddings).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 
@@ -39,6 +47,7 @@ def embed(
     learning_rate="auto",
     initialization: str = "pca",
     negative_gradient_method: str = "fft",
+    k_neighbors="auto",
 ) -> np.ndarray:
     """Embed ``X`` (cells x features) in 2-D with openTSNE; returns float32 ``(n, 2)``."""
     from openTSNE import TSNE
@@ -50,6 +59,7 @@ def embed(
             f"tsne: params.perplexity {perplexity} is too large for {n} cells "
             f"(needs 3 x perplexity < n_cells); lower it to at most {(n - 1) // 3}"
         )
+    k = _k_neighbors(n, perplexity, k_neighbors)
     kl_trace: list[float] = []
 
     def record(iteration, error, embedding):
@@ -71,8 +81,22 @@ def embed(
         callbacks_every_iters=50,
         verbose=False,
     )
-    emb = tsne.fit(X)
+    if k_neighbors == "auto":
+        emb = tsne.fit(X)
+    else:
+        from openTSNE.affinity import PerplexityBasedNN
+
+        affinities = PerplexityBasedNN(
+            X,
+            perplexity=perplexity,
+            k_neighbors=k,
+            n_jobs=threads,
+            random_state=seed,
+            verbose=False,
+        )
+        emb = tsne.fit(X, affinities=affinities)
     if info is not None:
+        info["k_neighbors"] = k
         info["kl_divergence"] = float(emb.kl_divergence)
         info["history"] = kl_trace
         info["learning_rate"] = _learning_rate(n, learning_rate)
@@ -80,7 +104,31 @@ def embed(
     return np.asarray(emb, dtype=np.float32)
 
 
-def estimate_memory_mb(n_cells: int, n_features: int, perplexity: float = 30, **params) -> float:
-    """kNN graph of 3 x perplexity neighbours (float64 + int32, symmetrised x2) plus the input."""
-    k = min(n_cells - 1, 3 * perplexity)
+def _k_neighbors(n: int, perplexity: float, k_neighbors) -> int:
+    """Neighbours per cell in the kNN graph: 3 x perplexity for 'auto', else checked."""
+    if k_neighbors == "auto":
+        return int(min(n - 1, 3 * perplexity))
+    k = int(k_neighbors)
+    if k < perplexity:
+        raise ScdrbenchError(
+            f"tsne: params.k_neighbors {k} is below params.perplexity {perplexity}; openTSNE "
+            f"would silently lower the perplexity. Use at least {math.ceil(perplexity)} "
+            "(or 'auto': 3 x perplexity)"
+        )
+    if k >= n:
+        raise ScdrbenchError(
+            f"tsne: params.k_neighbors {k} needs more than {k} cells, the data has {n}; "
+            f"lower it to at most {n - 1} (or use 'auto')"
+        )
+    return k
+
+
+def estimate_memory_mb(
+    n_cells: int, n_features: int, perplexity: float = 30, k_neighbors="auto", **params
+) -> float:
+    """kNN graph of k neighbours (float64 + int32, symmetrised x2) plus the input."""
+    if k_neighbors == "auto":
+        k = min(n_cells - 1, 3 * perplexity)
+    else:
+        k = min(n_cells - 1, int(k_neighbors))
     return (n_cells * k * 12 * 2 + n_cells * n_features * 4 * 2) / 1e6 + 300
