@@ -1,5 +1,6 @@
 # Stage 5: timing, metrics and ranking tables; the comparison figure, the scaling figure, the
-# metrics heatmap and one panel per embedding. Every product is a report() item with its caption in report/.
+# metrics heatmap and one panel per embedding. Every product is a report() item with its
+# caption in report/.
 
 
 rule timing_table:

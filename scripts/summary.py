@@ -598,7 +598,8 @@ def scaling_figure(timing: pd.DataFrame, outputs, *, essay: bool = True) -> None
 
     med = scaling_table(timing)
     methods = list(dict.fromkeys(med["method"]))
-    palette = dict(zip(methods, sns.color_palette("tab10", len(methods)), strict=True))
+    colours = sns.color_palette("tab10" if len(methods) <= 10 else "tab20", len(methods))
+    palette = dict(zip(methods, colours, strict=True))
     panels = [
         ("fit_seconds", "fit time (s, in-script)"),
         ("s", "whole job (s, Snakemake benchmark)"),

@@ -9,7 +9,7 @@ Memory is dominated by the kNN graph: ``k_neighbors`` per cell, 3 x perplexity b
 1,050 neighbours per cell, tens of GB) a smaller ``k_neighbors`` (at least the perplexity) bounds
 it: the Gaussian kernel is calibrated to the same perplexity on the nearest ``k_neighbors`` cells,
 which tends to uniform weights as ``k_neighbors`` approaches the perplexity (Kobak & Berens 2019
-show uniform kNN affinities give near-identical embeddings).
+report that uniform affinities on a kNN graph give embeddings very close to perplexity-based ones).
 """
 
 from __future__ import annotations
