@@ -126,16 +126,16 @@ def _k_neighbors(n: int, perplexity: float, k_neighbors) -> int:
 def estimate_memory_mb(
     n_cells: int, n_features: int, perplexity: float = 30, k_neighbors="auto", **params
 ) -> float:
-    """About 66 bytes per neighbour per cell at the peak, plus the input and a fixed 300 MB.
+    """About 54 bytes per neighbour and 4 KB per cell at the peak, the input, and 300 MB.
 
     openTSNE keeps the kNN indices and distances (int64 + float64), then builds the conditional
-    affinities and their symmetrised sparse matrix; measured with ``benchmarks/bench_tsne.py``
-    (perplexity 350, 2 threads: 58 bytes per neighbour with k = 1,050, from 1,765 MB at 25k cells
-    to 3,284 MB at 50k; 66 bytes with k = 350, from 816 MB to 1,393 MB). At 1.3M cells that is
-    about 78 GiB with k = 1,050 and 30 GiB with k = 350.
+    affinities and their symmetrised sparse matrix. Fitted to ``benchmarks/bench_tsne.py`` and
+    ``bench_memory.py`` (2 threads, 50 dimensions): 7.4 KB per cell with k = 90 (perplexity 30),
+    23.1 KB with k = 350 and 60.8 KB with k = 1,050 (perplexity 350). At 1.3M cells and
+    perplexity 350 that is about 78 GiB with k = 1,050 and 29 GiB with k = 350.
     """
     if k_neighbors == "auto":
         k = min(n_cells - 1, 3 * perplexity)
     else:
         k = min(n_cells - 1, int(k_neighbors))
-    return (n_cells * k * 66 + n_cells * n_features * 4 * 2) / 1e6 + 300
+    return (n_cells * (k * 54 + 4000) + n_cells * n_features * 4 * 2) / 1e6 + 300
