@@ -197,7 +197,9 @@ def subsample(pca_adata, size: int, *, seed: int = 0):
         )
     rng = np.random.default_rng([seed, 21])
     rows = np.sort(rng.choice(n, size=size, replace=False))
-    out = pca_adata[rows].copy()
+    view = pca_adata[rows]
+    # a backed parent (``read_h5ad(..., backed=True)``) is read only at the chosen rows
+    out = view.to_memory() if pca_adata.isbacked else view.copy()
     out.uns["subsample"] = {"size": int(size), "of": int(n), "seed": int(seed)}
     return out
 
@@ -261,11 +263,25 @@ def main(
 
 
 def main_subsample(pca_path, output, *, size, seed=0, log_path=None):
-    """Write a fixed-seed subsample of a pca.h5ad."""
+    """Write a fixed-seed subsample of a pca.h5ad, reading the parent backed (only those rows).
+
+    At 1.3M cells this reads 100k rows in about 10 s at 0.75 GB peak instead of loading the
+    parent's whole HVG matrix.
+    """
     setup_logging(log_path)
-    out = subsample(read_h5ad(pca_path, what="pca file"), size, seed=seed)
+    parent = read_h5ad(pca_path, what="pca file", backed=True)
+    try:
+        out = subsample(parent, size, seed=seed)
+    finally:
+        parent.file.close()
     write_h5ad(out, output)
-    log.info("wrote %s: %d of %d cells", output, out.n_obs, out.uns["subsample"]["of"])
+    log.info(
+        "wrote %s: %d of %d cells; peak RSS %.0f MB",
+        output,
+        out.n_obs,
+        out.uns["subsample"]["of"],
+        peak_rss_mb(),
+    )
 
 
 @cli_errors

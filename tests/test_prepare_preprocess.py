@@ -142,6 +142,23 @@ def test_subsample_is_seeded_and_ordered(tiny_counts):
         subsample(out, 1000)
 
 
+def test_subsample_file_reads_the_parent_backed_and_matches(tiny_counts, tmp_path):
+    from scripts.preprocess import main_subsample
+
+    out = preprocess(tiny_counts, params=PARAMS, labels={"from": "column"})
+    parent = tmp_path / "pca.h5ad"
+    out.write_h5ad(parent)
+    main_subsample(parent, tmp_path / "sub.h5ad", size=120, seed=3)
+    sub = ad.read_h5ad(tmp_path / "sub.h5ad")
+    ref = subsample(out, 120, seed=3)
+    assert list(sub.obs_names) == list(ref.obs_names)
+    np.testing.assert_array_equal(sub.obsm["X_pca"], ref.obsm["X_pca"])
+    assert (sub.X != ref.X).nnz == 0
+    assert list(sub.obs["label"]) == list(ref.obs["label"])
+    assert sub.uns["subsample"] == {"size": 120, "of": out.n_obs, "seed": 3}
+    assert sub.uns["n_significant_pcs"] == out.uns["n_significant_pcs"]
+
+
 def test_prepare_unknown_label_source_column(tiny_counts):
     ad_ = ad.AnnData(X=tiny_counts.X, obs=pd.DataFrame(index=tiny_counts.obs_names))
     with pytest.raises(ScdrbenchError, match="none"):
