@@ -36,6 +36,7 @@ rule prepare_dataset:
         env=get_thread_env,
         entry=get_dataset_entry_json,
         inputs=get_prepare_inputs_json,
+        seed=config["seed"],
     threads: get_threads("prepare")
     resources:
         cpus_per_task=get_cpus_per_task,
@@ -46,4 +47,4 @@ rule prepare_dataset:
     shell:
         "{params.env} python -m scripts.prepare --dataset {wildcards.dataset} "
         "--entry {params.entry:q} --inputs {params.inputs:q} --output {output:q} "
-        "--threads {threads} --log {log:q}"
+        "--threads {threads} --seed {params.seed} --log {log:q}"

@@ -145,7 +145,7 @@ def _input(inputs: dict, key: str, entry: dict) -> str:
     return inputs[key]
 
 
-def read_citeseq(entry: dict, inputs: dict):
+def read_citeseq(entry: dict, inputs: dict, seed: int = 0):
     """GEO CITE-seq pair: human genes, mouse cells dropped, protein labels (``scripts.data.cbmc``)."""
     from scripts.data.cbmc import read_citeseq as read
 
@@ -153,11 +153,13 @@ def read_citeseq(entry: dict, inputs: dict):
         _input(inputs, "file", entry),
         _input(inputs, "adt_file", entry),
         resolution=entry["labels"]["resolution"],
+        mouse_threshold=entry.get("mouse_threshold", 0.5),
+        seed=seed,
     )
 
 
 def _reader(name: str):
-    def read(entry: dict, inputs: dict):
+    def read(entry: dict, inputs: dict, seed: int = 0):
         from scripts.data import readers
 
         return getattr(readers, name)(_input(inputs, "file", entry))
@@ -166,8 +168,8 @@ def _reader(name: str):
 
 
 READERS = {
-    "scanpy_pbmc68k": lambda entry, inputs: read_pbmc68k(),
-    "synthetic": lambda entry, inputs: read_synthetic(entry["synthetic"]),
+    "scanpy_pbmc68k": lambda entry, inputs, seed=0: read_pbmc68k(),
+    "synthetic": lambda entry, inputs, seed=0: read_synthetic(entry["synthetic"]),
     "geo_citeseq": read_citeseq,
     "geo_csv": _reader("read_geo_csv"),
     "tenx_h5": _reader("read_tenx_h5"),
@@ -178,15 +180,19 @@ READERS = {
 STREAMABLE = ("tenx_h5", "h5ad")
 
 
-def prepare(dataset: str, entry: dict, inputs: dict[str, str]):
-    """Read the data set described by registry ``entry``; returns the counts AnnData."""
+def prepare(dataset: str, entry: dict, inputs: dict[str, str], *, seed: int = 0):
+    """Read the data set described by registry ``entry``; returns the counts AnnData.
+
+    ``seed`` (the config's) seeds what a reader draws at random: the ADT clustering of CITE-seq
+    labels. The simulator has its own ``synthetic.seed``, so its data stay fixed across runs.
+    """
     source = entry["source"]
     if source not in READERS:
         raise ScdrbenchError(
             f"dataset {dataset!r}: source {source!r} has no reader yet; "
             f"available: {', '.join(sorted(READERS))}"
         )
-    adata = READERS[source](entry, inputs)
+    adata = READERS[source](entry, inputs, seed)
     adata = attach_labels(adata, entry["labels"], source_name=f"dataset {dataset!r}")
     adata = check_counts(adata, source_name=f"dataset {dataset!r}")
     adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
@@ -245,7 +251,16 @@ def prepare_streamed(dataset: str, entry: dict, inputs: dict, output: str) -> di
     )
 
 
-def main(dataset: str, entry: dict, output: str, *, inputs=None, threads: int = 1, log_path=None):
+def main(
+    dataset: str,
+    entry: dict,
+    output: str,
+    *,
+    inputs=None,
+    threads: int = 1,
+    seed: int = 0,
+    log_path=None,
+):
     """Prepare ``dataset`` and write ``output`` (counts.h5ad) atomically."""
     setup_logging(log_path)
     pin_threads(threads)
@@ -264,7 +279,7 @@ def main(dataset: str, entry: dict, output: str, *, inputs=None, threads: int = 
         )
         return
     with Stopwatch() as sw:
-        adata = prepare(dataset, entry, inputs)
+        adata = prepare(dataset, entry, inputs, seed=seed)
     log.info("prepared %s: %d cells x %d genes in %.1f s", dataset, *adata.shape, sw.seconds)
     write_h5ad(adata, output, compression="gzip")
     log.info("wrote %s; peak RSS %.0f MB", output, peak_rss_mb())
@@ -278,6 +293,7 @@ def cli(argv=None) -> None:
     p.add_argument("--inputs", default="{}", help="JSON {name: path} of downloaded files")
     p.add_argument("--output", required=True)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0, help="the config's seed")
     p.add_argument("--log")
     a = p.parse_args(argv)
     main(
@@ -286,6 +302,7 @@ def cli(argv=None) -> None:
         a.output,
         inputs=json.loads(a.inputs),
         threads=a.threads,
+        seed=a.seed,
         log_path=a.log,
     )
 

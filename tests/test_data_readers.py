@@ -256,3 +256,21 @@ def test_citeseq_species_and_protein_labels(tmp_path):
     names = set(adata.obs["label"].astype(str))
     for marker in ("CD3+", "CD14+", "CD19+"):  # each population named by its antibody
         assert any(marker in n for n in names), names
+    assert adata.uns["cbmc"]["mouse_threshold"] == 0.5
+    assert adata.uns["cbmc"]["n_mouse_cells_dropped"] == int(is_mouse.sum())
+
+
+def test_citeseq_mouse_threshold_and_seed_come_from_the_config(tmp_path):
+    rna, adt, barcodes, is_mouse, _ = citeseq_pair(tmp_path)
+    entry = {
+        "source": "geo_citeseq",
+        "path": str(rna),
+        "adt_path": str(adt),
+        "mouse_threshold": 0.99,  # mouse cells have ~93% mouse UMIs: all are kept
+        "labels": {"from": "adt_clusters", "resolution": 0.5},
+    }
+    adata = prepare("cbmc", entry, {"file": str(rna), "adt_file": str(adt)}, seed=7)
+    assert adata.n_obs == len(barcodes)
+    assert adata.uns["cbmc"]["n_mouse_cells_dropped"] == 0
+    assert adata.uns["cbmc"]["adt_leiden_seed"] == 7
+    assert adata.uns["cbmc"]["mouse_threshold"] == 0.99

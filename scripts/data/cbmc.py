@@ -162,5 +162,10 @@ def read_citeseq(
     human.obsm["protein_counts"] = pd.DataFrame(
         adt_x.astype(np.float32), index=human.obs_names, columns=markers
     )
-    human.uns["cbmc"] = {"n_mouse_cells_dropped": n_mouse, "mouse_threshold": mouse_threshold}
+    human.uns["cbmc"] = {
+        "n_mouse_cells_dropped": n_mouse,
+        "mouse_threshold": mouse_threshold,
+        "adt_leiden_seed": seed,
+        "adt_leiden_resolution": resolution,
+    }
     return human
