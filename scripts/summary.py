@@ -452,6 +452,27 @@ def _scatter(ax, emb, size_scale: float = 1.0):
     return cats, palette, xy
 
 
+MAX_LEGEND_LABELS = 30
+
+
+def _legend_handles(emb, cats, palette):
+    """Legend entries for the labels, the ``MAX_LEGEND_LABELS`` largest when there are more
+    (e.g. hundreds of Leiden clusters on a big data set), with a last line counting the rest."""
+    import matplotlib.pyplot as plt
+
+    order = list(range(len(cats)))
+    if len(cats) > MAX_LEGEND_LABELS:
+        counts = emb.obs["label"].astype("category").cat.codes.value_counts()
+        order = sorted(counts.index[:MAX_LEGEND_LABELS])
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", color=palette[k], label=str(cats[k])) for k in order
+    ]
+    if len(order) < len(cats):
+        rest = len(cats) - len(order)
+        handles.append(plt.Line2D([], [], ls="", label=f"+ {rest} smaller labels"))
+    return handles
+
+
 def embedding_panels(embeddings, outputs, metrics: pd.DataFrame | None = None) -> None:
     """One PNG per embedding (``embeddings[i]`` -> ``outputs[i]``): the report's per-method items."""
     import anndata as ad
@@ -477,10 +498,7 @@ def embedding_panels(embeddings, outputs, metrics: pd.DataFrame | None = None) -
         if np.isfinite(acc.get((ds, m), np.nan)):
             title += f", kNN acc {acc[(ds, m)]:.2f}"
         ax.set_title(title, fontsize=10)
-        handles = [
-            plt.Line2D([], [], marker="o", ls="", color=palette[k], label=str(c))
-            for k, c in enumerate(cats)
-        ]
+        handles = _legend_handles(emb, cats, palette)
         ax.legend(
             handles=handles,
             loc="center left",
@@ -536,10 +554,7 @@ def comparison_figure(embeddings, timing: pd.DataFrame, metrics: pd.DataFrame | 
             if j == 0:
                 ax.set_ylabel(f"{ds}\n({len(xy):,} cells)", fontsize=9)
             if legend_handles is None:
-                legend_handles = [
-                    plt.Line2D([], [], marker="o", ls="", color=palette[k], label=str(c))
-                    for k, c in enumerate(cats)
-                ]
+                legend_handles = _legend_handles(emb, cats, palette)
         if legend_handles:
             axes[i, -1].legend(
                 handles=legend_handles,

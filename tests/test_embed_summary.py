@@ -169,3 +169,17 @@ def test_scaling_figure_writes_png_and_pdf(tmp_path):
     assert pdf.read_bytes()[:5] == b"%PDF-"
     with pytest.raises(ScdrbenchError, match="timing table has no rows"):
         summary.scaling_figure(_timing_rows().iloc[:0], [str(png)])
+
+
+def test_legend_lists_the_largest_labels_when_there_are_many():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([f"c{i:03d}" for i in range(100)], np.arange(1, 101))  # c099 largest
+    emb = ad.AnnData(obs=pd.DataFrame({"label": pd.Categorical(rng.permutation(labels))}))
+    cats = list(emb.obs["label"].cat.categories)
+    handles = summary._legend_handles(emb, cats, [(0, 0, 0)] * len(cats))
+    names = [h.get_label() for h in handles]
+    assert len(names) == summary.MAX_LEGEND_LABELS + 1
+    assert names[:-1] == [f"c{i:03d}" for i in range(70, 100)]
+    assert names[-1] == "+ 70 smaller labels"
+    few = summary._legend_handles(emb[emb.obs["label"].isin(cats[:3])], cats[:3], [(0, 0, 0)] * 3)
+    assert [h.get_label() for h in few] == cats[:3]
