@@ -292,36 +292,30 @@ def test_report_html_builds_and_renders(tmp_path):
     browser = _chromium()
     if browser is None:
         pytest.skip("chromium not installed (apt-get install chromium): report built, not rendered")
-    shot = tmp_path / "report.png"
-    subprocess.run(
-        [
-            "bash",
-            str(ROOT / "tests" / "report_screenshot.sh"),
-            str(tmp_path / "results" / "report.html"),
-            str(shot),
-        ],
-        check=True,
-        timeout=180,
-        capture_output=True,
-    )
+
+    def screenshot(name: str, **env) -> Path:
+        shot = tmp_path / name
+        subprocess.run(
+            [
+                "bash",
+                str(ROOT / "tests" / "report_screenshot.sh"),
+                str(tmp_path / "results" / "report.html"),
+                str(shot),
+            ],
+            check=True,
+            timeout=180,
+            capture_output=True,
+            env=dict(os.environ, **env),
+        )
+        return shot
+
+    shot = screenshot("report.png")
     from PIL import Image
 
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.shape[0] > 500 and pixels.std() > 5  # not a blank page
     # Clicking through to the ranking shows it (the page's own HTML table, dark text on white).
-    shot2 = tmp_path / "ranking.png"
-    subprocess.run(
-        [
-            "bash",
-            str(ROOT / "tests" / "report_screenshot.sh"),
-            str(tmp_path / "results" / "report.html"),
-            str(shot2),
-        ],
-        check=True,
-        timeout=180,
-        capture_output=True,
-        env=dict(os.environ, CLICK="Tables|results/tables/ranking.html"),
-    )
+    shot2 = screenshot("ranking.png", CLICK="Tables|results/tables/ranking.html")
     right = np.asarray(Image.open(shot2).convert("L"), dtype=float)[:, 400:]
     assert not np.array_equal(right, pixels[:, 400:]) and (right < 100).mean() > 0.005
 

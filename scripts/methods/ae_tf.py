@@ -201,6 +201,10 @@ def embed(
     )
     tf = _nn.setup_tensorflow(seed, threads)
     Xs = _nn.scaled_dense(X, _nn.Scaler.fit(X))
+
+    def get_batch(idx):
+        return Xs[idx]
+
     log.info(
         "training %d -> %s -> %d on %d cells (%d held out), batch %d, up to %d epochs, device %s",
         d,
@@ -214,7 +218,7 @@ def embed(
     )
     model, hist = train_autoencoder(
         tf,
-        lambda idx: Xs[idx],
+        get_batch,
         p["train_idx"],
         p["val_idx"],
         n_dims=d,
@@ -227,8 +231,8 @@ def embed(
         patience=p["patience"],
         seed=seed,
     )
-    emb = encode_all(model, lambda idx: Xs[idx], n)
-    final_loss = mean_loss(model, lambda idx: Xs[idx], n)
+    emb = encode_all(model, get_batch, n)
+    final_loss = mean_loss(model, get_batch, n)
     log.info("final reconstruction loss (all cells) %.5f", final_loss)
     _nn.finish_info(
         info,
