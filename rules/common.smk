@@ -4,7 +4,14 @@ import sys
 
 sys.path.insert(0, workflow.basedir)
 
-from scripts.common.config import dataset_grid, url_filename, validate_config
+from scripts.common.budget import Budget, job_budget
+from scripts.common.config import (
+    INPUT_DIMS,
+    dataset_grid,
+    predicted_overruns,
+    url_filename,
+    validate_config,
+)
 from scripts.common.runtime import THREAD_VARIABLES
 
 # 1. Validate first: nothing reads the config before this (defaults are filled in here).
@@ -22,6 +29,11 @@ FAMILIES = {
 }
 REPEATS = config["repeats"]
 ROOT = workflow.basedir
+# Jobs whose method's memory model exceeds the memory budget (budget.over_estimate: skip; with
+# the default, error, the first one has already stopped the workflow here, naming the key).
+OVERRUNS = {(d, m): msg for d, m, msg in predicted_overruns(config, DATASET_ENTRIES)}
+for _msg in OVERRUNS.values():
+    print(f"scdrbench: will be recorded as skipped: {_msg}", file=sys.stderr)
 
 
 def _alternatives(ids):
@@ -164,14 +176,21 @@ def _n_cells(wildcards):
 # stopped by the guard or killed for memory comes back with more.
 MEM_BASE_MB = {"prepare": 2000, "preprocess": 2000, "embed": 1500, "score": 1500}
 MEM_PER_CELL_KB = {"prepare": 8, "preprocess": 6, "score": 2}
-INPUT_DIMS = {"pca": "n_pcs", "significant_pcs": "n_pcs", "hvg": "n_hvg"}
+
+
+def _budget(stage, wildcards) -> Budget:
+    return job_budget(config, stage, getattr(wildcards, "method", None))
 
 
 def get_mem_mb(stage):
-    """A resource function: memory in MB for a stage from the data set's size and the attempt."""
+    """A resource function: memory in MB for a stage: its budget (config `budget`) when one is
+    set, else from the data set's size and the method's memory model, doubled per attempt."""
     from scripts.methods import get_method
 
     def mem_mb(wildcards, attempt):
+        budget = _budget(stage, wildcards)
+        if budget.mem_mb is not None:
+            return int(budget.mem_mb)
         n = _n_cells(wildcards)
         if stage == "embed":
             entry = config["methods"][wildcards.method]
@@ -186,13 +205,55 @@ def get_mem_mb(stage):
 
 
 def get_runtime(stage):
-    """A resource function: runtime in minutes from the data set's size."""
+    """A resource function: runtime in minutes: the time budget with a few minutes' headroom (the
+    supervisor ends the job at the budget and records it), else from the data set's size."""
 
     def runtime(wildcards, attempt):
+        budget = _budget(stage, wildcards)
+        if budget.time_s is not None:
+            return budget.runtime_min()
         minutes = 10 + _n_cells(wildcards) / 1000 * (1.0 if stage == "embed" else 0.3)
         return int(minutes * attempt)
 
     return runtime
+
+
+def get_budget_time_s(stage):
+    """A resource (not a rerun trigger): the supervisor's time limit in seconds, 0 for none."""
+
+    def budget_time_s(wildcards):
+        return int(_budget(stage, wildcards).time_s or 0)
+
+    return budget_time_s
+
+
+def get_budget_mem_mb(stage):
+    """A resource: the supervisor's memory limit in MB, 0 for none."""
+
+    def budget_mem_mb(wildcards):
+        return int(_budget(stage, wildcards).mem_mb or 0)
+
+    return budget_mem_mb
+
+
+def get_retry_token(wildcards):
+    """A param that changes, so that Snakemake re-runs the job, only when the job's existing
+    output is a status record (timeout, out of memory...) and the budget has since grown.
+
+    Otherwise it returns the token the existing file was made with (stored in it), so a
+    changed budget never re-runs a job that succeeded, or one that failed with the same budget.
+    """
+    from scripts.common.io import read_status
+
+    # the path from the wildcards, not the `output` argument: Snakemake records (and compares)
+    # only params that are not derived from input, output, threads or resources
+    status = read_status(f"results/embed/{wildcards.dataset}/{wildcards.method}.h5ad")
+    if status is None:
+        return ""
+    budget = _budget("embed", wildcards)
+    if status["status"] != "ok" and budget.exceeds(Budget.from_token(status["budget"])):
+        return f"retry with {budget.token()}"
+    return status["retry_token"]
 
 
 def get_gpu(wildcards):

@@ -14,11 +14,14 @@ rule embed_python:
         env=get_thread_env,
         entry=get_method_entry_json,
         seed=get_seed(),
+        retry=get_retry_token,
     threads: get_threads("embed")
     resources:
         cpus_per_task=get_cpus_per_task,
         mem_mb=get_mem_mb("embed"),
         runtime=get_runtime("embed"),
+        budget_time_s=get_budget_time_s("embed"),
+        budget_mem_mb=get_budget_mem_mb("embed"),
     wildcard_constraints:
         method=_alternatives(FAMILIES["python"]),
     conda:
@@ -26,7 +29,9 @@ rule embed_python:
     shell:
         "{params.env} python -m scripts.embed --input {input:q} --output {output:q} "
         "--dataset {wildcards.dataset} --method {wildcards.method} --entry {params.entry:q} "
-        "--seed {params.seed} --threads {threads} --mem-mb {resources.mem_mb} --log {log:q}"
+        "--seed {params.seed} --threads {threads} --mem-mb {resources.mem_mb} --log {log:q} "
+        "--time-budget-s {resources.budget_time_s} --mem-budget-mb {resources.budget_mem_mb} "
+        "--retry-token={params.retry:q}"
 
 
 rule embed_tensorflow:
@@ -42,11 +47,14 @@ rule embed_tensorflow:
         env=get_thread_env,
         entry=get_method_entry_json,
         seed=get_seed(),
+        retry=get_retry_token,
     threads: get_threads("embed")
     resources:
         cpus_per_task=get_cpus_per_task,
         mem_mb=get_mem_mb("embed"),
         runtime=get_runtime("embed"),
+        budget_time_s=get_budget_time_s("embed"),
+        budget_mem_mb=get_budget_mem_mb("embed"),
         gpu=get_gpu,
     wildcard_constraints:
         method=_alternatives(FAMILIES["tensorflow"]),
@@ -55,4 +63,6 @@ rule embed_tensorflow:
     shell:
         "{params.env} python -m scripts.embed --input {input:q} --output {output:q} "
         "--dataset {wildcards.dataset} --method {wildcards.method} --entry {params.entry:q} "
-        "--seed {params.seed} --threads {threads} --mem-mb {resources.mem_mb} --log {log:q}"
+        "--seed {params.seed} --threads {threads} --mem-mb {resources.mem_mb} --log {log:q} "
+        "--time-budget-s {resources.budget_time_s} --mem-budget-mb {resources.budget_mem_mb} "
+        "--retry-token={params.retry:q}"

@@ -19,9 +19,12 @@ rule score_embedding:
         cpus_per_task=get_cpus_per_task,
         mem_mb=get_mem_mb("score"),
         runtime=get_runtime("score"),
+        budget_time_s=get_budget_time_s("score"),
+        budget_mem_mb=get_budget_mem_mb("score"),
     conda:
         "../envs/python.yaml"
     shell:
         "{params.env} python -m scripts.metrics --embedding {input.embedding:q} "
         "--dataset-file {input.dataset:q} --output {output:q} --dataset {wildcards.dataset} "
-        "--method {wildcards.method} --seed {params.seed} --log {log:q}"
+        "--method {wildcards.method} --seed {params.seed} --log {log:q} "
+        "--time-budget-s {resources.budget_time_s} --mem-budget-mb {resources.budget_mem_mb}"

@@ -3,15 +3,22 @@
 Output contract: ``obs_names`` and ``obs['label']`` of the data set (same order),
 ``obsm['X_emb']`` (n_cells x 2 float32), ``uns``: ``dataset_id``, ``method_id``, ``algorithm``,
 ``params`` (JSON string), ``seed``, ``threads``, ``input`` (what was embedded and its width),
-``fit_seconds`` (the method's fit alone), ``peak_rss_mb`` (the kernel's high-water mark of
-this process, ``getrusage``), ``versions`` and ``info`` (what the method reported: loss history,
-device...). No count matrix is stored.
+``fit_seconds`` (the method's fit alone), ``fit_cpu_seconds`` (CPU time of all its threads
+during the fit; ``fit_cpu_seconds / fit_seconds`` is the number of threads it actually kept busy),
+``cpu_seconds`` (the whole job process), ``peak_rss_mb`` (the kernel's high-water mark of this
+process, ``getrusage``), ``versions``, ``info`` (what the method reported: loss history,
+device...), ``status`` (``ok``), ``budget`` and ``retry_token``. No count matrix is stored.
+
+The job runs supervised (:mod:`scripts.common.supervise`): when the method runs past its time or
+memory budget or fails, the same file is written as a *status record*: ``X_emb`` all NaN,
+``uns['status']`` one of ``timeout``, ``out_of_memory``, ``error``, ``skipped`` and
+``uns['status_message']`` its one line ("timeout after 100 min"). The score step, the tables
+and the figures show it as such; the workflow goes on.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import os
@@ -21,10 +28,11 @@ from importlib import metadata
 import numpy as np
 import pandas as pd
 
+from scripts.common.budget import Budget
 from scripts.common.errors import ScdrbenchError, cli_errors
 from scripts.common.io import read_h5ad, write_h5ad
-from scripts.common.runtime import Stopwatch, peak_rss_mb, pin_threads, setup_logging
-from scripts.methods import get_method
+from scripts.common.runtime import Stopwatch, cpu_seconds, peak_rss_mb, pin_threads, setup_logging
+from scripts.methods import get_method, import_backend
 
 log = logging.getLogger("scdrbench.embed")
 
@@ -71,8 +79,8 @@ def _storable(value):
     return str(value)
 
 
-def _earlier_repeats(output, dataset: str, method: str) -> tuple[list, list]:
-    """Fit seconds and peaks of earlier repeats of this same job.
+def _earlier_repeats(output, dataset: str, method: str) -> tuple[list, list, list]:
+    """Fit seconds, peaks and fit CPU seconds of earlier repeats of this same job.
 
     Snakemake's ``benchmark: repeat(...)`` runs the command again in the same job, over the
     previous repeat's output (outputs are only removed before the job starts), so each repeat's
@@ -82,7 +90,7 @@ def _earlier_repeats(output, dataset: str, method: str) -> tuple[list, list]:
     import h5py
 
     if not os.path.exists(output):
-        return [], []
+        return [], [], []
     try:
         with h5py.File(output, "r") as f:
             uns = f["uns"]
@@ -91,10 +99,15 @@ def _earlier_repeats(output, dataset: str, method: str) -> tuple[list, list]:
                 and uns["method_id"][()].decode() == method
             )
             if not same:
-                return [], []
-            return list(uns["fit_seconds_repeats"][()]), list(uns["peak_rss_mb_repeats"][()])
+                return [], [], []
+            cpu = uns["fit_cpu_seconds_repeats"][()] if "fit_cpu_seconds_repeats" in uns else []
+            return (
+                list(uns["fit_seconds_repeats"][()]),
+                list(uns["peak_rss_mb_repeats"][()]),
+                list(cpu),
+            )
     except (OSError, KeyError):
-        return [], []
+        return [], [], []
 
 
 def run_method(X, *, algorithm: str, params: dict, seed: int, threads: int, mem_mb=None):
@@ -109,11 +122,12 @@ def run_method(X, *, algorithm: str, params: dict, seed: int, threads: int, mem_
     check_memory(need, mem_mb=mem_mb, what=f"{algorithm} on {X.shape[0]} x {X.shape[1]}")
     # Import the method's libraries before the clock starts: fit_seconds times the fit alone
     # (`import umap` alone imports TensorFlow when it is installed: 10-30 s).
-    for name in getattr(module, "BACKEND_MODULES", ()):
-        importlib.import_module(name)
+    import_backend(module)
     info: dict = {}
+    cpu_before = cpu_seconds()
     with Stopwatch() as sw:
         emb = module.embed(X, seed=seed, info=info, threads=threads, **params)
+    info["fit_cpu_seconds"] = cpu_seconds() - cpu_before
     emb = np.asarray(emb, dtype=np.float32)
     if emb.shape != (X.shape[0], 2):
         raise RuntimeError(f"{algorithm} returned shape {emb.shape}, expected ({X.shape[0]}, 2)")
@@ -136,10 +150,10 @@ def main(
     threads: int = 1,
     mem_mb: float | None = None,
     log_path=None,
+    budget: Budget | None = None,
+    retry_token: str = "",
 ):
     """Read the data set's pca.h5ad, run the method, write the embedding file atomically."""
-    import anndata as ad
-
     setup_logging(log_path)
     pin_threads(threads)
     data = read_h5ad(pca_path, what="dataset file")
@@ -162,40 +176,93 @@ def main(
         mem_mb=mem_mb,
     )
     peak = peak_rss_mb()
-    log.info("fit %.2f s; peak RSS %.0f MB", fit_seconds, peak)
-    fits, peaks = _earlier_repeats(output, dataset, method)
-    out = ad.AnnData(
-        obs=pd.DataFrame({"label": data.obs["label"].to_numpy()}, index=data.obs_names.copy()),
-        obsm={"X_emb": emb},
+    fit_cpu = float(info.pop("fit_cpu_seconds"))
+    log.info(
+        "fit %.2f s (%.1f CPU s: %.2f threads busy); peak RSS %.0f MB",
+        fit_seconds,
+        fit_cpu,
+        fit_cpu / max(fit_seconds, 1e-9),
+        peak,
     )
-    out.obs["label"] = out.obs["label"].astype("category")
-    out.uns.update(
+    fits, peaks, cpus = _earlier_repeats(output, dataset, method)
+    uns = _common_uns(dataset, method, entry, seed, threads, budget, retry_token)
+    uns.update(
         {
-            "dataset_id": dataset,
-            "method_id": method,
-            "method_label": entry["label"],
-            "algorithm": entry["algorithm"],
-            "params": json.dumps(entry["params"], sort_keys=True),
-            "seed": int(seed),
-            "threads": int(threads),
-            "input": entry["input"],
+            "status": "ok",
+            "status_message": "ok",
             "input_dims": int(X.shape[1]),
             "fit_seconds": float(fit_seconds),
+            "fit_cpu_seconds": fit_cpu,
+            "cpu_seconds": cpu_seconds(),
             "peak_rss_mb": float(peak),
             "fit_seconds_repeats": np.asarray(fits + [fit_seconds], dtype=np.float64),
             "peak_rss_mb_repeats": np.asarray(peaks + [peak], dtype=np.float64),
-            "versions": _versions(entry["algorithm"]),
+            "fit_cpu_seconds_repeats": np.asarray(cpus + [fit_cpu], dtype=np.float64),
             "info": _storable(info),
-            "host": platform.node(),
-            "slurm_job_id": os.environ.get("SLURM_JOB_ID", ""),
         }
     )
-    write_h5ad(out, output)
+    write_embedding_file(data, emb, uns, output)
     log.info("wrote %s", output)
 
 
-@cli_errors
-def cli(argv=None) -> None:
+def _common_uns(dataset, method, entry, seed, threads, budget, retry_token) -> dict:
+    """The ``uns`` entries every embedding file has, a result or a status record."""
+    return {
+        "dataset_id": dataset,
+        "method_id": method,
+        "method_label": entry["label"],
+        "algorithm": entry["algorithm"],
+        "params": json.dumps(entry["params"], sort_keys=True),
+        "seed": int(seed),
+        "threads": int(threads),
+        "input": entry["input"],
+        "budget": (budget or Budget()).token(),
+        "retry_token": retry_token,
+        "versions": _versions(entry["algorithm"]),
+        "host": platform.node(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID", ""),
+    }
+
+
+def write_embedding_file(data, emb, uns: dict, output) -> None:
+    """The embedding file: the data set's obs names and labels, ``obsm['X_emb']``, ``uns``."""
+    import anndata as ad
+
+    out = ad.AnnData(
+        obs=pd.DataFrame({"label": data.obs["label"].to_numpy()}, index=data.obs_names.copy()),
+        obsm={"X_emb": np.asarray(emb, dtype=np.float32)},
+    )
+    out.obs["label"] = out.obs["label"].astype("category")
+    out.uns.update(uns)
+    write_h5ad(out, output)
+
+
+def write_status_record(
+    pca_path, output, *, dataset, method, entry, seed, threads, budget, retry_token, outcome
+) -> None:
+    """A failed job's embedding file: NaN coordinates, the status and its one-line message."""
+    data = read_h5ad(pca_path, what="dataset file", backed=True)
+    uns = _common_uns(dataset, method, entry, seed, threads, budget, retry_token)
+    uns.update(
+        {
+            "status": outcome.status,
+            "status_message": outcome.message,
+            "input_dims": -1,
+            "fit_seconds": float("nan"),
+            "fit_cpu_seconds": float("nan"),
+            "cpu_seconds": float(outcome.cpu_seconds),
+            "peak_rss_mb": float(outcome.peak_rss_mb),
+            "job_seconds": float(outcome.seconds),
+            "fit_seconds_repeats": np.asarray([np.nan]),
+            "peak_rss_mb_repeats": np.asarray([outcome.peak_rss_mb]),
+        }
+    )
+    emb = np.full((data.n_obs, 2), np.nan, dtype=np.float32)
+    write_embedding_file(data, emb, uns, output)
+    data.file.close()
+
+
+def _parse(argv):
     p = argparse.ArgumentParser(description="Embed one data set with one method")
     p.add_argument("--input", required=True, help="results/data/{dataset}/pca.h5ad")
     p.add_argument("--output", required=True)
@@ -206,7 +273,55 @@ def cli(argv=None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--mem-mb", type=float, default=None, help="the job's memory allocation")
     p.add_argument("--log")
+    p.add_argument("--time-budget-s", type=float, default=None, help="stop the fit after this")
+    p.add_argument("--mem-budget-mb", type=float, default=None, help="stop it above this RSS")
+    p.add_argument("--retry-token", default="", help="stored in the file (see rules/embed.smk)")
+    p.add_argument("--child", action="store_true", help="run the work (else: supervise it)")
     a = p.parse_args(argv)
+    a.time_budget_s = a.time_budget_s or None  # 0: no budget
+    a.mem_budget_mb = a.mem_budget_mb or None
+    return a
+
+
+def cli(argv=None) -> None:
+    """Supervise the job (the parent), or run it (``--child``)."""
+    import sys
+
+    from scripts.common import supervise as sv
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    a = _parse(argv)
+    if a.child:
+        return _child(a)
+    budget = Budget(time_s=a.time_budget_s, mem_mb=a.mem_budget_mb)
+    outcome = sv.supervise(sv.child_command("scripts.embed", argv), budget=budget, log_path=a.log)
+    if outcome.status == "ok":
+        return None
+    if outcome.status == "interrupted" or (outcome.status == "skipped" and a.mem_budget_mb is None):
+        # no budget: the memory guard's exit makes Snakemake resubmit with more memory
+        raise SystemExit(outcome.returncode if outcome.returncode > 0 else 1)
+    write_status_record(
+        a.input,
+        a.output,
+        dataset=a.dataset,
+        method=a.method,
+        entry=json.loads(a.entry),
+        seed=a.seed,
+        threads=a.threads,
+        budget=budget,
+        retry_token=a.retry_token,
+        outcome=outcome,
+    )
+    print(
+        f"scdrbench: {a.dataset}/{a.method}: {outcome.message}; recorded as its status "
+        f"(log: {a.log or 'stderr'})",
+        file=sys.stderr,
+    )
+    return None
+
+
+@cli_errors
+def _child(a) -> None:
     main(
         a.input,
         a.output,
@@ -215,8 +330,10 @@ def cli(argv=None) -> None:
         entry=json.loads(a.entry),
         seed=a.seed,
         threads=a.threads,
-        mem_mb=a.mem_mb,
+        mem_mb=a.mem_budget_mb or a.mem_mb,
         log_path=a.log,
+        budget=Budget(time_s=a.time_budget_s, mem_mb=a.mem_budget_mb),
+        retry_token=a.retry_token,
     )
 
 

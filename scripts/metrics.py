@@ -741,7 +741,7 @@ def main(
         what="embedding",
         obsm_key="X_emb",
         label=False,
-        uns_keys=("dataset_id", "method_id", "seed"),
+        uns_keys=("dataset_id", "method_id", "seed", "status", "status_message"),
     )
     logger.info("read embedding %s: %s, uns %s", embedding_path, emb.shape, uns)
     ref_names, ref, labels, _ = _read_parts(
@@ -783,7 +783,12 @@ def main(
                 emb.shape[0],
             )
 
-    table = score_embedding(emb, ref, labels, seed=seed, n_jobs=threads)
+    if str(uns.get("status", "ok")) != "ok":
+        message = uns.get("status_message", uns["status"])
+        logger.warning("embedding %s is a status record: %s; not scored", embedding_path, message)
+        table = not_scored_table(f"not scored: the embedding job ended with {message}")
+    else:
+        table = score_embedding(emb, ref, labels, seed=seed, n_jobs=threads)
     table.insert(0, "method", method)
     table.insert(0, "dataset", dataset)
     table["seed"] = seed
@@ -799,6 +804,31 @@ def main(
     return table
 
 
+def not_scored_table(note: str) -> pd.DataFrame:
+    """Every metric NaN with the same note (a failed embedding or scoring job)."""
+    return pd.DataFrame(
+        {
+            "metric": list(METRICS),
+            "value": float("nan"),
+            "higher_is_better": [HIGHER_IS_BETTER[m] for m in METRICS],
+            "n_cells_scored": 0,
+            "note": note,
+            "seconds": float("nan"),
+        }
+    )
+
+
+def write_status_record(output_path, *, dataset: str, method: str, seed: int, message: str):
+    """A failed scoring job's metrics file: every metric NaN, the note says why."""
+    from scripts.common.io import write_table
+
+    table = not_scored_table(f"not scored: the score job ended with {message}")
+    table.insert(0, "method", method)
+    table.insert(0, "dataset", dataset)
+    table["seed"] = seed
+    write_table(table[COLUMNS], output_path)
+
+
 def _parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--embedding", required=True, help="results/embed/{dataset}/{method}.h5ad")
@@ -811,13 +841,52 @@ def _parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, default=None, help="default: $OMP_NUM_THREADS, else 1"
     )
-    return parser.parse_args(argv)
+    parser.add_argument("--time-budget-s", type=float, default=None)
+    parser.add_argument("--mem-budget-mb", type=float, default=None)
+    parser.add_argument("--child", action="store_true", help="run the work (else: supervise it)")
+    args = parser.parse_args(argv)
+    args.time_budget_s = args.time_budget_s or None  # 0: no budget
+    args.mem_budget_mb = args.mem_budget_mb or None
+    return args
+
+
+def cli(argv=None) -> None:
+    """Command-line entry point: supervise the scoring (see :mod:`scripts.common.supervise`)."""
+    import sys
+
+    from scripts.common import supervise as sv
+    from scripts.common.budget import Budget
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parse_args(argv)
+    if args.child:
+        return _child(args)
+    budget = Budget(time_s=args.time_budget_s, mem_mb=args.mem_budget_mb)
+    outcome = sv.supervise(
+        sv.child_command("scripts.metrics", argv), budget=budget, log_path=args.log
+    )
+    if outcome.status == "ok":
+        return None
+    if outcome.status in ("interrupted", "skipped"):
+        raise SystemExit(outcome.returncode if outcome.returncode > 0 else 1)
+    write_status_record(
+        args.output,
+        dataset=args.dataset,
+        method=args.method,
+        seed=args.seed,
+        message=outcome.message,
+    )
+    print(
+        f"scdrbench: scoring {args.dataset}/{args.method}: {outcome.message}; recorded in "
+        f"{args.output} (log: {args.log or 'stderr'})",
+        file=sys.stderr,
+    )
+    return None
 
 
 @cli_errors
-def cli(argv=None) -> None:
-    """Command-line entry point: parse arguments and call :func:`main`."""
-    args = _parse_args(argv)
+def _child(args) -> None:
+    """Score (the supervised child)."""
     main(
         args.embedding,
         args.dataset_file,

@@ -11,6 +11,7 @@ from scripts import embed as embed_mod
 from scripts import summary
 from scripts.common.errors import ScdrbenchError
 from scripts.common.memory import MemoryGuardError, allocated_mb, check_memory
+from scripts.summary import figures as summary_figures
 from tests.conftest import make_blobs
 
 ENTRY = {
@@ -176,10 +177,12 @@ def test_legend_lists_the_largest_labels_when_there_are_many():
     labels = np.repeat([f"c{i:03d}" for i in range(100)], np.arange(1, 101))  # c099 largest
     emb = ad.AnnData(obs=pd.DataFrame({"label": pd.Categorical(rng.permutation(labels))}))
     cats = list(emb.obs["label"].cat.categories)
-    handles = summary._legend_handles(emb, cats, [(0, 0, 0)] * len(cats))
+    handles = summary_figures._legend_handles(emb, cats, [(0, 0, 0)] * len(cats))
     names = [h.get_label() for h in handles]
-    assert len(names) == summary.MAX_LEGEND_LABELS + 1
+    assert len(names) == summary_figures.MAX_LEGEND_LABELS + 1
     assert names[:-1] == [f"c{i:03d}" for i in range(70, 100)]
     assert names[-1] == "+ 70 smaller labels"
-    few = summary._legend_handles(emb[emb.obs["label"].isin(cats[:3])], cats[:3], [(0, 0, 0)] * 3)
+    few = summary_figures._legend_handles(
+        emb[emb.obs["label"].isin(cats[:3])], cats[:3], [(0, 0, 0)] * 3
+    )
     assert [h.get_label() for h in few] == cats[:3]

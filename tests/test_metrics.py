@@ -307,7 +307,15 @@ def test_cli_turns_bad_input_into_exit_1(tmp_path, blob_data, capsys):
         "--seed",
         "0",
     ]
+    # the work itself (the supervised child) stops with one line and exit 1 ...
     with pytest.raises(SystemExit) as exit_info:
-        metrics.cli(argv)
+        metrics.cli([*argv, "--child"])
     assert exit_info.value.code == 1
     assert "scdrbench error: embedding" in capsys.readouterr().err
+    # ... which the job (the supervisor) records in the metrics file, and goes on
+    metrics.cli(argv)
+    table = pd.read_csv(tmp_path / "out.tsv", sep="\t")
+    assert table["value"].isna().all()
+    assert table["note"].str.contains(
+        "score job ended with error: embedding .* lists its cells in a different order"
+    ).all()

@@ -105,7 +105,66 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
         raise ConfigError(_describe(best))
     check_selection(config)
     check_method_params(config)
+    from scripts.common.budget import check_budgets
+
+    check_budgets(config)
+    check_subsamples(config)
     return config
+
+
+def check_subsamples(config: dict) -> None:
+    """Every scaling-ladder rung must be smaller than its data set."""
+    for ds in config["selection"]["datasets"]:
+        entry = config["datasets"][ds]
+        for i, size in enumerate(entry.get("subsample", [])):
+            if size >= entry["n_cells"]:
+                raise ConfigError(
+                    f"config key 'datasets.{ds}.subsample[{i}]': {size:,} cells is not smaller "
+                    f"than the data set (n_cells {entry['n_cells']:,}); remove that rung or "
+                    "correct n_cells"
+                )
+
+
+#: Width of each method input, by the preprocess key that sets it.
+INPUT_DIMS = {"pca": "n_pcs", "significant_pcs": "n_pcs", "hvg": "n_hvg"}
+
+
+def predicted_overruns(config: dict, grid: dict[str, dict]) -> list[tuple[str, str, str]]:
+    """Embedding jobs whose method's memory model exceeds their memory budget.
+
+    Returns ``(dataset, method, message)``; with ``budget.over_estimate: error`` the first is
+    raised as a :class:`ConfigError` naming the budget key (before any job starts), with
+    ``skip`` they are returned and recorded as skipped by their jobs.
+    """
+    from scripts.common.budget import format_size, job_budget
+    from scripts.methods import get_method
+
+    found = []
+    for method in config["selection"]["methods"]:
+        entry = config["methods"][method]
+        budget = job_budget(config, "embed", method)
+        if budget.mem_mb is None:
+            continue
+        impl = get_method(entry["algorithm"])
+        dims = config["preprocess"][INPUT_DIMS[entry["input"]]]
+        for ds, ds_entry in grid.items():
+            n = ds_entry["n_cells"]
+            need = impl.estimate_memory_mb(n, dims, **entry["params"])
+            if need <= budget.mem_mb:
+                continue
+            message = (
+                f"{method} on {ds} ({n:,} cells) needs about {format_size(need)} by its memory "
+                f"model (scripts/methods/{entry['algorithm']}.py), more than its budget "
+                f"{format_size(budget.mem_mb)}"
+            )
+            if config["budget"].get("over_estimate", "error") == "error":
+                raise ConfigError(
+                    f"config key '{budget.mem_key}': {message}; raise the budget, lower the "
+                    f"method's memory (its params), drop {method} from selection.methods, or set "
+                    "budget.over_estimate: skip to record such jobs as skipped"
+                )
+            found.append((ds, method, message))
+    return found
 
 
 def check_selection(config: dict) -> None:

@@ -10,6 +10,9 @@ from functools import wraps
 class ScdrbenchError(Exception):
     """Bad input or configuration: the message names the file or key and the fix."""
 
+    #: the process exit code when a CLI stops on this error
+    exit_code = 1
+
 
 def cli_errors(func: Callable) -> Callable:
     """Wrap a CLI ``main``: a :class:`ScdrbenchError` becomes one line on stderr and exit 1.
@@ -23,6 +26,6 @@ def cli_errors(func: Callable) -> Callable:
             return func(*args, **kwargs)
         except ScdrbenchError as err:
             print(f"scdrbench error: {err}", file=sys.stderr)
-            raise SystemExit(1) from None
+            raise SystemExit(err.exit_code) from None
 
     return wrapper

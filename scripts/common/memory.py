@@ -22,6 +22,8 @@ log = logging.getLogger("scdrbench.memory")
 class MemoryGuardError(ScdrbenchError):
     """The estimated need exceeds the job's allocation."""
 
+    exit_code = 3  # scripts.common.supervise.EXIT_MEMORY_GUARD
+
 
 _UNITS = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
 

@@ -54,6 +54,13 @@ def peak_rss_mb() -> float:
     return kb / 1024.0
 
 
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process (all its threads) and its waited-for children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 class Stopwatch:
     """Wall-clock timer: ``with Stopwatch() as sw: ...; sw.seconds``."""
 

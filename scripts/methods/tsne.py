@@ -10,6 +10,13 @@ Memory is dominated by the kNN graph: ``k_neighbors`` per cell, 3 x perplexity b
 it: the Gaussian kernel is calibrated to the same perplexity on the nearest ``k_neighbors`` cells,
 which tends to uniform weights as ``k_neighbors`` approaches the perplexity (Kobak & Berens 2019
 report that uniform affinities on a kNN graph give embeddings very close to perplexity-based ones).
+
+``affinities: lean`` builds the same affinity matrix with openTSNE's own kNN index and perplexity
+calibration, but without its dense float64 copies: conditional probabilities in float32 row
+blocks, int32 neighbour indices, the kNN arrays freed before the symmetrisation, and one float64
+copy at the end (openTSNE's gradient code needs float64). At 1.3M cells and k = 350 that is a
+peak of about 15 GB instead of about 29 GB; the matrix equals openTSNE's to float32 precision
+(``tests/test_methods_python.py``).
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ def embed(
     initialization: str = "pca",
     negative_gradient_method: str = "fft",
     k_neighbors="auto",
+    affinities: str = "opentsne",
 ) -> np.ndarray:
     """Embed ``X`` (cells x features) in 2-D with openTSNE; returns float32 ``(n, 2)``."""
     from openTSNE import TSNE
@@ -81,7 +89,9 @@ def embed(
         callbacks_every_iters=50,
         verbose=False,
     )
-    if k_neighbors == "auto":
+    if affinities == "lean":
+        emb = tsne.fit(X, affinities=lean_affinities(X, perplexity, k, threads=threads, seed=seed))
+    elif k_neighbors == "auto":
         emb = tsne.fit(X)
     else:
         from openTSNE.affinity import PerplexityBasedNN
@@ -104,6 +114,48 @@ def embed(
     return np.asarray(emb, dtype=np.float32)
 
 
+def lean_affinities(X, perplexity: float, k: int, *, threads: int = 1, seed: int = 0):
+    """openTSNE's perplexity-based kNN affinities, symmetrised and normalised, built lean.
+
+    The same steps as ``openTSNE.affinity.PerplexityBasedNN`` (its kNN index chosen the same
+    way, its Gaussian calibration), with the memory of each step freed before the next.
+    Returns an ``openTSNE.affinity.PrecomputedAffinities``.
+    """
+    import scipy.sparse as sp
+    from openTSNE import _tsne
+    from openTSNE.affinity import PrecomputedAffinities, get_knn_index
+
+    n = X.shape[0]
+    index = get_knn_index(X, "auto", k, "euclidean", n_jobs=threads, random_state=seed)
+    neighbours, distances = index.build()
+    del index
+    log.info("lean affinities: %d x %d neighbours found", n, k)
+    cond = np.empty((n, k), dtype=np.float32)
+    step = max(1, (1 << 22) // k)
+    perplexities = np.array([perplexity], dtype=float)
+    for start in range(0, n, step):
+        block = np.ascontiguousarray(distances[start : start + step], dtype=float)
+        cond[start : start + step] = _tsne.compute_gaussian_perplexity(
+            block, perplexities, num_threads=threads
+        )
+    del distances
+    cols = neighbours.astype(np.int32).ravel()
+    del neighbours
+    index_dtype = np.int32 if n * k < 2**31 - 1 else np.int64
+    P = sp.csr_matrix(
+        (cond.ravel(), cols, np.arange(0, n * k + 1, k, dtype=index_dtype)), shape=(n, n)
+    )
+    del cond, cols
+    Pt = P.T.tocsr()
+    P = P + Pt
+    del Pt
+    data = P.data.astype(np.float64)
+    data /= data.sum()
+    P = sp.csr_matrix((data, P.indices, P.indptr), shape=(n, n))
+    log.info("lean affinities: %d non-zeros after symmetrisation", P.nnz)
+    return PrecomputedAffinities(P, normalize=False)
+
+
 def _k_neighbors(n: int, perplexity: float, k_neighbors) -> int:
     """Neighbours per cell in the kNN graph: 3 x perplexity for 'auto', else checked."""
     if k_neighbors == "auto":
@@ -124,7 +176,12 @@ def _k_neighbors(n: int, perplexity: float, k_neighbors) -> int:
 
 
 def estimate_memory_mb(
-    n_cells: int, n_features: int, perplexity: float = 30, k_neighbors="auto", **params
+    n_cells: int,
+    n_features: int,
+    perplexity: float = 30,
+    k_neighbors="auto",
+    affinities: str = "opentsne",
+    **params,
 ) -> float:
     """About 54 bytes per neighbour and 4 KB per cell at the peak, the input, and 300 MB.
 
@@ -138,4 +195,12 @@ def estimate_memory_mb(
         k = min(n_cells - 1, 3 * perplexity)
     else:
         k = min(n_cells - 1, int(k_neighbors))
-    return (n_cells * (k * 54 + 4000) + n_cells * n_features * 4 * 2) / 1e6 + 300
+    per_neighbour = LEAN_BYTES_PER_NEIGHBOUR if affinities == "lean" else 54
+    return (n_cells * (k * per_neighbour + 4000) + n_cells * n_features * 4 * 2) / 1e6 + 300
+
+
+#: Peak bytes per neighbour per cell of ``affinities: lean``: the kNN arrays (16) while the
+#: float32 conditional probabilities (4) are made, then up to 2k symmetric non-zeros held as
+#: float32 + int32 and their float64 copy (about 1.6k in practice). Placeholder until measured
+#: by ``benchmarks/bench_tsne.py``.
+LEAN_BYTES_PER_NEIGHBOUR = 30

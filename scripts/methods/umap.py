@@ -1,7 +1,10 @@
 """UMAP (McInnes, Healy & Melville 2018) with umap-learn.
 
 With ``deterministic=True`` (the default) ``random_state`` is set, which makes umap-learn
-reproducible but single-threaded; set it to false for speed on large data.
+reproducible but single-threaded; ``deterministic: false`` runs its nearest-neighbour descent and
+its layout optimisation on all the job's threads (``n_jobs``; the fair setting at scale, used by
+the scaling ladder), not reproducible. TensorFlow is kept out of the import (``BLOCKED_MODULES``):
+umap-learn loads it only for ParametricUMAP.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from scripts.methods._checks import check_input
 
 # Imported by the runner before the fit is timed.
 BACKEND_MODULES = ("umap",)
+BLOCKED_MODULES = ("tensorflow",)
 
 log = logging.getLogger("scdrbench.methods.umap")
 
@@ -33,8 +37,12 @@ def embed(
     deterministic: bool = True,
 ) -> np.ndarray:
     """Embed ``X`` (cells x features) in 2-D with umap-learn; returns float32 ``(n, 2)``."""
+    import sys
     import warnings
 
+    from scripts.methods import import_backend
+
+    import_backend(sys.modules[__name__])
     from umap import UMAP
 
     X = check_input(np.asarray(X, dtype=np.float32), "umap", min_cells=4)
@@ -65,8 +73,8 @@ def embed(
 
 def estimate_memory_mb(n_cells: int, n_features: int, n_neighbors: int = 15, **params) -> float:
     """The kNN search, graph and fuzzy set (about 160 bytes per neighbour per cell), the input
-    twice, and a fixed 950 MB: ``import umap`` imports TensorFlow when it is installed, as in
-    this project. Measured with ``benchmarks/bench_memory.py`` (15 neighbours, 50 dimensions,
-    2 threads): 1,017 MB at 20k cells, 1,223 MB at 100k.
+    twice, and a fixed 950 MB. Fitted with ``benchmarks/bench_memory.py`` (15 neighbours, 50
+    dimensions, 2 threads) when ``import umap`` still imported TensorFlow (about 950 MB of the
+    fixed part): 1,017 MB at 20k cells, 1,223 MB at 100k; an over-estimate now.
     """
     return (n_cells * n_neighbors * 160 + n_cells * n_features * 4 * 2) / 1e6 + 950

@@ -1,0 +1,267 @@
+"""The scaling ladder: every method on the 1.3M-cell proxy at 10k ... 1.3M cells, measured.
+
+Usage (from the repository root; ``make ladder`` runs ``run`` then ``table``)::
+
+    python benchmarks/ladder.py run                      # every rung, smallest first
+    python benchmarks/ladder.py run --rungs 10000 30000  # some rungs
+    python benchmarks/ladder.py run --rungs 1306127 --methods ae_keras ae_tf
+    python benchmarks/ladder.py table                    # export what has finished so far
+
+``run`` makes the proxy (``scripts/data/proxy.py``, into ``scratch/``) if it is missing or its
+checksum differs from ``benchmarks/results/proxy_1m.json``, then runs Snakemake with
+``benchmarks/ladder.yaml`` rung by rung (``--keep-going``; a rung's jobs that finished in an
+earlier sitting are not run again), and exports the table after each rung, so that a sitting
+that ends mid-run loses nothing. ``table`` writes ``benchmarks/results/ladder.{tsv,md}`` (every
+method at every rung: its numbers, or its status) and ``ladder_scaling.{png,pdf}`` (log-log time
+and memory against cells, a fitted power law per method, extrapolated to 1.3M where a method did
+not get there). The numbers come from the workflow's own files: Snakemake's ``benchmark:`` rows
+(whole-job seconds, max RSS) and the embedding files (fit seconds, fit CPU seconds, kernel peak,
+status).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CONFIG = "benchmarks/ladder.yaml"
+DATASET = "proxy_1m"
+PROXY = "scratch/proxy_1m.h5"
+LABELS = "scratch/proxy_1m_labels.csv"
+RECORD = "benchmarks/results/proxy_1m.json"
+RESULTS = ROOT / "benchmarks" / "results"
+#: What else ran on the machine while the ladder ran (written into the table's header).
+SHARED_WITH_DEFAULT = "nothing else"
+
+
+def ladder_config() -> dict:
+    """The validated ladder config (config.yaml extended by benchmarks/ladder.yaml)."""
+    import yaml
+
+    from scripts.common.config import validate_config
+
+    base = yaml.safe_load((ROOT / "config.yaml").read_text())
+    over = yaml.safe_load((ROOT / CONFIG).read_text())
+
+    def merge(a, b):
+        for k, v in b.items():
+            a[k] = merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
+        return a
+
+    return validate_config(merge(base, over))
+
+
+def rung_ids(config: dict) -> dict[int, str]:
+    """``{n_cells: dataset id}`` of every rung, smallest first."""
+    entry = config["datasets"][DATASET]
+    rungs = {size: f"{DATASET}_n{size}" for size in entry["subsample"]}
+    rungs[entry["n_cells"]] = DATASET
+    return dict(sorted(rungs.items()))
+
+
+def ensure_proxy() -> dict:
+    """Generate the proxy unless the file is there with the recorded checksum."""
+    from scripts.data.proxy import sha256sum
+
+    record = json.loads((ROOT / RECORD).read_text()) if (ROOT / RECORD).exists() else None
+    path = ROOT / PROXY
+    if record and path.exists() and (ROOT / LABELS).exists():
+        if path.stat().st_size == record.get("size") and sha256sum(str(path)) == record["sha256"]:
+            print(f"proxy {PROXY}: present, sha256 matches {RECORD}")
+            return record
+        print(f"proxy {PROXY}: checksum differs from {RECORD}; generating it again")
+    cmd = [sys.executable, "-m", "scripts.data.proxy", PROXY, "--labels", LABELS]
+    cmd += ["--record", RECORD]
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    return json.loads((ROOT / RECORD).read_text())
+
+
+def run(rungs: list[int] | None, methods: list[str] | None, cores: int, shared_with: str):
+    config = ladder_config()
+    ensure_proxy()
+    ids = rung_ids(config)
+    methods = methods or config["selection"]["methods"]
+    for size, ds in ids.items():
+        if rungs and size not in rungs:
+            continue
+        targets = [f"results/metrics/{ds}/{m}.tsv" for m in methods]
+        cmd = ["snakemake", "--configfile", CONFIG, "--cores", str(cores), "--keep-going"]
+        cmd += ["--rerun-incomplete", *targets]
+        print(f"\n== rung {size:,} cells ({ds}): {' '.join(cmd)}", flush=True)
+        subprocess.run(cmd, cwd=ROOT, check=False)
+        table(shared_with)
+
+
+def versions() -> str:
+    names = ["numpy", "scipy", "scikit-learn", "scanpy", "anndata", "openTSNE", "umap-learn"]
+    names += ["pynndescent", "numba", "tensorflow-cpu", "tensorflow", "keras", "snakemake"]
+    out = [f"python {platform.python_version()}"]
+    for name in names:
+        try:
+            out.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return ", ".join(out)
+
+
+def machine() -> str:
+    import psutil
+
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = psutil.virtual_memory().total / 2**30
+    return (
+        f"{platform.node()}: {cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.system()}"
+    )
+
+
+def collect(config: dict):
+    """The timing rows (one per rung x method present) and the metrics of the ladder."""
+    import pandas as pd
+
+    from scripts.summary.tables import metrics_table, timing_table
+
+    ids = rung_ids(config)
+    methods = config["selection"]["methods"]
+    bench, emb, data, mets = [], [], [], []
+    for ds in ids.values():
+        if (ROOT / f"results/data/{ds}/pca.h5ad").exists():
+            data.append(str(ROOT / f"results/data/{ds}/pca.h5ad"))
+        for m in methods:
+            b = ROOT / f"results/benchmarks/embed/{ds}/{m}.tsv"
+            e = ROOT / f"results/embed/{ds}/{m}.h5ad"
+            if b.exists() and e.exists():
+                bench.append(str(b))
+                emb.append(str(e))
+            t = ROOT / f"results/metrics/{ds}/{m}.tsv"
+            if t.exists():
+                mets.append(str(t))
+    timing = timing_table(bench, emb, data) if bench else pd.DataFrame()
+    metrics = metrics_table(mets) if mets else pd.DataFrame()
+    return timing, metrics
+
+
+def ladder_rows(config: dict, timing, metrics):
+    """Every method x rung: the numbers, or the status, or 'not run yet'."""
+    import numpy as np
+    import pandas as pd
+
+    rows = []
+    labels = {m: config["methods"][m]["label"] for m in config["selection"]["methods"]}
+    for size, ds in rung_ids(config).items():
+        for m in config["selection"]["methods"]:
+            sub = timing[(timing["dataset"] == ds) & (timing["method"] == m)] if len(timing) else []
+            row = {"method": m, "label": labels[m], "rung": size, "dataset": ds}
+            if len(sub) == 0:
+                row["status"] = "not run yet"
+                rows.append(row)
+                continue
+            r = sub.iloc[0]
+            row.update(
+                {
+                    "status": r["status_message"] if r["status"] != "ok" else "ok",
+                    "n_cells": int(r["n_cells"]),
+                    "job_s": r["s"],
+                    "max_rss_mb": r["max_rss_mb"],
+                    "fit_s": r["fit_seconds"],
+                    "fit_cpu_s": r["fit_cpu_seconds"],
+                    "threads_used": r["threads_used"],
+                    "threads": r["threads"],
+                    "cpu_s": r["cpu_seconds"],
+                    "peak_rss_mb": r["peak_rss_mb"],
+                }
+            )
+            if len(metrics):
+                sel = metrics[(metrics["dataset"] == ds) & (metrics["method"] == m)]
+                for metric in ("knn_accuracy", "knc", "cpd"):
+                    v = sel.loc[sel["metric"] == metric, "value"]
+                    row[metric] = float(v.iloc[0]) if len(v) else np.nan
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def header(record: dict | None, shared_with: str) -> list[str]:
+    lines = [
+        "Scaling ladder of scdrbench on the 1.3M-cell proxy (benchmarks/ladder.py)",
+        f"date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"machine: {machine()}",
+        f"shared with: {shared_with}",
+        f"versions: {versions()}",
+        "command: make ladder  (python benchmarks/ladder.py run && python benchmarks/ladder.py table)",
+        "config: benchmarks/ladder.yaml (2 threads per job; budget 100 min and 22 GiB per "
+        "embedding job, 60 min and 16 GiB per scoring job)",
+        "columns: job_s and max_rss_mb: Snakemake's benchmark (whole job, memory sampled); "
+        "fit_s: the fit alone; fit_cpu_s: CPU seconds of the fit (all threads); threads_used = "
+        "fit_cpu_s / fit_s; cpu_s: CPU seconds of the whole job process; peak_rss_mb: the "
+        "kernel's high-water mark (getrusage)",
+    ]
+    if record:
+        lines.append(
+            f"proxy: {record.get('path')} generated in {record.get('seconds')} s, "
+            f"{record.get('nnz', 0):,} non-zeros, sha256 {record.get('sha256')}"
+        )
+    return lines
+
+
+def table(shared_with: str) -> None:
+    import pandas as pd
+
+    from scripts.summary.figures import scaling_figure
+
+    config = ladder_config()
+    timing, metrics = collect(config)
+    rows = ladder_rows(config, timing, metrics)
+    record = json.loads((ROOT / RECORD).read_text()) if (ROOT / RECORD).exists() else None
+    head = header(record, shared_with)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS / "ladder.tsv", "w") as fh:
+        fh.writelines(f"# {line}\n" for line in head)
+        rows.to_csv(fh, sep="\t", index=False)
+    md = "\n".join(f"> {line}  " for line in head) + "\n\n"
+    md += rows.to_markdown(index=False, floatfmt=".4g") + "\n"
+    (RESULTS / "ladder.md").write_text(md)
+    if len(timing):
+        fits = scaling_figure(
+            timing,
+            [str(RESULTS / "ladder_scaling.png"), str(RESULTS / "ladder_scaling.pdf")],
+            extrapolate_to=max(rung_ids(config)),
+        )
+        fits.to_csv(RESULTS / "ladder_fits.tsv", sep="\t", index=False)
+        print(pd.DataFrame(fits).to_string(index=False))
+    print(rows.to_string(index=False))
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--rungs", nargs="+", type=int, help="n_cells of the rungs (default: all)")
+    r.add_argument("--methods", nargs="+", help="method ids (default: the ladder's selection)")
+    r.add_argument("--cores", type=int, default=2)
+    for sp_ in (r, sub.add_parser("table")):
+        sp_.add_argument("--shared-with", default=SHARED_WITH_DEFAULT)
+    a = p.parse_args(argv)
+    if a.command == "run":
+        run(a.rungs, a.methods, a.cores, a.shared_with)
+    else:
+        table(a.shared_with)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Run a job's work in a child process within its budget, and say how it ended.
+
+Every embedding and scoring job runs its own module twice: the parent (this supervisor, light:
+no numerical library is imported) starts the same command with ``--child`` in a new process
+group, copies the child's stderr into the job's log file and to its own stderr (the console, or
+SLURM's output file), samples the resident memory of the child's whole process tree every
+``poll_s`` seconds, and
+
+- at the time budget sends SIGTERM to the group, then SIGKILL 10 s later: status ``timeout``;
+- above the memory budget sends SIGKILL: status ``out_of_memory`` (a child killed by the kernel's
+  or the cgroup's out-of-memory killer, exit -9/137, gets the same status);
+- on exit code 3 (the memory guard: the method's memory model exceeds the allocation before
+  fitting): status ``skipped``; a caller without a memory budget passes exit 3 on instead, so
+  that Snakemake resubmits the job with more memory;
+- on any other non-zero exit: status ``error`` with the child's one-line message (the line after
+  ``scdrbench error:``, else the last line of its traceback);
+- when the supervisor itself is interrupted (Ctrl-C, scancel): status ``interrupted``, and the
+  caller exits non-zero without writing anything (Snakemake removes the incomplete output).
+
+The caller then writes the job's output as a status record (see ``scripts.embed`` and
+``scripts.metrics``), so the workflow goes on and the tables show the failure.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from scripts.common.budget import Budget, status_message
+
+#: Exit code of a child stopped by the memory guard (its estimate exceeds the allocation):
+#: passed on as a failure, so that Snakemake resubmits the job with more memory.
+EXIT_MEMORY_GUARD = 3
+
+
+@dataclass
+class Outcome:
+    """How the child ended."""
+
+    status: str
+    message: str
+    returncode: int
+    seconds: float
+    cpu_seconds: float
+    peak_rss_mb: float
+    stderr_tail: list[str] = field(default_factory=list)
+
+
+def _tree_rss_mb(proc) -> float:
+    import psutil
+
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            continue
+    return total / 2**20
+
+
+def one_line(lines: list[str]) -> str:
+    """The child's message: its ``scdrbench error:`` line, else its last non-empty line."""
+    for line in reversed(lines):
+        if line.startswith("scdrbench error:"):
+            return line.removeprefix("scdrbench error:").strip()
+    for line in reversed(lines):
+        if line.strip():
+            return line.strip()[:400]
+    return "no message (see the log file)"
+
+
+def _kill_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def supervise(
+    cmd: list[str],
+    *,
+    budget: Budget,
+    log_path: str | None = None,
+    poll_s: float = 0.5,
+    grace_s: float = 10.0,
+) -> Outcome:
+    """Run ``cmd`` within ``budget``; returns the :class:`Outcome` (never raises for the child)."""
+    import psutil
+
+    started = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    child = subprocess.Popen(
+        cmd, stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True
+    )
+    tail: deque[str] = deque(maxlen=200)
+    log_fh = open(log_path, "a") if log_path else None  # noqa: SIM115 - closed below
+
+    def pump():
+        for line in child.stderr:
+            tail.append(line.rstrip("\n"))
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            if log_fh:
+                log_fh.write(line)
+                log_fh.flush()
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    # Forward a SIGTERM/SIGINT sent to the job (Snakemake interrupted, scancel) to the child.
+    previous = {}
+    interrupted = []
+
+    def forward(signum, frame):
+        interrupted.append(signum)
+        _kill_group(child.pid, signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, forward)
+    ps = psutil.Process(child.pid)
+    peak = 0.0
+    killed_for = None
+    try:
+        while child.poll() is None:
+            time.sleep(poll_s)
+            rss = _tree_rss_mb(ps)
+            peak = max(peak, rss)
+            elapsed = time.perf_counter() - started
+            if budget.mem_mb is not None and rss > budget.mem_mb and killed_for is None:
+                killed_for = "out_of_memory"
+                _kill_group(child.pid, signal.SIGKILL)
+            elif budget.time_s is not None and elapsed > budget.time_s and killed_for is None:
+                killed_for = "timeout"
+                _kill_group(child.pid, signal.SIGTERM)
+                try:
+                    child.wait(grace_s)
+                except subprocess.TimeoutExpired:
+                    _kill_group(child.pid, signal.SIGKILL)
+        child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    reader.join(timeout=5)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    peak = max(peak, after.ru_maxrss / 1024.0)
+    seconds = time.perf_counter() - started
+    rc = child.returncode
+    lines = list(tail)
+    if interrupted:
+        status, detail = "interrupted", f"signal {interrupted[0]}"
+    elif killed_for == "timeout":
+        status, detail = "timeout", ""
+    elif killed_for == "out_of_memory" or rc in (-signal.SIGKILL, 137):
+        status = "out_of_memory"
+        detail = "" if killed_for else "killed by SIGKILL, most likely the out-of-memory killer"
+    elif rc == 0:
+        status, detail = "ok", ""
+    elif rc == EXIT_MEMORY_GUARD:
+        status, detail = "skipped", one_line(lines)
+    else:
+        status, detail = "error", one_line(lines)
+    message = status_message(status, budget, detail)
+    if log_fh:
+        if status != "ok":
+            log_fh.write(
+                f"scdrbench: job ended with status {status}: {message} "
+                f"(exit {rc}, {seconds:.1f} s, peak {peak:.0f} MB)\n"
+            )
+        log_fh.close()
+    return Outcome(status, message, rc, seconds, cpu, peak, lines[-30:])
+
+
+def child_command(module: str, argv: list[str]) -> list[str]:
+    """The child's command line: the same module and arguments, plus ``--child``."""
+    return [sys.executable, "-m", module, *argv, "--child"]

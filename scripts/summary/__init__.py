@@ -1,0 +1,157 @@
+"""Summaries of the whole grid: a thin command line over the tables (:mod:`.tables`), their
+markdown/HTML rendering (:mod:`.render`) and the figures (:mod:`.figures`).
+
+Each command takes the explicit file lists the workflow passes (``expand``-ed, never a
+directory walk) and writes atomically: ``python -m scripts.summary {timing,metrics,ranking,
+heatmap,panels,figure,scaling} ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import pandas as pd
+
+from scripts.common.errors import cli_errors
+from scripts.common.io import write_table, write_text
+from scripts.common.runtime import setup_logging
+from scripts.summary.figures import (
+    comparison_figure,
+    embedding_panels,
+    metrics_heatmap,
+    scaling_figure,
+    scaling_table,
+)
+from scripts.summary.render import (
+    METRICS_INTRO,
+    RANKING_INTRO,
+    metrics_markdown,
+    metrics_sections,
+    ranking_markdown,
+    ranking_sections,
+    render_html,
+    render_markdown,
+)
+from scripts.summary.tables import (
+    TIMING_COLUMNS,
+    metric_matrix,
+    metric_order,
+    metrics_table,
+    ranking_table,
+    read_dataset_meta,
+    read_embedding_meta,
+    timing_table,
+    to_markdown,
+)
+
+__all__ = [
+    "METRICS_INTRO",
+    "RANKING_INTRO",
+    "TIMING_COLUMNS",
+    "comparison_figure",
+    "embedding_panels",
+    "metric_matrix",
+    "metric_order",
+    "metrics_heatmap",
+    "metrics_markdown",
+    "metrics_sections",
+    "metrics_table",
+    "ranking_markdown",
+    "ranking_sections",
+    "ranking_table",
+    "read_dataset_meta",
+    "read_embedding_meta",
+    "render_html",
+    "render_markdown",
+    "scaling_figure",
+    "scaling_table",
+    "timing_table",
+    "to_markdown",
+]
+
+log = logging.getLogger("scdrbench.summary")
+
+
+@cli_errors
+def cli(argv=None) -> None:
+    p = argparse.ArgumentParser(description="Summaries: timing/metrics tables, figures")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("timing")
+    t.add_argument("--benchmarks", nargs="+", required=True)
+    t.add_argument("--embeddings", nargs="+", required=True)
+    t.add_argument("--datasets", nargs="+", required=True)
+    t.add_argument("--tsv", required=True)
+    t.add_argument("--md", required=True)
+    m = sub.add_parser("metrics")
+    m.add_argument("--metrics", nargs="+", required=True)
+    m.add_argument("--tsv", required=True)
+    m.add_argument("--md", required=True)
+    m.add_argument("--html")
+    f = sub.add_parser("figure")
+    f.add_argument("--embeddings", nargs="+", required=True)
+    f.add_argument("--timing", required=True)
+    f.add_argument("--metrics")
+    f.add_argument("--outputs", nargs="+", required=True)
+    r = sub.add_parser("ranking")
+    r.add_argument("--metrics", required=True)
+    r.add_argument("--timing")
+    r.add_argument("--tsv", required=True)
+    r.add_argument("--md", required=True)
+    r.add_argument("--html")
+    h = sub.add_parser("heatmap")
+    h.add_argument("--metrics", required=True)
+    h.add_argument("--ranking")
+    h.add_argument("--timing")
+    h.add_argument("--outputs", nargs="+", required=True)
+    e = sub.add_parser("panels")
+    e.add_argument("--embeddings", nargs="+", required=True)
+    e.add_argument("--metrics")
+    e.add_argument("--outputs", nargs="+", required=True)
+    sc_ = sub.add_parser("scaling")
+    sc_.add_argument("--timing", required=True)
+    sc_.add_argument("--outputs", nargs="+", required=True)
+    for sp_ in (t, m, f, r, h, e, sc_):
+        sp_.add_argument("--log")
+    a = p.parse_args(argv)
+    setup_logging(a.log)
+    if a.command == "timing":
+        df = timing_table(a.benchmarks, a.embeddings, a.datasets)
+        write_table(df, a.tsv)
+        write_text(to_markdown(df), a.md)
+        log.info("timing table: %d rows", len(df))
+    elif a.command == "metrics":
+        df = metrics_table(a.metrics)
+        write_table(df, a.tsv)
+        write_text(metrics_markdown(df), a.md)
+        if a.html:
+            write_text(
+                render_html("Metrics", METRICS_INTRO, metrics_sections(df), "metrics"), a.html
+            )
+        log.info("metrics table: %d rows", len(df))
+    elif a.command == "ranking":
+        metrics = pd.read_csv(a.metrics, sep="\t")
+        timing = pd.read_csv(a.timing, sep="\t") if a.timing else None
+        df = ranking_table(metrics, timing)
+        write_table(df, a.tsv)
+        write_text(ranking_markdown(df), a.md)
+        if a.html:
+            write_text(render_html("Ranking", RANKING_INTRO, ranking_sections(df)), a.html)
+        log.info("ranking: %d rows over %d datasets", len(df), df["dataset"].nunique())
+    elif a.command == "heatmap":
+        metrics = pd.read_csv(a.metrics, sep="\t")
+        ranking = pd.read_csv(a.ranking, sep="\t") if a.ranking else None
+        timing = pd.read_csv(a.timing, sep="\t") if a.timing else None
+        metrics_heatmap(metrics, ranking, a.outputs, timing=timing)
+        log.info("wrote %s", ", ".join(a.outputs))
+    elif a.command == "scaling":
+        scaling_figure(pd.read_csv(a.timing, sep="\t"), a.outputs)
+        log.info("wrote %s", ", ".join(a.outputs))
+    elif a.command == "panels":
+        metrics = pd.read_csv(a.metrics, sep="\t") if a.metrics else None
+        embedding_panels(a.embeddings, a.outputs, metrics)
+    else:
+        timing = pd.read_csv(a.timing, sep="\t")
+        metrics = pd.read_csv(a.metrics, sep="\t") if a.metrics else None
+        comparison_figure(a.embeddings, timing, metrics, a.outputs)
+        log.info("wrote %s", ", ".join(a.outputs))

@@ -1,0 +1,5 @@
+"""``python -m scripts.summary ...``"""
+
+from scripts.summary import cli
+
+cli()

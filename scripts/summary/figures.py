@@ -1,0 +1,468 @@
+"""Figures: the paper-style comparison grid, one panel per embedding, the metrics heatmap and
+the scaling figure (time and memory against cells, with fitted power laws)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scripts.common.errors import ScdrbenchError
+from scripts.common.io import atomic_path
+from scripts.summary.tables import (
+    _fmt_seconds,
+    _fmt_value,
+    _ids_from_path,
+    _method_labels,
+    metric_matrix,
+    metric_order,
+)
+
+log = logging.getLogger("scdrbench.summary")
+
+
+def metrics_heatmap(
+    metrics: pd.DataFrame, ranking: pd.DataFrame | None, outputs, timing=None
+) -> None:
+    """methods x metrics heatmap, one panel per dataset; values annotated, NaN shown as n/a.
+
+    Colour is the value itself on a fixed 0-1 scale (the same colour is the same number in every
+    panel; negative silhouettes and CPDs show at the bottom of the scale, their value printed).
+    Rows follow the ranking when one is given (best first).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    from matplotlib.patches import Rectangle
+
+    labels = _method_labels(timing)
+    datasets = list(dict.fromkeys(metrics["dataset"]))
+    order = metric_order(metrics)
+    n_methods = max(
+        (metrics[metrics.dataset == d]["method"].nunique() for d in datasets), default=1
+    )
+    nrow = max(len(datasets), 1)
+    fig, axes = plt.subplots(
+        nrow,
+        1,
+        figsize=(0.85 * len(order) + 4.0, 0.42 * n_methods * nrow + 1.7 * nrow),
+        squeeze=False,
+        layout="constrained",
+    )
+    mappable = None
+    for ax, ds in zip(axes.flat, datasets, strict=False):
+        wide = metric_matrix(metrics, ds)
+        rank_of = {}
+        if ranking is not None and len(ranking):
+            sub = ranking[ranking["dataset"] == ds]
+            ranked = list(sub["method"])
+            rest = [m for m in wide.index if m not in ranked]
+            wide = wide.reindex([m for m in ranked if m in wide.index] + rest)
+            rank_of = {m: r for m, r in zip(sub["method"], sub["rank"], strict=True) if pd.notna(r)}
+        annot = np.vectorize(lambda v: _fmt_value(v, ".2f"))(wide.to_numpy(dtype=float))
+        sns.heatmap(
+            wide.astype(float),
+            ax=ax,
+            vmin=0.0,
+            vmax=1.0,
+            cmap="viridis",
+            annot=annot,
+            fmt="",
+            annot_kws={"fontsize": 8},
+            linewidths=0.5,
+            linecolor="white",
+            cbar=False,
+        )
+        for i, j in zip(*np.where(wide.isna().to_numpy()), strict=True):
+            ax.add_patch(
+                Rectangle((j, i), 1, 1, facecolor="0.92", edgecolor="0.6", hatch="///", lw=0)
+            )
+            ax.text(j + 0.5, i + 0.5, "n/a", ha="center", va="center", fontsize=8, color="0.25")
+        mappable = ax.collections[0]
+        ax.set_title(ds, fontsize=10)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.set_yticklabels(
+            [
+                (f"{rank_of[m]:g}. " if m in rank_of else "") + str(labels.get((ds, m), m))
+                for m in wide.index
+            ],
+            rotation=0,
+            fontsize=8,
+        )
+        ax.set_xticklabels(wide.columns, rotation=40, ha="right", fontsize=8)
+    for ax in list(axes.flat)[len(datasets) :]:
+        ax.set_axis_off()
+    if mappable is not None:
+        fig.colorbar(mappable, ax=axes, shrink=0.6, label="value (higher is better)")
+    for out in outputs:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=150, format=Path(out).suffix.lstrip("."))
+    plt.close(fig)
+
+
+def _status_text(ax, emb) -> bool:
+    """A status record (timeout, out of memory, error...) is an empty panel saying so."""
+    status = str(emb.uns.get("status", "ok"))
+    if status == "ok":
+        return False
+    import textwrap
+
+    message = str(emb.uns.get("status_message", status))
+    ax.text(
+        0.5,
+        0.5,
+        textwrap.fill(message, 28),
+        ha="center",
+        va="center",
+        fontsize=8,
+        color="0.3",
+        transform=ax.transAxes,
+    )
+    ax.set_facecolor("0.95")
+    return True
+
+
+def _scatter(ax, emb, size_scale: float = 1.0):
+    """Draw an embedding's cells coloured by label (random order, rasterised points); a status
+    record gets its message instead of points."""
+    import seaborn as sns
+
+    labels = emb.obs["label"].astype("category")
+    cats = list(labels.cat.categories)
+    palette = sns.color_palette("tab20" if len(cats) > 10 else "tab10", len(cats))
+    colors = np.asarray(palette)[labels.cat.codes.to_numpy()]
+    xy = emb.obsm["X_emb"]
+    size = float(np.clip(2000 / max(len(xy), 1), 0.05, 6)) * size_scale
+    if _status_text(ax, emb):
+        return cats, palette, xy
+    order = np.random.default_rng(0).permutation(len(xy))
+    ax.scatter(xy[order, 0], xy[order, 1], c=colors[order], s=size, linewidths=0, rasterized=True)
+    return cats, palette, xy
+
+
+MAX_LEGEND_LABELS = 30
+
+
+def _legend_handles(emb, cats, palette):
+    """Legend entries for the labels, the ``MAX_LEGEND_LABELS`` largest when there are more
+    (e.g. hundreds of Leiden clusters on a big data set), with a last line counting the rest."""
+    import matplotlib.pyplot as plt
+
+    order = list(range(len(cats)))
+    if len(cats) > MAX_LEGEND_LABELS:
+        counts = emb.obs["label"].astype("category").cat.codes.value_counts()
+        order = sorted(counts.index[:MAX_LEGEND_LABELS])
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", color=palette[k], label=str(cats[k])) for k in order
+    ]
+    if len(order) < len(cats):
+        rest = len(cats) - len(order)
+        handles.append(plt.Line2D([], [], ls="", label=f"+ {rest} smaller labels"))
+    return handles
+
+
+def embedding_panels(embeddings, outputs, metrics: pd.DataFrame | None = None) -> None:
+    """One PNG per embedding (``embeddings[i]`` -> ``outputs[i]``): the report's per-method items."""
+    import anndata as ad
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if len(embeddings) != len(outputs):
+        raise ScdrbenchError(f"{len(embeddings)} embeddings but {len(outputs)} output paths")
+    acc = {}
+    if metrics is not None and len(metrics):
+        sel = metrics[metrics["metric"] == "knn_accuracy"]
+        acc = {(r.dataset, r.method): r.value for r in sel.itertuples()}
+    for path, out in zip(embeddings, outputs, strict=True):
+        ds, m = _ids_from_path(path)
+        emb = ad.read_h5ad(path)
+        fig, ax = plt.subplots(figsize=(6.5, 5), layout="constrained")
+        cats, palette, xy = _scatter(ax, emb, size_scale=3.0)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        title = f"{ds}: {emb.uns.get('method_label', m)} ({len(xy):,} cells)"
+        if np.isfinite(acc.get((ds, m), np.nan)):
+            title += f", kNN acc {acc[(ds, m)]:.2f}"
+        ax.set_title(title, fontsize=10)
+        handles = _legend_handles(emb, cats, palette)
+        ax.legend(
+            handles=handles,
+            loc="center left",
+            bbox_to_anchor=(1.01, 0.5),
+            fontsize=7,
+            frameon=False,
+            ncol=1 if len(handles) <= 14 else 2,
+        )
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+        plt.close(fig)
+        log.info("wrote %s", out)
+
+
+def comparison_figure(embeddings, timing: pd.DataFrame, metrics: pd.DataFrame | None, outputs):
+    """Paper-style grid: a row per dataset, a column per method, cells coloured by label."""
+    import anndata as ad
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_key = {_ids_from_path(p): p for p in embeddings}
+    datasets = list(dict.fromkeys(k[0] for k in by_key))
+    methods = list(dict.fromkeys(k[1] for k in by_key))
+    ncol, nrow = len(methods), len(datasets)
+    fig, axes = plt.subplots(
+        nrow, ncol, figsize=(2.6 * ncol + 2.4, 2.7 * nrow), squeeze=False, layout="constrained"
+    )
+    med = timing.groupby(["dataset", "method"])[["s", "fit_seconds"]].median()
+    acc = {}
+    if metrics is not None and len(metrics):
+        sel = metrics[metrics["metric"] == "knn_accuracy"]
+        acc = {(r.dataset, r.method): r.value for r in sel.itertuples()}
+    for i, ds in enumerate(datasets):
+        legend_handles = None
+        for j, m in enumerate(methods):
+            ax = axes[i, j]
+            path = by_key.get((ds, m))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if path is None:
+                ax.set_axis_off()
+                continue
+            emb = ad.read_h5ad(path)
+            cats, palette, xy = _scatter(ax, emb)
+            label = emb.uns.get("method_label", m)
+            s, fit = med.loc[(ds, m)] if (ds, m) in med.index else (np.nan, np.nan)
+            title = f"{label}\njob {_fmt_seconds(s)}, fit {_fmt_seconds(fit)}"
+            if (ds, m) in acc and not math.isnan(acc[(ds, m)]):
+                title += f"\nkNN acc {acc[(ds, m)]:.2f}"
+            ax.set_title(title, fontsize=8)
+            if j == 0:
+                ax.set_ylabel(f"{ds}\n({len(xy):,} cells)", fontsize=9)
+            if legend_handles is None:
+                legend_handles = _legend_handles(emb, cats, palette)
+        if legend_handles:
+            axes[i, -1].legend(
+                handles=legend_handles,
+                loc="center left",
+                bbox_to_anchor=(1.02, 0.5),
+                fontsize=7,
+                frameon=False,
+                markerscale=0.8,
+                ncol=1 if len(legend_handles) <= 14 else 2,
+            )
+    for out in outputs:
+        suffix = Path(out).suffix
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=150, format=suffix.lstrip("."))
+    plt.close(fig)
+
+
+ESSAY_N_CELLS = 1_306_127
+#: A power law is fitted to the rungs of at least this many cells (smaller ones are dominated by
+#: fixed costs: imports, compilation), or to all finished rungs when fewer than two are that big.
+FIT_MIN_CELLS = 30_000
+STATUS_MARK = {"timeout": "timeout", "out_of_memory": "OOM", "error": "error", "skipped": "skip"}
+
+
+def scaling_table(timing: pd.DataFrame) -> pd.DataFrame:
+    """Median over repeats per method and data set size (the scaling figure's points), with
+    the job's status (``ok`` or how it ended)."""
+    cols = ["fit_seconds", "s", "peak_rss_mb", "max_rss_mb"]
+    if timing.empty:
+        raise ScdrbenchError("the timing table has no rows: nothing to draw on the scaling figure")
+    timing = timing.copy()
+    if "status" not in timing:
+        timing["status"] = "ok"
+    keys = ["method", "method_label", "dataset", "n_cells"]
+    med = timing.groupby(keys, sort=False)[cols].median().reset_index()
+    status = timing.groupby(keys, sort=False)["status"].first().reset_index(drop=True)
+    med["status"] = status.to_numpy()
+    # methods in the order of the run (the registry's), each from its smallest data set up
+    order = {m: i for i, m in enumerate(dict.fromkeys(timing["method"]))}
+    med["_order"] = med["method"].map(order)
+    return (
+        med.sort_values(["_order", "n_cells"], kind="stable")
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
+
+
+def power_law(n, y, min_cells: int = FIT_MIN_CELLS) -> tuple[float, float, int]:
+    """Least-squares fit of ``log y = log a + b log n``: returns ``(a, b, points used)``.
+
+    Uses the points with ``n >= min_cells`` when there are at least two, else all of them;
+    ``(nan, nan, k)`` with fewer than two usable points.
+    """
+    n = np.asarray(n, dtype=float)
+    y = np.asarray(y, dtype=float)
+    ok = np.isfinite(y) & (y > 0) & (n > 0)
+    big = ok & (n >= min_cells)
+    use = big if big.sum() >= 2 else ok
+    if use.sum() < 2 or len(np.unique(n[use])) < 2:
+        return float("nan"), float("nan"), int(use.sum())
+    b, log_a = np.polyfit(np.log(n[use]), np.log(y[use]), 1)
+    return float(np.exp(log_a)), float(b), int(use.sum())
+
+
+def scaling_fits(med: pd.DataFrame, extrapolate_to: int | None = None) -> pd.DataFrame:
+    """Per method: time ~ n^b (fit seconds), memory ~ n^c (kernel peak), from the finished rungs,
+    and both extrapolated to ``extrapolate_to`` cells (default: the largest data set)."""
+    target = extrapolate_to or int(med["n_cells"].max())
+    rows = []
+    for m, sub in med.groupby("method", sort=False):
+        done = sub[sub["status"] == "ok"]
+        a_t, b_t, k_t = power_law(done["n_cells"], done["fit_seconds"])
+        a_m, c_m, k_m = power_law(done["n_cells"], done["peak_rss_mb"])
+        at_target = sub[sub["n_cells"] == target]
+        rows.append(
+            {
+                "method": m,
+                "method_label": sub["method_label"].iloc[0],
+                "largest_finished": int(done["n_cells"].max()) if len(done) else 0,
+                "status_at_target": at_target["status"].iloc[0] if len(at_target) else "not run",
+                "time_exponent_b": b_t,
+                "memory_exponent_c": c_m,
+                "points_time": k_t,
+                "points_memory": k_m,
+                "target_cells": target,
+                "fit_seconds_at_target": a_t * target**b_t,
+                "peak_rss_mb_at_target": a_m * target**c_m,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def scaling_figure(
+    timing: pd.DataFrame, outputs, *, essay: bool = True, extrapolate_to: int | None = None
+) -> pd.DataFrame:
+    """Fit time, whole-job time and peak memory against the number of cells, one line per method.
+
+    Points are medians over repeats of the jobs that finished; a job that ended with another
+    status (timeout, out of memory, error) is a cross at the time or memory it had reached,
+    labelled. Each method's power law (:func:`scaling_fits`) is drawn dotted and, where the
+    method did not finish the largest data set, extended to it with a hollow marker at the
+    prediction; b (time) and c (memory) are printed in the legend. Stars mark the essay's run
+    times at 1.3M cells (other hardware) when ``essay`` is true. Returns the fits.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from scripts.summary.tables import essay_runtimes
+
+    med = scaling_table(timing)
+    fits = scaling_fits(med, extrapolate_to).set_index("method")
+    target = int(fits["target_cells"].iloc[0])
+    stars = essay_runtimes().set_index("method")["essay_1m_seconds"].to_dict() if essay else {}
+    methods = list(dict.fromkeys(med["method"]))
+    colours = sns.color_palette("tab10" if len(methods) <= 10 else "tab20", len(methods))
+    palette = dict(zip(methods, colours, strict=True))
+    panels = [
+        ("fit_seconds", "fit time (s, in-script)", "time_exponent_b", "fit_seconds_at_target"),
+        ("s", "whole job (s, Snakemake benchmark)", None, None),
+        ("peak_rss_mb", "peak RSS (MB, getrusage)", "memory_exponent_c", "peak_rss_mb_at_target"),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), layout="constrained")
+    for ax, (col, ylabel, exponent, predicted) in zip(axes, panels, strict=True):
+        for m in methods:
+            sub = med[med["method"] == m]
+            done = sub[sub["status"] == "ok"]
+            y = done[col].to_numpy(dtype=float)
+            ok = np.isfinite(y) & (y > 0)
+            fit = fits.loc[m]
+            label = str(fit["method_label"])
+            if np.isfinite(fit["time_exponent_b"]) or np.isfinite(fit["memory_exponent_c"]):
+                label += f" (b={fit['time_exponent_b']:.2f}, c={fit['memory_exponent_c']:.2f})"
+            ax.plot(
+                done["n_cells"].to_numpy()[ok],
+                y[ok],
+                marker="o",
+                ms=4,
+                color=palette[m],
+                label=label,
+            )
+            failed = sub[(sub["status"] != "ok") & (sub["status"] != "skipped")]
+            yf = failed["s" if col != "peak_rss_mb" else "peak_rss_mb"].to_numpy(dtype=float)
+            for n_f, y_f, st in zip(failed["n_cells"], yf, failed["status"], strict=True):
+                if np.isfinite(y_f) and y_f > 0:
+                    ax.plot(n_f, y_f, marker="x", ms=8, mew=2, ls="", color=palette[m])
+                    ax.annotate(
+                        STATUS_MARK.get(st, st),
+                        (n_f, y_f),
+                        fontsize=6,
+                        color=palette[m],
+                        xytext=(3, 3),
+                        textcoords="offset points",
+                    )
+            if exponent and np.isfinite(fit[exponent]):
+                a = fit[predicted] / target ** fit[exponent]
+                lo = float(sub["n_cells"].min())
+                hi = float(fit["largest_finished"]) or lo
+                xs = np.geomspace(lo, hi, 20)
+                ax.plot(xs, a * xs ** fit[exponent], ls=":", lw=1, color=palette[m])
+                if hi < target:
+                    xs = np.geomspace(hi, target, 20)
+                    ax.plot(xs, a * xs ** fit[exponent], ls="--", lw=1, color=palette[m])
+                    ax.plot(
+                        target,
+                        fit[predicted],
+                        marker="o",
+                        ms=7,
+                        mfc="none",
+                        ls="",
+                        color=palette[m],
+                    )
+            if col in ("fit_seconds", "s") and m in stars:
+                # side by side where the essay gives the same time (t-SNE and UMAP: ~3 h)
+                shift = 1.25 ** (list(stars).index(m) - 1)
+                ax.plot(
+                    ESSAY_N_CELLS * shift,
+                    stars[m],
+                    marker="*",
+                    ms=11,
+                    ls="",
+                    color=palette[m],
+                    markeredgecolor="black",
+                    markeredgewidth=0.5,
+                )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("cells")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="major", alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    extra = [
+        (plt.Line2D([], [], ls="--", color="grey"), f"power law extrapolated to {target:,} cells"),
+        (
+            plt.Line2D([], [], marker="x", ls="", color="grey", mew=2),
+            "ended by its budget / failed",
+        ),
+    ]
+    if stars and any(m in stars for m in methods):
+        extra.append(
+            (
+                plt.Line2D([], [], marker="*", ls="", color="grey", markeredgecolor="black", ms=11),
+                "the essay, 1.3M cells\n(other hardware)",
+            )
+        )
+    for h, lab in extra:
+        handles.append(h)
+        labels.append(lab)
+    fig.legend(handles, labels, loc="outside right center", fontsize=7, frameon=False)
+    fig.suptitle("time ~ n^b (fit), memory ~ n^c (peak RSS), fitted to finished rungs", fontsize=9)
+    for out in outputs:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=150, format=Path(out).suffix.lstrip("."))
+    plt.close(fig)
+    return fits.reset_index()

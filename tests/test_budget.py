@@ -1,0 +1,161 @@
+"""Budgets per job: parsing, config errors before any job, the supervisor's statuses."""
+
+from __future__ import annotations
+
+import copy
+import sys
+
+import pytest
+import yaml
+
+from scripts.common.budget import Budget, job_budget, parse_duration, parse_size
+from scripts.common.config import (
+    ConfigError,
+    dataset_grid,
+    predicted_overruns,
+    validate_config,
+)
+from scripts.common.errors import ScdrbenchError
+from scripts.common.supervise import one_line, supervise
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def paper():
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+@pytest.mark.parametrize(
+    "text, seconds", [("90s", 90), ("100m", 6000), ("100 min", 6000), ("1.5h", 5400)]
+)
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text, mb", [("500M", 500), ("22G", 22528), ("1.5GiB", 1536)])
+def test_sizes(text, mb):
+    assert parse_size(text) == mb
+
+
+@pytest.mark.parametrize("bad", ["0m", "-5m", "100", "fast", "10 parsecs", ""])
+def test_bad_duration_names_the_key(bad):
+    with pytest.raises(ScdrbenchError, match=r"'budget.x.time'.*not a positive duration.*100m"):
+        parse_duration(bad, "budget.x.time")
+
+
+@pytest.mark.parametrize(
+    "budget, key",
+    [
+        ({"stages": {"embed": {"time": "-1h"}}}, "budget.stages.embed.time"),
+        ({"stages": {"score": {"mem": "lots"}}}, "budget.stages.score.mem"),
+        ({"methods": {"tsne": {"mem": 0}}}, "budget.methods.tsne.mem"),
+        ({"methods": {"tnse": {"time": "1m"}}}, "budget.methods.tnse"),
+        ({"stages": {"embd": {"time": "1m"}}}, "budget.stages.embd"),
+    ],
+)
+def test_bad_budget_is_a_config_error_naming_the_key(paper, budget, key):
+    paper["budget"] = budget
+    with pytest.raises(ConfigError) as err:
+        validate_config(paper)
+    assert key in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_method_budget_overrides_the_stage(paper):
+    paper["budget"] = {"stages": {"embed": {"time": "100m", "mem": "22G"}}}
+    paper["budget"]["methods"] = {"scvis": {"time": "3h"}}
+    validate_config(paper)
+    scvis = job_budget(paper, "embed", "scvis")
+    assert scvis.time_s == 3 * 3600 and scvis.mem_mb == 22 * 1024
+    assert scvis.time_key == "budget.methods.scvis.time"
+    assert job_budget(paper, "embed", "tsne").time_s == 6000
+    assert job_budget(paper, "score", "tsne") == Budget()  # no score budget: no limit
+    assert scvis.runtime_min() == 180 + 5  # SLURM's limit leaves the supervisor time to record
+
+
+def test_budget_tokens_round_trip_and_compare():
+    b = Budget(time_s=6000, mem_mb=22528)
+    assert Budget.from_token(b.token()) == Budget(6000, 22528)
+    assert Budget(7000, 22528).exceeds(b) and Budget(6000, 30000).exceeds(b)
+    assert not Budget(6000, 22528).exceeds(b) and not Budget(60, 100).exceeds(b)
+    assert Budget(None, 22528).exceeds(b)  # no time limit is more than any
+
+
+def test_ladder_rung_larger_than_the_data_set(paper):
+    paper["datasets"]["mouse_brain_1m"]["subsample"] = [10000, 2_000_000]
+    with pytest.raises(
+        ConfigError, match=r"mouse_brain_1m.subsample\[1\]'.*2,000,000.*not smaller"
+    ):
+        validate_config(paper)
+
+
+def test_memory_model_over_budget_stops_before_any_job(paper):
+    paper["selection"]["methods"] = ["pca", "tsne_p350"]
+    paper["budget"] = {"stages": {"embed": {"mem": "22G"}}}
+    config = validate_config(paper)
+    with pytest.raises(ConfigError) as err:
+        predicted_overruns(config, dataset_grid(config))
+    msg = str(err.value)
+    assert msg.startswith("config key 'budget.stages.embed.mem': tsne_p350 on mouse_brain_1m")
+    assert "GiB by its memory model" in msg and "over_estimate: skip" in msg
+
+
+def test_memory_model_over_budget_is_skipped_when_asked(paper):
+    paper["selection"]["methods"] = ["pca", "tsne_p350"]
+    paper["budget"] = {"stages": {"embed": {"mem": "22G"}}, "over_estimate": "skip"}
+    config = validate_config(copy.deepcopy(paper))
+    found = predicted_overruns(config, dataset_grid(config))
+    assert [(d, m) for d, m, _ in found] == [("mouse_brain_1m", "tsne_p350")]
+
+
+def _python(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def test_supervisor_ok_records_cpu_and_peak(tmp_path):
+    out = supervise(_python("sum(range(3_000_000))"), budget=Budget(60, 2000))
+    assert out.status == "ok" and out.message == "ok" and out.returncode == 0
+    assert out.cpu_seconds > 0 and out.peak_rss_mb > 1
+
+
+def test_supervisor_timeout(tmp_path):
+    log = tmp_path / "job.log"
+    out = supervise(_python("import time; time.sleep(60)"), budget=Budget(1.0, None), log_path=log)
+    assert out.status == "timeout"
+    assert out.message == "timeout after 1 s"
+    assert out.seconds < 15
+    assert "job ended with status timeout: timeout after 1 s" in log.read_text()
+
+
+def test_supervisor_out_of_memory(tmp_path):
+    code = "import numpy as np, time; a = np.ones(400 * 2**20 // 8); time.sleep(30)"
+    out = supervise(_python(code), budget=Budget(60, 200))
+    assert out.status == "out_of_memory"
+    assert out.message == "out of memory at 200 MiB"
+    assert out.seconds < 20
+
+
+def test_supervisor_error_keeps_the_one_line_and_the_traceback_in_the_log(tmp_path):
+    log = tmp_path / "job.log"
+    code = "import sys; print('scdrbench error: params.perplexity 300 is too large', file=sys.stderr); sys.exit(1)"
+    out = supervise(_python(code), budget=Budget(), log_path=log)
+    assert out.status == "error"
+    assert out.message == "error: params.perplexity 300 is too large"
+    out = supervise(_python("raise ValueError('boom')"), budget=Budget(), log_path=log)
+    assert out.message == "error: ValueError: boom"
+    text = log.read_text()
+    assert "Traceback (most recent call last)" in text and "ValueError: boom" in text
+
+
+def test_supervisor_memory_guard_is_skipped():
+    code = "import sys; print('scdrbench error: memory guard: needs 9 GB', file=sys.stderr); sys.exit(3)"
+    out = supervise(_python(code), budget=Budget(mem_mb=100))
+    assert out.status == "skipped" and out.returncode == 3
+    assert out.message == "skipped: memory guard: needs 9 GB"
+
+
+def test_one_line_prefers_the_scdrbench_line():
+    lines = ["WARNING something", "scdrbench error: bad file x.h5ad", "", "trailing noise"]
+    assert one_line(lines) == "bad file x.h5ad"
+    assert one_line(["Traceback", '  File "x"', "KeyError: 'a'"]) == "KeyError: 'a'"
+    assert one_line([]) == "no message (see the log file)"
