@@ -58,6 +58,12 @@ def test_streamed_counts_equal_reader(synthetic_20k):
     assert got.X.dtype == np.float32 and sp.isspmatrix_csr(got.X)
     assert (got.X != ref.X).nnz == 0
     assert list(got.obs_names) == list(ref.obs_names)
+    # indptr is int64 on disk from the first chunk: appending past 2^31 non-zeros (1.3M brain
+    # cells hold about 2.2 billion) would otherwise fail in anndata
+    import h5py
+
+    with h5py.File(counts, "r") as f:
+        assert f["X"]["indptr"].dtype == np.int64
 
 
 def test_streamed_preprocess_equals_scanpy_20k(synthetic_20k):

@@ -113,3 +113,48 @@ def test_tsne_k_neighbors_below_perplexity_or_above_cells(blobs):
         get_method("tsne").embed(X, seed=0, perplexity=20, k_neighbors=10)
     with pytest.raises(ScdrbenchError, match=r"params\.k_neighbors 100 needs more than 100 cells"):
         get_method("tsne").embed(X[:100], seed=0, perplexity=20, k_neighbors=100)
+
+
+def test_lean_affinities_equal_opentsne_and_embed_as_well():
+    """``affinities: lean`` builds openTSNE's own matrix (float32 precision), with less memory."""
+    from openTSNE.affinity import PerplexityBasedNN
+
+    from scripts.methods.tsne import lean_affinities
+    from tests.conftest import make_blobs
+
+    X, y = make_blobs(n_per=400, n_classes=3, dims=20)  # >= 1000 cells: openTSNE's Annoy route
+    ref = PerplexityBasedNN(X, perplexity=30, k_neighbors=90, n_jobs=1, random_state=0).P
+    lean = lean_affinities(X, 30, 90, threads=1, seed=0).P
+    assert lean.dtype == np.float64 and lean.indices.dtype == np.int32
+    assert lean.nnz == ref.nnz
+    assert abs(lean - ref).max() <= 1e-6 * ref.max()
+    assert lean.sum() == pytest.approx(1.0)
+    tsne = get_method("tsne")
+    emb = tsne.embed(X, seed=0, affinities="lean", k_neighbors=90, **FAST["tsne"])
+    assert emb.shape == (len(X), 2) and np.isfinite(emb).all()
+    assert knn_accuracy(emb, y) >= 0.9
+    opentsne = tsne.estimate_memory_mb(1_306_127, 50, perplexity=350, k_neighbors=350)
+    lean_mb = tsne.estimate_memory_mb(
+        1_306_127, 50, perplexity=350, k_neighbors=350, affinities="lean"
+    )
+    assert lean_mb < 0.75 * opentsne
+
+
+def test_umap_keeps_tensorflow_out(tmp_path):
+    """`import umap` would import TensorFlow (~950 MB, 10-30 s); the umap method blocks it."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = (
+        "import sys, numpy as np\n"
+        "from scripts.methods import get_method, import_backend\n"
+        "m = get_method('umap'); import_backend(m)\n"
+        "m.embed(np.random.default_rng(0).normal(size=(300, 5)), seed=0, n_epochs=20)\n"
+        "print('tensorflow' in sys.modules, 'umap' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["False", "True"]

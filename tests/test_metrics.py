@@ -316,6 +316,10 @@ def test_cli_turns_bad_input_into_exit_1(tmp_path, blob_data, capsys):
     metrics.cli(argv)
     table = pd.read_csv(tmp_path / "out.tsv", sep="\t")
     assert table["value"].isna().all()
-    assert table["note"].str.contains(
-        "score job ended with error: embedding .* lists its cells in a different order"
-    ).all()
+    assert (
+        table["note"]
+        .str.contains(
+            "score job ended with error: embedding .* lists its cells in a different order"
+        )
+        .all()
+    )

@@ -331,3 +331,38 @@ def test_bad_site_settings_fail_at_submission(
     )
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr
+
+
+def test_budget_is_the_request_and_a_job_past_it_is_a_status_row(slurm_cluster, tmp_path):
+    """A budget becomes the SLURM request (memory; time with the supervisor's headroom), and a
+    job that runs past it ends as a status row, not a failed SLURM job."""
+    profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
+    profile.pop("set-resources")  # the rules' own resources: the budget
+    (tmp_path / "profile").mkdir()
+    (tmp_path / "profile" / "config.yaml").write_text(yaml.safe_dump(profile))
+    budget = "budget={'stages': {'embed': {'time': '10m', 'mem': '2G'}}, 'methods': {'tsne': {'time': '1s'}}}"
+    proc = snakemake(
+        "--profile",
+        str(tmp_path / "profile"),
+        "--config",
+        "selection={'datasets': ['pbmc68k'], 'methods': ['pca', 'tsne']}",
+        budget,
+        "--",
+        TARGET,
+        directory=tmp_path,
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-8000:]
+    _, subs = parse_submissions(log)
+    embeds = {s["wildcards"]: s for s in subs if s["rule"] == "embed_python"}
+    table = sacct([s["slurm_id"] for s in embeds.values()])
+    for method, minutes in (("pca", 10 + 5), ("tsne", 1 + 5)):
+        row = table.loc[embeds[f"dataset=pbmc68k, method={method}"]["slurm_id"]]
+        assert row.State == "COMPLETED", (method, row.State)
+        assert row.ReqMem == "2048M", (method, row.ReqMem)
+        assert slurm_minutes(row.Timelimit) == minutes, (method, row.Timelimit)
+    timing = pd.read_csv(tmp_path / TARGET, sep="\t").set_index("method")
+    assert timing.loc["tsne", "status_message"] == "timeout after 1 s"
+    assert timing.loc["pca", "status"] == "ok"
+    rule_log = (tmp_path / "results/logs/embed/pbmc68k/tsne.log").read_text()
+    assert "job ended with status timeout: timeout after 1 s" in rule_log

@@ -158,10 +158,20 @@ def n_cells_of(path: str | Path) -> int:
 
 
 def _new_h5ad(f, X_first) -> object:
+    """Start ``X`` with its first chunk; ``indptr`` is stored as int64 from the start.
+
+    anndata writes a small chunk's ``indptr`` as int32 and refuses to append past 2^31 non-zeros
+    ("written with a 32 bit intptr"): 1.3M brain cells hold about 2.2 billion.
+    """
     from anndata.io import sparse_dataset, write_elem
 
     write_elem(f, "X", X_first)
-    return sparse_dataset(f["X"])
+    group = f["X"]
+    if group["indptr"].dtype != np.int64:
+        indptr = group["indptr"][:].astype(np.int64)
+        del group["indptr"]
+        group.create_dataset("indptr", data=indptr, maxshape=(None,), chunks=True)
+    return sparse_dataset(group)
 
 
 def _finish_h5ad(f, obs: pd.DataFrame, var: pd.DataFrame, *, obsm=None, uns=None) -> None:

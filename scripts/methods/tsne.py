@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 
 import numpy as np
 
@@ -69,10 +70,15 @@ def embed(
         )
     k = _k_neighbors(n, perplexity, k_neighbors)
     kl_trace: list[float] = []
+    stamps: list[float] = []
 
     def record(iteration, error, embedding):
         kl_trace.append(float(error))
-        log.info("iteration %d: KL divergence %.4f", iteration, error)
+        stamps.append(time.perf_counter())
+        per_iter = (stamps[-1] - stamps[-2]) / 50 if len(stamps) > 1 else float("nan")
+        log.info(
+            "iteration %d: KL divergence %.4f (%.3f s per iteration)", iteration, error, per_iter
+        )
 
     tsne = TSNE(
         n_components=2,
@@ -89,6 +95,7 @@ def embed(
         callbacks_every_iters=50,
         verbose=False,
     )
+    started = time.perf_counter()
     if affinities == "lean":
         emb = tsne.fit(X, affinities=lean_affinities(X, perplexity, k, threads=threads, seed=seed))
     elif k_neighbors == "auto":
@@ -110,6 +117,12 @@ def embed(
         info["kl_divergence"] = float(emb.kl_divergence)
         info["history"] = kl_trace
         info["learning_rate"] = _learning_rate(n, learning_rate)
+        if len(stamps) > 1:
+            # the first callback comes 50 iterations into the optimisation
+            info["seconds_per_iteration"] = (stamps[-1] - stamps[0]) / (50 * (len(stamps) - 1))
+            info["affinity_and_init_seconds"] = (
+                stamps[0] - started - 50 * info["seconds_per_iteration"]
+            )
     log.info("final KL divergence %.4f", emb.kl_divergence)
     return np.asarray(emb, dtype=np.float32)
 

@@ -1,0 +1,182 @@
+"""Project job vs bare library, side by side: t-SNE (openTSNE) and UMAP (umap-learn).
+
+Usage (from the repository root, nothing else running)::
+
+    python benchmarks/bench_side_by_side.py results/data/proxy_1m_n100000/pca.h5ad
+    python benchmarks/bench_side_by_side.py results/data/proxy_1m/pca.h5ad --methods tsne
+
+For each method, on the same 50 PCs, with the same parameters (the method's entry in
+``benchmarks/ladder.yaml``, defaults filled) and the same threads, two fresh processes run one
+after the other, each with every thread pool pinned as the workflow's rules pin them:
+
+- **project**: the embedding job's own work, ``python -m scripts.embed --child`` (the code a
+  Snakemake job runs under its supervisor), its fit time read from the file it writes;
+- **bare**: the library called directly as its documentation shows (``openTSNE.TSNE(...).fit``,
+  ``umap.UMAP(...).fit_transform``), timed around the fit alone.
+
+It prints fit seconds, CPU seconds of the fit (all threads) and the ratio project / bare, and
+appends them to ``benchmarks/results/side_by_side.tsv`` with the date and machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+OUT = ROOT / "benchmarks" / "results" / "side_by_side.tsv"
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def bare(method: str, pca_path: str, params: dict, threads: int, seed: int) -> None:
+    """The library alone (runs in its own process); prints JSON with the fit's numbers."""
+    import anndata as ad
+    import numpy as np
+
+    X = np.asarray(ad.read_h5ad(pca_path, backed="r").obsm["X_pca"], dtype=np.float32)
+    n = X.shape[0]
+    if method == "tsne":
+        from openTSNE import TSNE
+
+        lr = params["learning_rate"]
+        model = TSNE(
+            n_components=2,
+            perplexity=params["perplexity"],
+            learning_rate=max(n / 12.0, 200.0) if lr == "auto" else float(lr),
+            early_exaggeration_iter=params["early_exaggeration_iter"],
+            n_iter=params["n_iter"],
+            exaggeration=params.get("exaggeration"),
+            initialization=params["initialization"],
+            negative_gradient_method=params["negative_gradient_method"],
+            n_jobs=threads,
+            random_state=seed,
+        )
+        fit = model.fit
+    elif method == "umap":
+        import umap
+
+        model = umap.UMAP(
+            n_components=2,
+            n_neighbors=params["n_neighbors"],
+            min_dist=params["min_dist"],
+            n_epochs=params.get("n_epochs"),
+            init=params["init"],
+            random_state=seed if params["deterministic"] else None,
+            n_jobs=1 if params["deterministic"] else threads,
+        )
+        fit = model.fit_transform
+    else:
+        raise SystemExit(f"no bare version of {method}")
+    cpu0, t0 = _cpu(), time.perf_counter()
+    emb = fit(X)
+    seconds, cpu = time.perf_counter() - t0, _cpu() - cpu0
+    assert np.isfinite(np.asarray(emb)).all()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"fit_s": seconds, "fit_cpu_s": cpu, "peak_rss_mb": peak}))
+
+
+def _env(threads: int) -> dict:
+    from scripts.common.runtime import THREAD_VARIABLES
+
+    env = dict(os.environ, TF_NUM_INTEROP_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    env.update({var: str(threads) for var in THREAD_VARIABLES})
+    env["PYTHONPATH"] = f"{ROOT}:{env.get('PYTHONPATH', '')}"
+    return env
+
+
+def project(method: str, entry: dict, pca_path: str, threads: int, seed: int) -> dict:
+    """The workflow's embedding job (its supervised child), on the same input."""
+    import h5py
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / f"{method}.h5ad"
+        cmd = [sys.executable, "-m", "scripts.embed", "--child", "--input", pca_path]
+        cmd += ["--output", str(out), "--dataset", Path(pca_path).parent.name]
+        cmd += ["--method", method, "--entry", json.dumps(entry), "--seed", str(seed)]
+        cmd += ["--threads", str(threads)]
+        subprocess.run(cmd, cwd=ROOT, env=_env(threads), check=True)
+        with h5py.File(out, "r") as f:
+            uns = f["uns"]
+            return {
+                "fit_s": float(uns["fit_seconds"][()]),
+                "fit_cpu_s": float(uns["fit_cpu_seconds"][()]),
+                "peak_rss_mb": float(uns["peak_rss_mb"][()]),
+            }
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("pca", help="a data set's pca.h5ad (results/data/{dataset}/pca.h5ad)")
+    p.add_argument("--methods", nargs="+", default=["tsne", "umap"])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bare", help=argparse.SUPPRESS)  # internal: run the bare library
+    p.add_argument("--params", help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.bare:
+        return bare(a.bare, a.pca, json.loads(a.params), a.threads, a.seed)
+
+    import anndata as ad
+    import pandas as pd
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from ladder import ladder_config, machine, versions
+
+    config = ladder_config()
+    n = ad.read_h5ad(a.pca, backed="r").n_obs
+    rows = []
+    for method in a.methods:
+        entry = config["methods"][method]
+        cmd = [sys.executable, __file__, a.pca, "--bare", method]
+        cmd += ["--params", json.dumps(entry["params"]), "--threads", str(a.threads)]
+        cmd += ["--seed", str(a.seed)]
+        proc = subprocess.run(
+            cmd, cwd=ROOT, env=_env(a.threads), check=True, capture_output=True, text=True
+        )
+        b = json.loads(proc.stdout.strip().splitlines()[-1])
+        j = project(method, entry, a.pca, a.threads, a.seed)
+        row = {
+            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "dataset": Path(a.pca).parent.name,
+            "n_cells": n,
+            "method": method,
+            "params": json.dumps(entry["params"], sort_keys=True),
+            "threads": a.threads,
+            "project_fit_s": round(j["fit_s"], 2),
+            "bare_fit_s": round(b["fit_s"], 2),
+            "ratio": round(j["fit_s"] / b["fit_s"], 3),
+            "project_threads_used": round(j["fit_cpu_s"] / j["fit_s"], 2),
+            "bare_threads_used": round(b["fit_cpu_s"] / b["fit_s"], 2),
+            "project_peak_mb": round(j["peak_rss_mb"]),
+            "bare_peak_mb": round(b["peak_rss_mb"]),
+            "machine": machine(),
+            "versions": versions(),
+        }
+        rows.append(row)
+        print(
+            f"{method} on {n:,} cells, {a.threads} threads: project {row['project_fit_s']} s, "
+            f"bare {row['bare_fit_s']} s, ratio {row['ratio']}",
+            flush=True,
+        )
+    df = pd.DataFrame(rows)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(OUT, sep="\t", index=False, mode="a", header=not OUT.exists())
+    return None
+
+
+if __name__ == "__main__":
+    main()
