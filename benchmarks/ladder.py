@@ -86,15 +86,60 @@ def ensure_proxy() -> dict:
     return json.loads((ROOT / RECORD).read_text())
 
 
+SKIPS = RESULTS / "ladder_skips.json"
+#: A method is not run at a rung when its power law, fitted to its finished rungs, predicts a fit
+#: time above this many times its time budget (it would only be stopped by the budget).
+PREDICTED_OVER = 2.0
+
+
+def ladder_skips(config: dict, size: int, methods: list[str]) -> dict[str, str]:
+    """Methods not worth running at rung ``size``: stopped by their budget (timeout, out of
+    memory) at a smaller rung, or predicted by their fitted power law to run far past it."""
+    import numpy as np
+
+    from scripts.common.budget import format_duration, job_budget
+    from scripts.summary.figures import power_law
+
+    timing, _ = collect(config)
+    if timing.empty:
+        return {}
+    skips = {}
+    for m in methods:
+        sub = timing[(timing["method"] == m) & (timing["n_cells"] < size)]
+        stopped = sub[sub["status"].isin(["timeout", "out_of_memory"])]
+        if len(stopped):
+            first = stopped.sort_values("n_cells").iloc[0]
+            skips[m] = f"not run: {first['status_message']} at {int(first['n_cells']):,} cells"
+            continue
+        done = sub[sub["status"] == "ok"]
+        a, b, k = power_law(done["n_cells"], done["fit_seconds"])
+        budget = job_budget(config, "embed", m).time_s
+        if budget and np.isfinite(b) and a * size**b > PREDICTED_OVER * budget:
+            skips[m] = (
+                f"not run: predicted fit {format_duration(a * size**b)} (n^{b:.2f} from {k} "
+                f"rungs), over {PREDICTED_OVER:g} x its budget {format_duration(budget)}"
+            )
+    return skips
+
+
 def run(rungs: list[int] | None, methods: list[str] | None, cores: int, shared_with: str):
     config = ladder_config()
     ensure_proxy()
     ids = rung_ids(config)
     methods = methods or config["selection"]["methods"]
+    recorded = json.loads(SKIPS.read_text()) if SKIPS.exists() else {}
     for size, ds in ids.items():
         if rungs and size not in rungs:
             continue
-        targets = [f"results/metrics/{ds}/{m}.tsv" for m in methods]
+        skips = ladder_skips(config, size, methods)
+        for m, why in skips.items():
+            print(f"{ds}/{m}: {why}")
+            recorded[f"{ds}/{m}"] = why
+        SKIPS.parent.mkdir(parents=True, exist_ok=True)
+        SKIPS.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
+        targets = [f"results/metrics/{ds}/{m}.tsv" for m in methods if m not in skips]
+        if not targets:
+            continue
         cmd = ["snakemake", "--configfile", CONFIG, "--cores", str(cores), "--keep-going"]
         cmd += ["--rerun-incomplete", *targets]
         print(f"\n== rung {size:,} cells ({ds}): {' '.join(cmd)}", flush=True)
@@ -164,12 +209,13 @@ def ladder_rows(config: dict, timing, metrics):
 
     rows = []
     labels = {m: config["methods"][m]["label"] for m in config["selection"]["methods"]}
+    skips = json.loads(SKIPS.read_text()) if SKIPS.exists() else {}
     for size, ds in rung_ids(config).items():
         for m in config["selection"]["methods"]:
             sub = timing[(timing["dataset"] == ds) & (timing["method"] == m)] if len(timing) else []
             row = {"method": m, "label": labels[m], "rung": size, "dataset": ds}
             if len(sub) == 0:
-                row["status"] = "not run yet"
+                row["status"] = skips.get(f"{ds}/{m}", "not run yet")
                 rows.append(row)
                 continue
             r = sub.iloc[0]

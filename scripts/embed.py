@@ -36,8 +36,8 @@ from scripts.methods import get_method, import_backend
 
 log = logging.getLogger("scdrbench.embed")
 
-VERSIONED = ("numpy", "scipy", "scikit-learn", "anndata", "scanpy", "openTSNE", "umap-learn")
-VERSIONED_TF = ("tensorflow-cpu", "tensorflow", "keras")
+#: distributions every embedding file records; each method module adds its own (VERSIONED)
+VERSIONED = ("numpy", "scipy", "scikit-learn", "anndata", "scanpy")
 
 
 def select_input(pca_adata, kind: str):
@@ -53,9 +53,7 @@ def select_input(pca_adata, kind: str):
 
 
 def _versions(algorithm: str) -> dict[str, str]:
-    names = VERSIONED + (
-        VERSIONED_TF if algorithm.startswith(("ae_", "scvis", "tsne_ae", "parametric")) else ()
-    )
+    names = VERSIONED + tuple(get_method(algorithm).VERSIONED)
     out = {"python": platform.python_version()}
     for name in names:
         try:

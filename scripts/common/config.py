@@ -40,9 +40,36 @@ _DefaultFillingValidator = _with_defaults(Draft202012Validator)
 
 
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
-    """Read the YAML JSON-schema."""
+    """Read the YAML JSON-schema and add each method module's parameter declaration.
+
+    ``$defs/method``'s ``algorithm`` enum lists the modules of ``scripts/methods``, and its
+    ``allOf`` gets one branch per algorithm checking ``params`` against ``$defs/params_<name>``,
+    made from the module's ``PARAMS`` (strict: no unknown parameter).
+    """
+    from scripts.methods import ALGORITHMS, get_method
+
     with open(path) as fh:
-        return yaml.safe_load(fh)
+        schema = yaml.safe_load(fh)
+    method = schema["$defs"]["method"]
+    method["properties"]["algorithm"] = {
+        "enum": list(ALGORITHMS),
+        "description": "the module scripts/methods/<algorithm>.py",
+    }
+    branches = []
+    for name in ALGORITHMS:
+        schema["$defs"][f"params_{name}"] = {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": copy.deepcopy(get_method(name).PARAMS),
+        }
+        branches.append(
+            {
+                "if": {"properties": {"algorithm": {"const": name}}},
+                "then": {"properties": {"params": {"$ref": f"#/$defs/params_{name}"}}},
+            }
+        )
+    method["allOf"] = branches
+    return schema
 
 
 def _key(path) -> str:
@@ -179,20 +206,15 @@ def check_selection(config: dict) -> None:
                 )
 
 
-# Encoder layer lists that must narrow towards the bottleneck, by algorithm.
-NARROWING_LAYERS = {
-    "ae_keras": ("hidden_layers",),
-    "ae_tf": ("hidden_layers",),
-    "tsne_ae": ("hidden_layers",),
-    "scvis": ("encoder_layers",),
-}
-
-
 def check_method_params(config: dict) -> None:
-    """Checks a JSON schema cannot express: hidden layer widths must narrow to the bottleneck."""
+    """Checks a JSON schema cannot express: hidden layer widths must narrow to the bottleneck
+    (the lists a method module names in ``NARROWING_LAYERS``)."""
+    from scripts.methods import get_method
+
     for mid, entry in config["methods"].items():
         params = entry["params"]
-        for key in NARROWING_LAYERS.get(entry["algorithm"], ()):
+        narrowing = getattr(get_method(entry["algorithm"]), "NARROWING_LAYERS", ())
+        for key in narrowing:
             widths = params.get(key)
             if not widths:
                 continue

@@ -1,9 +1,17 @@
 """Embedding methods, one module per algorithm, all with the same signature.
 
-Every module ``scripts/methods/<algorithm>.py`` provides::
+Every module ``scripts/methods/<algorithm>.py`` is the one declaration of its method::
 
+    PARAMS = {name: JSON-schema property}   # names, types, ranges, defaults (see _params.py);
+                                            # the config schema's params_<algorithm> is made
+                                            # from it, so a typo is a ConfigError before any job
+    BACKEND_MODULES = ("openTSNE",)         # imported before the fit is timed
+    VERSIONED = ("openTSNE",)               # distributions whose versions the result records
     embed(X, *, seed, info=None, threads=1, **params) -> np.ndarray  # (n_cells, 2) float32
-    estimate_memory_mb(n_cells, n_features, **params) -> float        # for the memory guard
+    estimate_memory_mb(n_cells, n_features, **params) -> float        # memory guard, budgets
+
+and may set ``NARROWING_LAYERS`` (layer-width lists that must narrow towards the bottleneck,
+checked at validation). ``tests/test_registry.py`` checks every module against these rules.
 
 and may set ``BACKEND_MODULES`` (names the runner imports before the fit is timed, so
 ``fit_seconds`` excludes library start-up) and ``BLOCKED_MODULES`` (optional imports of a
@@ -18,17 +26,16 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-ALGORITHMS = (
-    "random",
-    "pca",
-    "tsne",
-    "umap",
-    "ae_keras",
-    "ae_tf",
-    "scvis",
-    "tsne_ae",
-    "parametric_umap",
-)
+
+def _discover() -> tuple[str, ...]:
+    """Every module of this package whose name does not start with an underscore."""
+    import pkgutil
+
+    return tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name[0] != "_"))
+
+
+#: The algorithms: one module each, found on disk (adding a module adds an algorithm).
+ALGORITHMS = _discover()
 
 
 def import_backend(module: ModuleType) -> None:

@@ -45,6 +45,7 @@ import scipy.sparse as sp
 
 from scripts.common.errors import ScdrbenchError
 from scripts.common.runtime import quiet_tensorflow
+from scripts.methods._params import ACTIVATION, integer, integers, number
 
 log = logging.getLogger("scdrbench.methods.nn")
 
@@ -52,8 +53,24 @@ INPUT_SCALING = (
     "centred per feature, then all features divided by the largest feature standard deviation "
     "(PC1's for PCA input)"
 )
-#: hidden-layer activations the autoencoders accept (the schema's enum)
-ACTIVATIONS = ("elu", "relu", "selu", "tanh", "sigmoid", "gelu", "softplus")
+#: the parameters of the essay's autoencoder (ae_keras and ae_tf share them)
+AUTOENCODER_PARAMS = {
+    "hidden_layers": integers(
+        minimum=3,
+        unique=True,
+        description="encoder widths between the input and the 2-D bottleneck; must narrow "
+        "strictly (input > w1 > ... > 2), checked when the config is validated. Absent: the "
+        "essay's ladder d-1, ..., 3 (each hidden layer one unit smaller).",
+    ),
+    "activation": ACTIVATION,
+    "epochs": integer(minimum=1, description="absent: auto, ~1500 gradient steps (5-500 epochs)"),
+    "batch_size": integer(
+        minimum=1, description="absent: auto, power of two <= n_train/20 in [64, 8192]"
+    ),
+    "learning_rate": number(0.002, gt=0, maximum=1),
+    "early_stopping_patience": integer(10, minimum=0, description="0: off"),
+    "validation_fraction": number(0.1, minimum=0, lt=0.5),
+}
 #: cells densified at a time when scaling or predicting on sparse input
 CHUNK = 65536
 

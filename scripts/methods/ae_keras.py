@@ -21,11 +21,16 @@ import math
 import numpy as np
 
 from scripts.methods import _nn
+from scripts.methods._params import ACTIVATIONS
 
 log = logging.getLogger("scdrbench.methods.ae_keras")
 
 #: imported by the runner before the fit is timed (TensorFlow start-up is 10-30 s)
 BACKEND_MODULES = ("tensorflow", "keras")
+VERSIONED = ("tensorflow-cpu", "tensorflow", "keras")
+PARAMS = _nn.AUTOENCODER_PARAMS
+#: encoder widths that must narrow strictly towards the bottleneck (checked at validation)
+NARROWING_LAYERS = ("hidden_layers",)
 
 NAME = "ae_keras"
 BOTTLENECK = 2
@@ -52,9 +57,9 @@ def resolve_params(
     target_steps: int = TARGET_STEPS,
 ) -> dict:
     """Check the parameters against the data and fill in the auto values (shared with ae_tf)."""
-    if activation not in _nn.ACTIVATIONS:
+    if activation not in ACTIVATIONS:
         raise _nn.ScdrbenchError(
-            f"{name}: params.activation {activation!r} is not one of {', '.join(_nn.ACTIVATIONS)}"
+            f"{name}: params.activation {activation!r} is not one of {', '.join(ACTIVATIONS)}"
         )
     _nn.check_bottleneck(name, n_dims, bottleneck, param=bottleneck_param)
     widths = _nn.encoder_widths(name, n_dims, bottleneck, hidden_layers)

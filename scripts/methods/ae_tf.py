@@ -26,6 +26,9 @@ log = logging.getLogger("scdrbench.methods.ae_tf")
 
 #: imported by the runner before the fit is timed (TensorFlow start-up is 10-30 s)
 BACKEND_MODULES = ("tensorflow",)
+VERSIONED = ("tensorflow-cpu", "tensorflow")
+PARAMS = _nn.AUTOENCODER_PARAMS
+NARROWING_LAYERS = ("hidden_layers",)
 
 NAME = "ae_tf"
 PREDICT_BATCH = 65536

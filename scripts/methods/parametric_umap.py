@@ -22,11 +22,23 @@ import numpy as np
 
 from scripts.common.errors import ScdrbenchError
 from scripts.methods import _nn
+from scripts.methods._params import integer, integers, number
 
 log = logging.getLogger("scdrbench.methods.parametric_umap")
 
 #: imported by the runner before the fit is timed (TensorFlow start-up is 10-30 s)
 BACKEND_MODULES = ("tensorflow", "keras", "umap.parametric_umap")
+VERSIONED = ("tensorflow-cpu", "tensorflow", "keras", "umap-learn", "pynndescent")
+PARAMS = {
+    "n_neighbors": integer(15, minimum=2),
+    "min_dist": number(0.1, minimum=0),
+    "hidden_layers": integers([100, 100, 100], minimum=1, min_items=1),
+    "n_epochs": integer(
+        minimum=1, maximum=1000, description="absent: clip(round(2e7/(n*n_neighbors)), 1, 200)"
+    ),
+    "batch_size": integer(minimum=1, description="edges per step; absent: min(1000, n_cells)"),
+    "learning_rate": number(0.001, gt=0, maximum=1),
+}
 
 NAME = "parametric_umap"
 EDGE_BUDGET = 2e7
@@ -49,7 +61,7 @@ def embed(
     threads: int = 1,
     n_neighbors: int = 15,
     min_dist: float = 0.1,
-    hidden_layers: list[int] | None = None,
+    hidden_layers: tuple[int, ...] | list[int] = (100, 100, 100),
     n_epochs: int | None = None,
     batch_size: int | None = None,
     learning_rate: float = 1e-3,
@@ -87,7 +99,7 @@ def embed(
         raise ScdrbenchError(
             f"{NAME}: only {n} cells for params.batch_size {batch_size}; lower params.batch_size"
         )
-    widths = [100, 100, 100] if hidden_layers is None else [int(w) for w in hidden_layers]
+    widths = [int(w) for w in hidden_layers]
     if not widths or any(w < 1 for w in widths):
         raise ScdrbenchError(f"{NAME}: params.hidden_layers must be positive widths, got {widths}")
     epochs = auto_n_epochs(n, n_neighbors, n_epochs)

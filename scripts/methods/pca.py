@@ -10,6 +10,16 @@ import numpy as np
 
 from scripts.common.errors import ScdrbenchError
 from scripts.methods._checks import check_input
+from scripts.methods._params import integers
+
+#: the parameters (JSON-schema properties; see scripts/methods/_params.py)
+PARAMS = {
+    "components": integers(
+        [1, 2], minimum=1, min_items=2, max_items=2, description="which PCs (1-based) to plot"
+    ),
+}
+BACKEND_MODULES = ()
+VERSIONED = ()
 
 
 def embed(

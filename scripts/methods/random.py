@@ -6,6 +6,10 @@ import numpy as np
 
 from scripts.methods._checks import check_input
 
+PARAMS: dict = {}
+BACKEND_MODULES = ()
+VERSIONED = ()
+
 
 def embed(X, *, seed: int, info: dict | None = None, threads: int = 1) -> np.ndarray:
     """Return ``(n_cells, 2)`` standard normal coordinates drawn with ``seed``."""
@@ -14,6 +18,6 @@ def embed(X, *, seed: int, info: dict | None = None, threads: int = 1) -> np.nda
     return rng.standard_normal((X.shape[0], 2)).astype(np.float32)
 
 
-def estimate_memory_mb(n_cells: int, n_features: int) -> float:
+def estimate_memory_mb(n_cells: int, n_features: int, **params) -> float:
     """Two float32 coordinates per cell."""
     return n_cells * 2 * 8 / 1e6

@@ -34,12 +34,34 @@ import math
 import numpy as np
 
 from scripts.common.errors import ScdrbenchError
-from scripts.methods import _nn
+from scripts.methods import _nn, _params
+from scripts.methods._params import choice, integers, number
 
 log = logging.getLogger("scdrbench.methods.scvis")
 
 #: imported by the runner before the fit is timed (TensorFlow start-up is 10-30 s)
 BACKEND_MODULES = ("tensorflow", "keras")
+VERSIONED = ("tensorflow-cpu", "tensorflow", "keras")
+PARAMS = {
+    "perplexity": number(10, gt=0),
+    "tsne_weight": number(minimum=0, description="absent: input dimensionality (paper)"),
+    "likelihood": choice(["student_t", "gaussian"], "student_t"),
+    "encoder_layers": integers(
+        [128, 64, 32],
+        minimum=3,
+        min_items=1,
+        unique=True,
+        description="strictly decreasing (checked at validation)",
+    ),
+    "decoder_layers": integers([32, 32, 32, 64, 128], minimum=1, min_items=1),
+    "activation": _params.ACTIVATION,
+    "epochs": _params.integer(minimum=1, description="absent: auto, ~3000 steps"),
+    "batch_size": _params.integer(
+        minimum=2, description="absent: auto, <= 512; must exceed 3 x perplexity"
+    ),
+    "learning_rate": number(0.001, gt=0, maximum=1),
+}
+NARROWING_LAYERS = ("encoder_layers",)
 
 NAME = "scvis"
 LATENT = 2
@@ -106,8 +128,8 @@ def embed(
     perplexity: float = 10.0,
     tsne_weight: float | None = None,
     likelihood: str = "student_t",
-    encoder_layers: list[int] | None = None,
-    decoder_layers: list[int] | None = None,
+    encoder_layers: tuple[int, ...] | list[int] = (128, 64, 32),
+    decoder_layers: tuple[int, ...] | list[int] = (32, 32, 32, 64, 128),
     activation: str = "elu",
     epochs: int | None = None,
     batch_size: int | None = None,
@@ -143,9 +165,9 @@ def embed(
         raise ScdrbenchError(
             f"{NAME}: params.likelihood must be 'student_t' or 'gaussian', got {likelihood!r}"
         )
-    enc = [128, 64, 32] if encoder_layers is None else list(encoder_layers)
+    enc = list(encoder_layers)
     enc = _nn.encoder_widths(NAME, d, LATENT, enc, from_input=False)
-    dec = [32, 32, 32, 64, 128] if decoder_layers is None else [int(w) for w in decoder_layers]
+    dec = [int(w) for w in decoder_layers]
     if any(w < 1 for w in dec):
         raise ScdrbenchError(f"{NAME}: params.decoder_layers must be positive widths, got {dec}")
     _nn.check_positive(NAME, perplexity=perplexity, learning_rate=learning_rate)

@@ -29,9 +29,33 @@ import numpy as np
 
 from scripts.common.errors import ScdrbenchError
 from scripts.methods._checks import check_input
+from scripts.methods._params import auto_or_integer, choice, integer, number
 
 # Imported by the runner before the fit is timed.
 BACKEND_MODULES = ("openTSNE",)
+VERSIONED = ("openTSNE",)
+PARAMS = {
+    "perplexity": number(30, gt=0),
+    "n_iter": integer(750, minimum=50, description="iterations after early exaggeration"),
+    "early_exaggeration_iter": integer(250, minimum=0),
+    "exaggeration": number(
+        minimum=1, description="late exaggeration (default none; Kobak & Berens use 4 for > 100k)"
+    ),
+    "learning_rate": {"default": "auto", "description": "'auto' = n/12 (Belkina et al. 2019)"},
+    "initialization": choice(["pca", "random", "spectral"], "pca"),
+    "negative_gradient_method": choice(["fft", "bh"], "fft"),
+    "k_neighbors": auto_or_integer(
+        2,
+        "neighbours per cell in the kNN graph: 'auto' = 3 x perplexity (openTSNE), or a number "
+        "at least the perplexity, which bounds memory at high perplexity on many cells",
+    ),
+    "affinities": choice(
+        ["opentsne", "lean"],
+        "opentsne",
+        "opentsne: openTSNE's PerplexityBasedNN; lean: the same affinities built without its "
+        "dense float64 copies (about half the peak memory at high perplexity)",
+    ),
+}
 
 log = logging.getLogger("scdrbench.methods.tsne")
 

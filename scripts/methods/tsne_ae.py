@@ -22,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from scripts.methods import _nn
+from scripts.methods._params import ACTIVATION, integer, integers, number
 from scripts.methods.ae_keras import resolve_params
 from scripts.methods.ae_tf import encode_all, mean_loss, train_autoencoder
 
@@ -29,6 +30,25 @@ log = logging.getLogger("scdrbench.methods.tsne_ae")
 
 #: imported by the runner before the fit is timed (TensorFlow start-up is 10-30 s)
 BACKEND_MODULES = ("tensorflow", "openTSNE")
+VERSIONED = ("tensorflow-cpu", "tensorflow", "keras", "openTSNE")
+PARAMS = {
+    "bottleneck": integer(24, minimum=2, maximum=256),
+    "hidden_layers": integers(
+        minimum=3,
+        unique=True,
+        description="strictly narrowing genes -> bottleneck (checked at validation); absent: "
+        "those of [128, 64] between input and bottleneck",
+    ),
+    "activation": ACTIVATION,
+    "epochs": integer(minimum=1),
+    "batch_size": integer(minimum=1),
+    "learning_rate": number(0.002, gt=0, maximum=1),
+    "early_stopping_patience": integer(10, minimum=0),
+    "validation_fraction": number(0.1, minimum=0, lt=0.5),
+    "perplexity": number(30, gt=0),
+    "n_iter": integer(750, minimum=50),
+}
+NARROWING_LAYERS = ("hidden_layers",)
 
 NAME = "tsne_ae"
 DEFAULT_HIDDEN = (128, 64)

@@ -15,10 +15,22 @@ import numpy as np
 
 from scripts.common.errors import ScdrbenchError
 from scripts.methods._checks import check_input
+from scripts.methods._params import boolean, choice, integer, number, string
 
 # Imported by the runner before the fit is timed.
 BACKEND_MODULES = ("umap",)
 BLOCKED_MODULES = ("tensorflow",)
+VERSIONED = ("umap-learn", "pynndescent")
+PARAMS = {
+    "n_neighbors": integer(15, minimum=2),
+    "min_dist": number(0.1, minimum=0),
+    "metric": string("euclidean"),
+    "n_epochs": integer(minimum=1, description="absent: umap-learn's (200 above 10k cells)"),
+    "init": choice(["spectral", "pca", "random"], "spectral"),
+    "deterministic": boolean(
+        True, "seeded and single-threaded (umap-learn); false: parallel, not reproducible"
+    ),
+}
 
 log = logging.getLogger("scdrbench.methods.umap")
 
