@@ -127,8 +127,11 @@ def run_method(X, *, algorithm: str, params: dict, seed: int, threads: int, mem_
         emb = module.embed(X, seed=seed, info=info, threads=threads, **params)
     info["fit_cpu_seconds"] = cpu_seconds() - cpu_before
     emb = np.asarray(emb, dtype=np.float32)
-    if emb.shape != (X.shape[0], 2):
-        raise RuntimeError(f"{algorithm} returned shape {emb.shape}, expected ({X.shape[0]}, 2)")
+    dims = X.shape[1] if getattr(module, "OUTPUT_DIMS", 2) == "input" else 2
+    if emb.shape != (X.shape[0], dims):
+        raise RuntimeError(
+            f"{algorithm} returned shape {emb.shape}, expected ({X.shape[0]}, {dims})"
+        )
     if not np.all(np.isfinite(emb)):
         raise ScdrbenchError(
             f"{algorithm} produced non-finite coordinates (NaN/inf); try another seed or "
@@ -214,6 +217,7 @@ def _common_uns(dataset, method, entry, seed, threads, budget, retry_token) -> d
         "seed": int(seed),
         "threads": int(threads),
         "input": entry["input"],
+        "control": entry.get("control", ""),
         "budget": (budget or Budget()).token(),
         "retry_token": retry_token,
         "versions": _versions(entry["algorithm"]),

@@ -14,7 +14,14 @@ FAST = {
     "pca": {},
     "tsne": {"n_iter": 250, "early_exaggeration_iter": 100, "perplexity": 20},
     "umap": {"n_epochs": 100},
+    "pacmap": {"num_iters": [50, 50, 100]},
+    "trimap": {"n_iters": 150},
+    "phate": {},
+    "diffmap": {},
+    "spectral": {},
 }
+#: parameter variants of a module that are methods of their own in the config
+VARIANTS = {"densmap": ("umap", {"n_epochs": 100, "densmap": True})}
 
 
 @pytest.mark.parametrize("name", list(FAST))
@@ -29,11 +36,46 @@ def test_shape_finite_and_seeded(name, blobs):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["pca", "tsne", "umap"])
+@pytest.mark.parametrize("name", [n for n in FAST if n != "random"])
 def test_quality_on_separable_blobs(name, blobs):
     X, y = blobs
     emb = get_method(name).embed(X, seed=0, **FAST[name])
     assert knn_accuracy(emb, y) >= 0.9
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_variants_seeded_and_separating(name, blobs):
+    X, y = blobs
+    algorithm, params = VARIANTS[name]
+    module = get_method(algorithm)
+    a = module.embed(X, seed=2, **params)
+    np.testing.assert_allclose(a, module.embed(X, seed=2, **params), rtol=1e-5, atol=1e-5)
+    assert knn_accuracy(a, y) >= 0.9
+
+
+def test_densmap_changes_the_embedding(blobs):
+    X, _ = blobs
+    umap = get_method("umap")
+    plain = umap.embed(X, seed=0, n_epochs=100)
+    dens = umap.embed(X, seed=0, n_epochs=100, densmap=True)
+    assert not np.allclose(plain, dens)
+
+
+@pytest.mark.parametrize(
+    "name, params, message",
+    [
+        ("pacmap", {"n_neighbors": 500}, "pacmap: params.n_neighbors 500 must be smaller"),
+        ("trimap", {"n_inliers": 400}, "trimap: params.n_inliers 400 needs more than"),
+        ("phate", {"knn": 500}, "phate: params.knn 500 must be smaller"),
+        ("phate", {"t": 0}, "phate: params.t must be 'auto' or a positive integer"),
+        ("diffmap", {"n_neighbors": 500}, "diffmap: params.n_neighbors 500 must be smaller"),
+        ("spectral", {"n_neighbors": 500}, "spectral: params.n_neighbors 500 must be smaller"),
+    ],
+)
+def test_new_methods_reject_impossible_params(name, params, message, blobs):
+    X, _ = blobs
+    with pytest.raises(ScdrbenchError, match=message):
+        get_method(name).embed(X, seed=0, **params)
 
 
 def test_random_control_stays_near_chance(blobs):

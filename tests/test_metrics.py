@@ -323,3 +323,72 @@ def test_cli_turns_bad_input_into_exit_1(tmp_path, blob_data, capsys):
         )
         .all()
     )
+
+
+# --- the co-ranking family, density preservation, distance correlation -----------------------
+
+
+@pytest.fixture
+def isometry():
+    """A 5-D reference and a rotated, scaled and shifted copy of it: distances kept exactly."""
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(600, 5))
+    q, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    return ref, 3.0 * ref @ q + 1.0
+
+
+def test_coranking_metrics_are_perfect_for_an_isometry(isometry):
+    ref, emb = isometry
+    qnx = metrics.qnx_curve(ref, emb, n=600, seed=0)
+    assert len(qnx) == 600 - 2
+    np.testing.assert_allclose(qnx, 1.0)
+    assert metrics.qnx_auc(qnx) == pytest.approx(1.0)
+    lcmc, q_local, q_global = metrics.lcmc_split(qnx)
+    assert lcmc == pytest.approx(1 - 1 / 599)
+    assert q_local == pytest.approx(1.0) and q_global == pytest.approx(1.0)
+    assert metrics.density_preservation(ref, emb, k=30) == pytest.approx(1.0)
+    assert metrics.distance_correlation(ref, emb, n=600) == pytest.approx(1.0)
+
+
+def test_coranking_metrics_are_near_chance_for_random_coordinates(isometry):
+    ref, _ = isometry
+    emb = np.random.default_rng(1).normal(size=(600, 2))
+    qnx = metrics.qnx_curve(ref, emb, n=600, seed=0)
+    assert abs(metrics.qnx_auc(qnx)) < 0.05
+    lcmc, q_local, q_global = metrics.lcmc_split(qnx)
+    assert abs(lcmc) < 0.05
+    assert q_local < 0.1
+    # Q_NX(K) of a random embedding is K / (m - 1): its mean over the large K is about 0.5
+    assert q_global == pytest.approx(0.5, abs=0.05)
+    assert abs(metrics.density_preservation(ref, emb, k=30)) < 0.15
+    assert metrics.distance_correlation(ref, emb, n=600) < 0.15
+
+
+def test_new_metrics_rank_a_good_embedding_above_a_bad_one(blob_data):
+    ref, emb, labels = blob_data
+    bad = np.random.default_rng(3).normal(size=emb.shape)
+    good_t = metrics.score_embedding(emb, ref, labels, seed=0).set_index("metric")["value"]
+    bad_t = metrics.score_embedding(bad, ref, labels, seed=0).set_index("metric")["value"]
+    for metric in ("qnx_auc", "lcmc", "q_local", "density", "dcor"):
+        assert good_t[metric] > bad_t[metric] + 0.1, metric
+
+
+def test_quadratic_metrics_stay_on_their_subsample():
+    """Bounded at any size: the co-ranking matrix and distance correlation use a fixed number
+    of cells, density the KNN query cells, whatever the number of cells."""
+    rng = np.random.default_rng(0)
+    ref, emb = rng.normal(size=(6000, 10)), rng.normal(size=(6000, 2))
+    assert len(metrics.qnx_curve(ref, emb, n=1500, seed=0)) == 1500 - 2
+    table = metrics.score_embedding(
+        emb, ref, np.zeros(6000), seed=0, corank_cells=1500, dcor_cells=800, knn_query_cells=700
+    ).set_index("metric")
+    assert table.loc["qnx_auc", "n_cells_scored"] == 1500
+    assert table.loc["dcor", "n_cells_scored"] == 800
+    assert table.loc["density", "n_cells_scored"] == 700
+
+
+def test_every_registered_metric_is_in_the_table(blob_data):
+    ref, emb, labels = blob_data
+    table = metrics.score_embedding(emb, ref, labels, seed=0)
+    assert list(table["metric"]) == list(metrics.METRICS) == [m.name for m in metrics.REGISTRY]
+    assert table["value"].notna().all()

@@ -201,7 +201,8 @@ def test_metrics_cli_writes_tidy_tsv_and_wide_md(tmp_path):
     tsv, md = tmp_path / "metrics.tsv", tmp_path / "metrics.md"
     summary.cli(["metrics", "--metrics", *files, "--tsv", str(tsv), "--md", str(md)])
     df = pd.read_csv(tsv, sep="\t")
-    assert df.shape == (6, 8)
+    assert df.shape == (6, 9)  # the 8 tidy columns and the scaled score (NaN: no controls)
+    assert df["scaled"].isna().all()
     assert list(df.columns[:5]) == ["dataset", "method", "metric", "value", "higher_is_better"]
     header = next(line for line in md.read_text().splitlines() if line.startswith("| method"))
     assert header.split("|")[1:-1] == [" method   ", " knn_accuracy   ", " knn   ", " cpd   "]
@@ -325,3 +326,31 @@ def test_ranking_of_a_dataset_with_no_applicable_metric():
     assert r["rank"].isna().all() and r["mean_rank"].isna().all()
     assert (r["n_metrics_ranked"] == 0).all() and set(r["left_out"]) == {"knn"}
     assert "| n/a " in summary.ranking_markdown(r)
+
+
+def test_scaled_scores_put_the_controls_at_0_and_1():
+    from scripts.summary.tables import scale
+
+    rows = []
+    for method, control, acc, err in (
+        ("random", "negative", 0.2, 5.0),
+        ("true_features", "positive", 1.0, 1.0),
+        ("spectral", "positive", 0.8, 2.0),
+        ("umap", "", 0.6, 3.0),
+    ):
+        rows.append(("d1", method, "knn_accuracy", acc, True, control))
+        rows.append(("d1", method, "stress", err, False, control))  # lower is better
+        rows.append(("d2", method, "knn_accuracy", acc, True, ""))  # no controls on d2
+    df = pd.DataFrame(
+        rows, columns=["dataset", "method", "metric", "value", "higher_is_better", "control"]
+    )
+    out = scale(df).set_index(["dataset", "method", "metric"])["scaled"]
+    assert out["d1", "random", "knn_accuracy"] == pytest.approx(0.0)
+    assert out["d1", "true_features", "knn_accuracy"] == pytest.approx(1.0)
+    assert out["d1", "umap", "knn_accuracy"] == pytest.approx(0.5)
+    assert out["d1", "spectral", "knn_accuracy"] == pytest.approx(0.75)
+    # lower is better: the best positive control is the smallest error
+    assert out["d1", "random", "stress"] == pytest.approx(0.0)
+    assert out["d1", "true_features", "stress"] == pytest.approx(1.0)
+    assert out["d1", "umap", "stress"] == pytest.approx(0.5)
+    assert out.loc["d2"].isna().all()

@@ -30,6 +30,14 @@ PARAMS = {
     "deterministic": boolean(
         True, "seeded and single-threaded (umap-learn); false: parallel, not reproducible"
     ),
+    "densmap": boolean(
+        False, "densMAP (Narayan, Berger & Cho 2021): also preserve each cell's local density"
+    ),
+    "dens_lambda": number(2.0, minimum=0, description="densMAP: weight of the density term"),
+    "dens_frac": number(
+        0.3, gt=0, maximum=1, description="densMAP: fraction of epochs with the density term"
+    ),
+    "dens_var_shift": number(0.1, minimum=0, description="densMAP: variance regulariser"),
 }
 
 log = logging.getLogger("scdrbench.methods.umap")
@@ -47,6 +55,10 @@ def embed(
     n_epochs: int | None = None,
     init: str = "spectral",
     deterministic: bool = True,
+    densmap: bool = False,
+    dens_lambda: float = 2.0,
+    dens_frac: float = 0.3,
+    dens_var_shift: float = 0.1,
 ) -> np.ndarray:
     """Embed ``X`` (cells x features) in 2-D with umap-learn; returns float32 ``(n, 2)``."""
     import sys
@@ -72,6 +84,10 @@ def embed(
         init=init,
         random_state=seed if deterministic else None,
         n_jobs=1 if deterministic else threads,
+        densmap=densmap,
+        dens_lambda=dens_lambda,
+        dens_frac=dens_frac,
+        dens_var_shift=dens_var_shift,
         verbose=False,
     )
     with warnings.catch_warnings():
@@ -80,6 +96,7 @@ def embed(
     if info is not None:
         info["n_epochs"] = int(model.n_epochs if model.n_epochs else 0)
         info["deterministic"] = bool(deterministic)
+        info["densmap"] = bool(densmap)
     return np.asarray(emb, dtype=np.float32)
 
 

@@ -27,11 +27,13 @@ log = logging.getLogger("scdrbench.summary")
 def metrics_heatmap(
     metrics: pd.DataFrame, ranking: pd.DataFrame | None, outputs, timing=None
 ) -> None:
-    """methods x metrics heatmap, one panel per dataset; values annotated, NaN shown as n/a.
+    """methods x metrics heatmap, one panel per dataset; scores annotated, NaN shown as n/a.
 
-    Colour is the value itself on a fixed 0-1 scale (the same colour is the same number in every
-    panel; negative silhouettes and CPDs show at the bottom of the scale, their value printed).
-    Rows follow the ranking when one is given (best first).
+    A data set with controls shows the *scaled* scores (``scaled``: the negative control at 0,
+    the best positive control at 1; :func:`scripts.summary.tables.scale`), one without shows the
+    raw values. Colour is on a fixed 0-1 scale either way (the same colour is the same number in
+    every panel; scores below 0 or above 1 take the end colours, their number printed). Rows
+    follow the ranking when one is given (best first).
     """
     import matplotlib
 
@@ -55,8 +57,11 @@ def metrics_heatmap(
         layout="constrained",
     )
     mappable = None
+    kinds = []
     for ax, ds in zip(axes.flat, datasets, strict=False):
-        wide = metric_matrix(metrics, ds)
+        scaled = "scaled" in metrics and metrics.loc[metrics.dataset == ds, "scaled"].notna().any()
+        wide = metric_matrix(metrics, ds, "scaled" if scaled else "value")
+        kinds.append("scaled" if scaled else "value")
         rank_of = {}
         if ranking is not None and len(ranking):
             sub = ranking[ranking["dataset"] == ds]
@@ -84,7 +89,11 @@ def metrics_heatmap(
             )
             ax.text(j + 0.5, i + 0.5, "n/a", ha="center", va="center", fontsize=8, color="0.25")
         mappable = ax.collections[0]
-        ax.set_title(ds, fontsize=10)
+        ax.set_title(
+            f"{ds}: "
+            + ("scaled scores (random 0, best positive control 1)" if scaled else "values"),
+            fontsize=10,
+        )
         ax.set_xlabel("")
         ax.set_ylabel("")
         ax.set_yticklabels(
@@ -99,7 +108,8 @@ def metrics_heatmap(
     for ax in list(axes.flat)[len(datasets) :]:
         ax.set_axis_off()
     if mappable is not None:
-        fig.colorbar(mappable, ax=axes, shrink=0.6, label="value (higher is better)")
+        what = "scaled score" if set(kinds) == {"scaled"} else "score"
+        fig.colorbar(mappable, ax=axes, shrink=0.6, label=f"{what} (higher is better)")
     for out in outputs:
         with atomic_path(out) as tmp:
             fig.savefig(tmp, dpi=150, format=Path(out).suffix.lstrip("."))

@@ -146,9 +146,40 @@ def timing_table(benchmarks, embeddings, datasets) -> pd.DataFrame:
 
 
 def metrics_table(metric_files) -> pd.DataFrame:
-    """Concatenate the tidy per-job metric files."""
-    frames = [pd.read_csv(p, sep="\t") for p in metric_files]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    """Concatenate the tidy per-job metric files and add the scaled score (:func:`scale`)."""
+    frames = [pd.read_csv(p, sep="\t", keep_default_na=False, na_values=[""]) for p in metric_files]
+    if not frames:
+        return pd.DataFrame()
+    return scale(pd.concat(frames, ignore_index=True))
+
+
+def scale(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Add ``scaled``: each score between its controls, as Open Problems scales them.
+
+    Per data set and metric, ``(value - negative) / (best positive - negative)``: the negative
+    control (random; the mean if several) at 0, the best positive control (true features,
+    spectral embedding) at 1; higher is better after scaling for every metric. NaN where the
+    data set lacks a negative or a positive control with a value, or they are equal. A method can
+    score above 1 (better than every positive control on that metric) or below 0.
+    """
+    out = metrics.copy()
+    out["scaled"] = np.nan
+    if "control" not in out:
+        return out
+    control = out["control"].fillna("").astype(str)
+    for _, sub in out.groupby(["dataset", "metric"], sort=False):
+        values = sub["value"].astype(float)
+        neg = values[control[sub.index] == "negative"].dropna()
+        pos = values[control[sub.index] == "positive"].dropna()
+        if neg.empty or pos.empty:
+            continue
+        hib = str(sub["higher_is_better"].iloc[0]).strip().lower() in ("true", "1")
+        sign = 1.0 if hib else -1.0
+        low, high = sign * neg.mean(), (sign * pos).max()
+        if not np.isfinite(high - low) or high == low:
+            continue
+        out.loc[sub.index, "scaled"] = (sign * values - low) / (high - low)
+    return out
 
 
 def to_markdown(df: pd.DataFrame, floatfmt=".3g") -> str:
@@ -162,8 +193,9 @@ def metric_order(metrics: pd.DataFrame) -> list[str]:
     return [m for m in METRICS if m in present] + [m for m in present if m not in METRICS]
 
 
-def metric_matrix(metrics: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """methods x metrics values of one dataset (methods in table order, NaN where missing)."""
+def metric_matrix(metrics: pd.DataFrame, dataset: str, column: str = "value") -> pd.DataFrame:
+    """methods x metrics ``column`` (value or scaled) of one dataset (methods in table order,
+    NaN where missing)."""
     sub = metrics[metrics["dataset"] == dataset]
     dup = sub.duplicated(["method", "metric"])
     if dup.any():
@@ -172,7 +204,7 @@ def metric_matrix(metrics: pd.DataFrame, dataset: str) -> pd.DataFrame:
             f"metrics table has more than one row for {dataset}/{first['method']}/"
             f"{first['metric']}; each metric file must hold one row per metric"
         )
-    wide = sub.set_index(["method", "metric"])["value"].astype(float).unstack("metric")
+    wide = sub.set_index(["method", "metric"])[column].astype(float).unstack("metric")
     methods = list(dict.fromkeys(sub["method"]))
     return wide.reindex(index=methods, columns=metric_order(metrics))
 

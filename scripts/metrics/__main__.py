@@ -1,0 +1,5 @@
+"""``python -m scripts.metrics ...``"""
+
+from scripts.metrics import cli
+
+cli()
