@@ -25,7 +25,7 @@ SUBSAMPLED_DATASETS = [d for d, e in DATASET_ENTRIES.items() if "parent" in e]
 METHODS = list(config["selection"]["methods"])
 FAMILIES = {
     family: [m for m in METHODS if config["methods"][m]["family"] == family]
-    for family in ("python", "tensorflow")
+    for family in ("python", "tensorflow", "precomputed")
 }
 REPEATS = config["repeats"]
 ROOT = workflow.basedir
@@ -254,6 +254,11 @@ def get_retry_token(wildcards):
     if status["status"] != "ok" and budget.exceeds(Budget.from_token(status["budget"])):
         return f"retry with {budget.token()}"
     return status["retry_token"]
+
+
+def get_precomputed_file(wildcards):
+    """The coordinates file of a precomputed method (params.path)."""
+    return config["methods"][wildcards.method]["params"]["path"]
 
 
 def get_gpu(wildcards):

@@ -1,9 +1,51 @@
-# Stage 3: one job per dataset x method; one rule per method family (environment).
+# Stage 3: one job per dataset x method; one rule per method family (environment): embed_python
+# and embed_tensorflow (the same job in two conda environments), embed_precomputed (coordinates
+# made elsewhere, read and matched to the cells; the file is an input, so a new one re-scores).
+
+EMBED_ENVS = {"python": "../envs/python.yaml", "tensorflow": "../envs/tensorflow.yaml"}
+
+for _family, _env in EMBED_ENVS.items():
+
+    rule:
+        name:
+            f"embed_{_family}"
+        input:
+            "results/data/{dataset}/pca.h5ad",
+        output:
+            "results/embed/{dataset}/{method}.h5ad",
+        log:
+            "results/logs/embed/{dataset}/{method}.log",
+        benchmark:
+            repeat("results/benchmarks/embed/{dataset}/{method}.tsv", REPEATS)
+        params:
+            env=get_thread_env,
+            entry=get_method_entry_json,
+            seed=get_seed(),
+            retry=get_retry_token,
+        threads: get_threads("embed")
+        resources:
+            cpus_per_task=get_cpus_per_task,
+            mem_mb=get_mem_mb("embed"),
+            runtime=get_runtime("embed"),
+            budget_time_s=get_budget_time_s("embed"),
+            budget_mem_mb=get_budget_mem_mb("embed"),
+            gpu=get_gpu,
+        wildcard_constraints:
+            method=_alternatives(FAMILIES[_family]),
+        conda:
+            _env
+        shell:
+            "{params.env} python -m scripts.embed --input {input:q} --output {output:q} "
+            "--dataset {wildcards.dataset} --method {wildcards.method} --entry {params.entry:q} "
+            "--seed {params.seed} --threads {threads} --mem-mb {resources.mem_mb} --log {log:q} "
+            "--time-budget-s {resources.budget_time_s} --mem-budget-mb {resources.budget_mem_mb} "
+            "--retry-token={params.retry:q}"
 
 
-rule embed_python:
+rule embed_precomputed:
     input:
-        "results/data/{dataset}/pca.h5ad",
+        data="results/data/{dataset}/pca.h5ad",
+        coordinates=get_precomputed_file,
     output:
         "results/embed/{dataset}/{method}.h5ad",
     log:
@@ -14,55 +56,16 @@ rule embed_python:
         env=get_thread_env,
         entry=get_method_entry_json,
         seed=get_seed(),
-        retry=get_retry_token,
-    threads: get_threads("embed")
+    threads: 1
     resources:
         cpus_per_task=get_cpus_per_task,
         mem_mb=get_mem_mb("embed"),
         runtime=get_runtime("embed"),
-        budget_time_s=get_budget_time_s("embed"),
-        budget_mem_mb=get_budget_mem_mb("embed"),
     wildcard_constraints:
-        method=_alternatives(FAMILIES["python"]),
+        method=_alternatives(FAMILIES["precomputed"]),
     conda:
         "../envs/python.yaml"
     shell:
-        "{params.env} python -m scripts.embed --input {input:q} --output {output:q} "
+        "{params.env} python -m scripts.embed --input {input.data:q} --output {output:q} "
         "--dataset {wildcards.dataset} --method {wildcards.method} --entry {params.entry:q} "
-        "--seed {params.seed} --threads {threads} --mem-mb {resources.mem_mb} --log {log:q} "
-        "--time-budget-s {resources.budget_time_s} --mem-budget-mb {resources.budget_mem_mb} "
-        "--retry-token={params.retry:q}"
-
-
-rule embed_tensorflow:
-    input:
-        "results/data/{dataset}/pca.h5ad",
-    output:
-        "results/embed/{dataset}/{method}.h5ad",
-    log:
-        "results/logs/embed/{dataset}/{method}.log",
-    benchmark:
-        repeat("results/benchmarks/embed/{dataset}/{method}.tsv", REPEATS)
-    params:
-        env=get_thread_env,
-        entry=get_method_entry_json,
-        seed=get_seed(),
-        retry=get_retry_token,
-    threads: get_threads("embed")
-    resources:
-        cpus_per_task=get_cpus_per_task,
-        mem_mb=get_mem_mb("embed"),
-        runtime=get_runtime("embed"),
-        budget_time_s=get_budget_time_s("embed"),
-        budget_mem_mb=get_budget_mem_mb("embed"),
-        gpu=get_gpu,
-    wildcard_constraints:
-        method=_alternatives(FAMILIES["tensorflow"]),
-    conda:
-        "../envs/tensorflow.yaml"
-    shell:
-        "{params.env} python -m scripts.embed --input {input:q} --output {output:q} "
-        "--dataset {wildcards.dataset} --method {wildcards.method} --entry {params.entry:q} "
-        "--seed {params.seed} --threads {threads} --mem-mb {resources.mem_mb} --log {log:q} "
-        "--time-budget-s {resources.budget_time_s} --mem-budget-mb {resources.budget_mem_mb} "
-        "--retry-token={params.retry:q}"
+        "--seed {params.seed} --threads {threads} --log {log:q}"

@@ -108,7 +108,9 @@ def _earlier_repeats(output, dataset: str, method: str) -> tuple[list, list, lis
         return [], [], []
 
 
-def run_method(X, *, algorithm: str, params: dict, seed: int, threads: int, mem_mb=None):
+def run_method(
+    X, *, algorithm: str, params: dict, seed: int, threads: int, mem_mb=None, obs_names=None
+):
     """Embed ``X`` with ``algorithm``; returns ``(embedding, info, fit_seconds)``.
 
     Checks the method's memory estimate against ``mem_mb`` (the job's allocation) first.
@@ -124,7 +126,8 @@ def run_method(X, *, algorithm: str, params: dict, seed: int, threads: int, mem_
     info: dict = {}
     cpu_before = cpu_seconds()
     with Stopwatch() as sw:
-        emb = module.embed(X, seed=seed, info=info, threads=threads, **params)
+        extra = {"obs_names": obs_names} if getattr(module, "NEEDS_OBS_NAMES", False) else {}
+        emb = module.embed(X, seed=seed, info=info, threads=threads, **extra, **params)
     info["fit_cpu_seconds"] = cpu_seconds() - cpu_before
     emb = np.asarray(emb, dtype=np.float32)
     dims = X.shape[1] if getattr(module, "OUTPUT_DIMS", 2) == "input" else 2
@@ -175,6 +178,7 @@ def main(
         seed=seed,
         threads=threads,
         mem_mb=mem_mb,
+        obs_names=data.obs_names.to_numpy(),
     )
     peak = peak_rss_mb()
     fit_cpu = float(info.pop("fit_cpu_seconds"))

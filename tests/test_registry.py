@@ -51,10 +51,11 @@ def test_module_declares_everything(name):
 def test_params_match_the_embed_signature(name):
     module = get_method(name)
     sig = inspect.signature(module.embed)
+    runner = RUNNER_ARGS | ({"obs_names"} if getattr(module, "NEEDS_OBS_NAMES", False) else set())
     kw = {
         p.name: p.default
         for p in sig.parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in RUNNER_ARGS
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in runner
     }
     assert set(kw) == set(module.PARAMS), (
         f"{name}: embed() takes {sorted(kw)}, PARAMS declares {sorted(module.PARAMS)}"
@@ -64,8 +65,10 @@ def test_params_match_the_embed_signature(name):
         if "default" in prop:
             value = list(default) if isinstance(default, tuple) else default
             assert value == prop["default"], f"{name}.{key}: {default!r} vs {prop['default']!r}"
-        else:  # absent means the method's own "auto" rule
+        else:  # absent means the method's own "auto" rule, or a required parameter
             assert default is None, f"{name}.{key}: PARAMS has no default, embed() has {default!r}"
+    for key in getattr(module, "REQUIRED_PARAMS", ()):
+        assert key in module.PARAMS and "default" not in module.PARAMS[key], key
     estimate = module.estimate_memory_mb(
         10_000, 50, **{k: p.get("default") for k, p in module.PARAMS.items() if "default" in p}
     )

@@ -60,7 +60,11 @@ def test_demo_dry_run(tmp_path):
     proc = run_snakemake(
         "-n", "--profile", str(ROOT / "profiles" / "demo"), "--directory", str(tmp_path)
     )
-    assert proc.stdout.count("rule embed_") == 2 * 9
+    import yaml
+
+    demo = yaml.safe_load((ROOT / "profiles" / "demo" / "demo.yaml").read_text())
+    assert len(demo["selection"]["methods"]) == 16  # the essay's, five newer, three controls
+    assert proc.stdout.count("rule embed_") == 2 * 16
     assert "rule download" not in proc.stdout  # offline
 
 

@@ -57,10 +57,12 @@ def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
     }
     branches = []
     for name in ALGORITHMS:
+        module = get_method(name)
         schema["$defs"][f"params_{name}"] = {
             "type": "object",
             "additionalProperties": False,
-            "properties": copy.deepcopy(get_method(name).PARAMS),
+            "properties": copy.deepcopy(module.PARAMS),
+            "required": list(getattr(module, "REQUIRED_PARAMS", ())),
         }
         branches.append(
             {
