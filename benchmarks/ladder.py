@@ -98,7 +98,7 @@ def ladder_skips(config: dict, size: int, methods: list[str]) -> dict[str, str]:
     import numpy as np
 
     from scripts.common.budget import format_duration, job_budget
-    from scripts.summary.figures import power_law
+    from scripts.summary.scaling import power_law
 
     timing, _ = collect(config)
     if timing.empty:
@@ -268,7 +268,7 @@ def header(record: dict | None, shared_with: str) -> list[str]:
 def table(shared_with: str) -> None:
     import pandas as pd
 
-    from scripts.summary.figures import scaling_figure
+    from scripts.summary.scaling import scaling_figure
 
     config = ladder_config()
     timing, metrics = collect(config)

@@ -143,7 +143,7 @@ def job_budget(config: dict, stage: str, method: str | None = None) -> Budget:
 
 def check_budgets(config: dict) -> None:
     """Parse every budget entry (a bad one is a ConfigError naming its key) and its method ids."""
-    from scripts.common.config import ConfigError
+    from scripts.common.errors import ConfigError
 
     section = config.get("budget") or {}
     for stage in section.get("stages") or {}:

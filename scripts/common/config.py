@@ -12,14 +12,12 @@ from pathlib import Path
 import yaml
 from jsonschema import Draft202012Validator, validators
 
-from scripts.common.errors import ScdrbenchError
+from scripts.common.errors import ConfigError
+
+__all__ = ["ConfigError", "dataset_grid", "load_schema", "predicted_overruns", "validate_config"]
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "rules" / "config.schema.yaml"
 SUBSAMPLE_SEP = "_n"
-
-
-class ConfigError(ScdrbenchError):
-    """The configuration is invalid; the message names the key."""
 
 
 def _with_defaults(validator_class):

@@ -14,6 +14,10 @@ class ScdrbenchError(Exception):
     exit_code = 1
 
 
+class ConfigError(ScdrbenchError):
+    """The configuration is invalid; the message names the key."""
+
+
 def cli_errors(func: Callable) -> Callable:
     """Wrap a CLI ``main``: a :class:`ScdrbenchError` becomes one line on stderr and exit 1.
 

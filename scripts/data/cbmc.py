@@ -106,7 +106,7 @@ def adt_labels(
 
     values = clr(adt_counts)
     tmp = ad.AnnData(obsm={"X_clr": values.astype(np.float32)})
-    from scripts.preprocess import knn_transformer
+    from scripts.data.steps import knn_transformer
 
     sc.pp.neighbors(
         tmp, use_rep="X_clr", random_state=seed, transformer=knn_transformer(tmp.n_obs, seed=seed)

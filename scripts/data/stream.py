@@ -1,5 +1,8 @@
 """Streamed preparation and preprocessing of matrices too large to hold (the 1.3M mouse brain).
 
+Longer than 400 lines on purpose: the chunk reader, the prepare pass and the three preprocess
+passes share their chunking and layout handling, and the module is read as one algorithm.
+
 Everything runs on cell chunks read from HDF5 (a Cell Ranger file, v2 or v3, or an h5ad with a
 CSR or dense ``X``); the full matrix never exists in memory.
 
@@ -315,7 +318,7 @@ def preprocess_streamed(
     import h5py
     from anndata.io import read_elem
 
-    from scripts.preprocess import leiden_labels, significant_pcs
+    from scripts.data.steps import leiden_labels, significant_pcs
 
     target = params["target_sum"]
     with open_cells(counts_path) as (chunks, barcodes, var):

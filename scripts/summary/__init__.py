@@ -16,13 +16,7 @@ import pandas as pd
 from scripts.common.errors import cli_errors
 from scripts.common.io import write_table, write_text
 from scripts.common.runtime import setup_logging
-from scripts.summary.figures import (
-    comparison_figure,
-    embedding_panels,
-    metrics_heatmap,
-    scaling_figure,
-    scaling_table,
-)
+from scripts.summary.figures import comparison_figure, embedding_panels, metrics_heatmap
 from scripts.summary.render import (
     METRICS_INTRO,
     RANKING_INTRO,
@@ -33,6 +27,7 @@ from scripts.summary.render import (
     render_html,
     render_markdown,
 )
+from scripts.summary.scaling import scaling_figure, scaling_table
 from scripts.summary.tables import (
     TIMING_COLUMNS,
     metric_matrix,

@@ -68,11 +68,6 @@ def _ids_from_path(path: str) -> tuple[str, str]:
     return p.parent.name, p.stem
 
 
-def _uns_scalar(uns, key, default=np.nan):
-    value = uns.get(key, default)
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def read_embedding_meta(path: str) -> dict:
     """The ``uns`` entries of an embedding file, without loading coordinates."""
     import h5py
