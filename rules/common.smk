@@ -243,7 +243,7 @@ def get_retry_token(wildcards):
     Otherwise it returns the token the existing file was made with (stored in it), so a
     changed budget never re-runs a job that succeeded, or one that failed with the same budget.
     """
-    from scripts.common.io import read_status
+    from scripts.common.embedding_file import read_status
 
     # the path from the wildcards, not the `output` argument: Snakemake records (and compares)
     # only params that are not derived from input, output, threads or resources

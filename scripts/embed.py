@@ -26,11 +26,11 @@ import platform
 from importlib import metadata
 
 import numpy as np
-import pandas as pd
 
+from scripts.common import embedding_file
 from scripts.common.budget import Budget
 from scripts.common.errors import ScdrbenchError, cli_errors
-from scripts.common.io import read_h5ad, write_h5ad
+from scripts.common.io import read_h5ad
 from scripts.common.runtime import Stopwatch, cpu_seconds, peak_rss_mb, pin_threads, setup_logging
 from scripts.methods import get_method, import_backend
 
@@ -75,37 +75,6 @@ def _storable(value):
     if isinstance(value, (bool, int, float, str, np.generic, np.ndarray)):
         return value
     return str(value)
-
-
-def _earlier_repeats(output, dataset: str, method: str) -> tuple[list, list, list]:
-    """Fit seconds, peaks and fit CPU seconds of earlier repeats of this same job.
-
-    Snakemake's ``benchmark: repeat(...)`` runs the command again in the same job, over the
-    previous repeat's output (outputs are only removed before the job starts), so each repeat's
-    in-script numbers are carried forward and the timing table can pair them with Snakemake's
-    row of the same repeat.
-    """
-    import h5py
-
-    if not os.path.exists(output):
-        return [], [], []
-    try:
-        with h5py.File(output, "r") as f:
-            uns = f["uns"]
-            same = (
-                uns["dataset_id"][()].decode() == dataset
-                and uns["method_id"][()].decode() == method
-            )
-            if not same:
-                return [], [], []
-            cpu = uns["fit_cpu_seconds_repeats"][()] if "fit_cpu_seconds_repeats" in uns else []
-            return (
-                list(uns["fit_seconds_repeats"][()]),
-                list(uns["peak_rss_mb_repeats"][()]),
-                list(cpu),
-            )
-    except (OSError, KeyError):
-        return [], [], []
 
 
 def run_method(
@@ -189,7 +158,7 @@ def main(
         fit_cpu / max(fit_seconds, 1e-9),
         peak,
     )
-    fits, peaks, cpus = _earlier_repeats(output, dataset, method)
+    fits, peaks, cpus = embedding_file.earlier_repeats(output, dataset, method)
     uns = _common_uns(dataset, method, entry, seed, threads, budget, retry_token)
     uns.update(
         {
@@ -206,7 +175,7 @@ def main(
             "info": _storable(info),
         }
     )
-    write_embedding_file(data, emb, uns, output)
+    embedding_file.write(data, emb, uns, output)
     log.info("wrote %s", output)
 
 
@@ -230,19 +199,6 @@ def _common_uns(dataset, method, entry, seed, threads, budget, retry_token) -> d
     }
 
 
-def write_embedding_file(data, emb, uns: dict, output) -> None:
-    """The embedding file: the data set's obs names and labels, ``obsm['X_emb']``, ``uns``."""
-    import anndata as ad
-
-    out = ad.AnnData(
-        obs=pd.DataFrame({"label": data.obs["label"].to_numpy()}, index=data.obs_names.copy()),
-        obsm={"X_emb": np.asarray(emb, dtype=np.float32)},
-    )
-    out.obs["label"] = out.obs["label"].astype("category")
-    out.uns.update(uns)
-    write_h5ad(out, output)
-
-
 def write_status_record(
     pca_path, output, *, dataset, method, entry, seed, threads, budget, retry_token, outcome
 ) -> None:
@@ -264,7 +220,7 @@ def write_status_record(
         }
     )
     emb = np.full((data.n_obs, 2), np.nan, dtype=np.float32)
-    write_embedding_file(data, emb, uns, output)
+    embedding_file.write(data, emb, uns, output)
     data.file.close()
 
 

@@ -73,28 +73,3 @@ def read_h5ad(path: str | os.PathLike, *, what: str = "file", backed: bool = Fal
             f"{what} {path} is not a readable h5ad file ({type(err).__name__}: {err}); "
             "delete it and re-run the step that makes it"
         ) from None
-
-
-def read_status(path: str | os.PathLike) -> dict | None:
-    """``status``, ``status_message``, ``budget`` and ``retry_token`` of an embedding file
-    (``uns``), or None when the file is missing or unreadable. Cheap: reads no array."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            uns = f["uns"]
-
-            def text(key, default=""):
-                if key not in uns:
-                    return default
-                value = uns[key][()]
-                return value.decode() if isinstance(value, bytes) else str(value)
-
-            return {
-                "status": text("status", "ok"),
-                "status_message": text("status_message", "ok"),
-                "budget": text("budget", "-/-"),
-                "retry_token": text("retry_token"),
-            }
-    except (OSError, KeyError):
-        return None

@@ -26,6 +26,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from scripts.common import embedding_file
 from scripts.common.errors import ScdrbenchError, cli_errors
 from scripts.metrics.base import subsample_indices
 from scripts.metrics.corank import (
@@ -165,11 +166,8 @@ def main(
     else:
         pin_threads(threads)
     started = time.perf_counter()
-    names, emb, _, uns = _read_parts(
+    names, emb, uns = embedding_file.read_coordinates(
         embedding_path,
-        what="embedding",
-        obsm_key="X_emb",
-        label=False,
         uns_keys=("dataset_id", "method_id", "seed", "status", "status_message", "control"),
     )
     logger.info("read embedding %s: %s, uns %s", embedding_path, emb.shape, uns)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scripts.common import embedding_file
 from scripts.common.errors import ScdrbenchError
 from scripts.common.io import atomic_path
 from scripts.summary.tables import (
@@ -179,7 +180,6 @@ def _legend_handles(emb, cats, palette):
 
 def embedding_panels(embeddings, outputs, metrics: pd.DataFrame | None = None) -> None:
     """One PNG per embedding (``embeddings[i]`` -> ``outputs[i]``): the report's per-method items."""
-    import anndata as ad
     import matplotlib
 
     matplotlib.use("Agg")
@@ -193,7 +193,7 @@ def embedding_panels(embeddings, outputs, metrics: pd.DataFrame | None = None) -
         acc = {(r.dataset, r.method): r.value for r in sel.itertuples()}
     for path, out in zip(embeddings, outputs, strict=True):
         ds, m = _ids_from_path(path)
-        emb = ad.read_h5ad(path)
+        emb = embedding_file.read(path)
         fig, ax = plt.subplots(figsize=(6.5, 5), layout="constrained")
         cats, palette, xy = _scatter(ax, emb, size_scale=3.0)
         ax.set_xticks([])
@@ -219,7 +219,6 @@ def embedding_panels(embeddings, outputs, metrics: pd.DataFrame | None = None) -
 
 def comparison_figure(embeddings, timing: pd.DataFrame, metrics: pd.DataFrame | None, outputs):
     """Paper-style grid: a row per dataset, a column per method, cells coloured by label."""
-    import anndata as ad
     import matplotlib
 
     matplotlib.use("Agg")
@@ -247,7 +246,7 @@ def comparison_figure(embeddings, timing: pd.DataFrame, metrics: pd.DataFrame | 
             if path is None:
                 ax.set_axis_off()
                 continue
-            emb = ad.read_h5ad(path)
+            emb = embedding_file.read(path)
             cats, palette, xy = _scatter(ax, emb)
             label = emb.uns.get("method_label", m)
             s, fit = med.loc[(ds, m)] if (ds, m) in med.index else (np.nan, np.nan)

@@ -70,17 +70,9 @@ def _ids_from_path(path: str) -> tuple[str, str]:
 
 def read_embedding_meta(path: str) -> dict:
     """The ``uns`` entries of an embedding file, without loading coordinates."""
-    import h5py
+    from scripts.common import embedding_file
 
-    out = {}
-    with h5py.File(path, "r") as f:
-        uns = f["uns"]
-        for key in uns:
-            if isinstance(uns[key], h5py.Dataset):
-                value = uns[key][()]
-                out[key] = value.decode() if isinstance(value, bytes) else value
-        out["n_cells"] = int(f["obsm"]["X_emb"].shape[0])
-    return out
+    return embedding_file.read_meta(path)
 
 
 def read_dataset_meta(path: str) -> dict:
