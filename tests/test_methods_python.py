@@ -65,7 +65,7 @@ def test_densmap_changes_the_embedding(blobs):
     "name, params, message",
     [
         ("pacmap", {"n_neighbors": 500}, "pacmap: params.n_neighbors 500 must be smaller"),
-        ("trimap", {"n_inliers": 400}, "trimap: params.n_inliers 400 needs more than"),
+        ("trimap", {"n_inliers": 400}, "trimap: params.n_inliers 400 must be smaller"),
         ("phate", {"knn": 500}, "phate: params.knn 500 must be smaller"),
         ("phate", {"t": 0}, "phate: params.t must be 'auto' or a positive integer"),
         ("diffmap", {"n_neighbors": 500}, "diffmap: params.n_neighbors 500 must be smaller"),

@@ -23,3 +23,12 @@ def check_input(X, name: str, *, min_cells: int = 3, min_dims: int = 2):
             f"{name}: input contains NaN or infinite values; check the preprocessing output"
         )
     return X
+
+
+def check_neighbours(name: str, param: str, value: int, n_cells: int, *, extra: int = 0) -> None:
+    """A neighbourhood size must leave cells to spare: ``value + extra < n_cells``."""
+    if value + extra >= n_cells:
+        raise ScdrbenchError(
+            f"{name}: params.{param} {value} must be smaller than the number of cells "
+            f"({n_cells}{f' - {extra}' if extra else ''}); lower it or use more cells"
+        )

@@ -6,7 +6,7 @@ linear bottleneck and a linear output, trained to reconstruct its (scaled) input
 squared error and Adam. ``scripts/methods/ae_tf.py`` is the same network written with bare
 TensorFlow.
 
-Training length and batch size default to *auto* (see ``scripts/methods/_nn.py``): batches of up
+Training length and batch size default to *auto* (:func:`scripts.methods._autoencoder.resolve_params`): batches of up
 to 8192 cells and about ``TARGET_STEPS`` (1500) gradient steps at learning rate 2e-3, so 1M cells
 train for 14 epochs (4.5-6.5 s each on 2 cores: a 65-90 s fit; final loss 0.0132 on the
 benchmark's synthetic data, against 0.0116-0.0130 for 3000 steps at batch 4096 in twice the time) and a few thousand cells for up to ``MAX_EPOCHS`` epochs; a seeded
@@ -20,8 +20,8 @@ import math
 
 import numpy as np
 
+from scripts.methods import _autoencoder as ae
 from scripts.methods import _nn
-from scripts.methods._params import ACTIVATIONS
 
 log = logging.getLogger("scdrbench.methods.ae_keras")
 
@@ -33,55 +33,10 @@ PARAMS = _nn.AUTOENCODER_PARAMS
 NARROWING_LAYERS = ("hidden_layers",)
 
 NAME = "ae_keras"
-BOTTLENECK = 2
-TARGET_STEPS = 1500
-MAX_EPOCHS = 500
-PREDICT_BATCH = 65536
-
-
-def resolve_params(
-    n_cells: int,
-    n_dims: int,
-    *,
-    name: str,
-    hidden_layers=None,
-    activation: str = "elu",
-    batch_size: int | None = None,
-    epochs: int | None = None,
-    learning_rate: float = 2e-3,
-    early_stopping_patience: int = 10,
-    validation_fraction: float = 0.1,
-    seed: int = 0,
-    bottleneck: int = BOTTLENECK,
-    bottleneck_param: str = "the 2-D embedding",
-    target_steps: int = TARGET_STEPS,
-) -> dict:
-    """Check the parameters against the data and fill in the auto values (shared with ae_tf)."""
-    if activation not in ACTIVATIONS:
-        raise _nn.ScdrbenchError(
-            f"{name}: params.activation {activation!r} is not one of {', '.join(ACTIVATIONS)}"
-        )
-    _nn.check_bottleneck(name, n_dims, bottleneck, param=bottleneck_param)
-    widths = _nn.encoder_widths(name, n_dims, bottleneck, hidden_layers)
-    _nn.check_positive(name, learning_rate=learning_rate)
-    if int(early_stopping_patience) < 0:
-        raise _nn.ScdrbenchError(
-            f"{name}: params.early_stopping_patience must be >= 0, got {early_stopping_patience}"
-        )
-    train_idx, val_idx = _nn.split_validation(n_cells, validation_fraction, seed, name)
-    batch = _nn.auto_batch_size(len(train_idx), batch_size, name)
-    n_epochs = _nn.auto_epochs(
-        len(train_idx), batch, epochs, target_steps=target_steps, max_epochs=MAX_EPOCHS
-    )
-    return {
-        "widths": widths,
-        "batch_size": batch,
-        "epochs": n_epochs,
-        "train_idx": train_idx,
-        "val_idx": val_idx,
-        "learning_rate": float(learning_rate),
-        "patience": int(early_stopping_patience),
-    }
+BOTTLENECK = ae.BOTTLENECK
+PREDICT_BATCH = ae.PREDICT_BATCH
+# kept for code that imported it from here before the shared core existed
+resolve_params = ae.resolve_params
 
 
 def build_autoencoder(keras, n_dims: int, widths: list[int], bottleneck: int, activation: str):
@@ -142,19 +97,7 @@ def embed(
     """
     X = _nn.check_matrix(X, NAME)
     n, d = X.shape
-    p = resolve_params(
-        n,
-        d,
-        name=NAME,
-        hidden_layers=hidden_layers,
-        activation=activation,
-        batch_size=batch_size,
-        epochs=epochs,
-        learning_rate=learning_rate,
-        early_stopping_patience=early_stopping_patience,
-        validation_fraction=validation_fraction,
-        seed=seed,
-    )
+    p = ae.resolve_params(n, d, name=NAME, seed=seed, **ae.training(locals()))
     tf = _nn.setup_tensorflow(seed, threads)
     import keras
 
@@ -168,17 +111,7 @@ def embed(
     model.compile(
         optimizer=keras.optimizers.Adam(p["learning_rate"]), loss="mse", jit_compile=False
     )
-    log.info(
-        "training %d -> %s -> %d on %d cells (%d held out), batch %d, up to %d epochs, device %s",
-        d,
-        p["widths"],
-        BOTTLENECK,
-        len(x_train),
-        len(p["val_idx"]),
-        p["batch_size"],
-        p["epochs"],
-        _nn.device_name(tf),
-    )
+    ae.log_training(log, tf, d, p, BOTTLENECK)
 
     def log_epoch(epoch, logs):
         val = logs.get("val_loss")
@@ -209,16 +142,13 @@ def embed(
     emb = encoder.predict(_nn.dataset(tf, Xs, PREDICT_BATCH, target=False), verbose=0)
     final_loss = float(model.evaluate(_nn.dataset(tf, Xs, PREDICT_BATCH), verbose=0))
     log.info("final reconstruction loss (all cells) %.5f", final_loss)
-    _nn.finish_info(
+    ae.report(
         info,
+        tf,
+        p,
         history=hist.history["loss"],
         val_history=hist.history.get("val_loss", []),
         final_loss=final_loss,
-        epochs_run=len(hist.history["loss"]),
-        device=_nn.device_name(tf),
-        input_scaling=_nn.INPUT_SCALING,
-        batch_size=p["batch_size"],
-        widths=p["widths"],
         activation=activation,
     )
     return np.asarray(emb, dtype=np.float32)

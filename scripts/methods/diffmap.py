@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scripts.methods._checks import check_input
+from scripts.methods._checks import check_input, check_neighbours
 from scripts.methods._params import integer
 
 BACKEND_MODULES = ("scanpy", "umap")  # scanpy.pp.neighbors imports umap
@@ -26,7 +26,6 @@ def embed(
     """Diffusion components 1 and 2 of ``X`` (cells x features); float32 ``(n, 2)``."""
     import sys
 
-    from scripts.common.errors import ScdrbenchError
     from scripts.methods import import_backend
 
     import_backend(sys.modules[__name__])
@@ -34,11 +33,7 @@ def embed(
     import scanpy as sc
 
     X = check_input(np.asarray(X, dtype=np.float32), "diffmap", min_cells=5)
-    if n_neighbors >= X.shape[0]:
-        raise ScdrbenchError(
-            f"diffmap: params.n_neighbors {n_neighbors} must be smaller than the number of "
-            f"cells ({X.shape[0]})"
-        )
+    check_neighbours("diffmap", "n_neighbors", n_neighbors, X.shape[0])
     adata = ad.AnnData(obsm={"X_input": X}, obs={"i": np.arange(X.shape[0])})
     sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep="X_input", random_state=seed)
     sc.tl.diffmap(adata, n_comps=3, random_state=seed)

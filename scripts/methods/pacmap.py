@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scripts.methods._checks import check_input
+from scripts.methods._checks import check_input, check_neighbours
 from scripts.methods._params import boolean, choice, integer, integers, number
 
 BACKEND_MODULES = ("pacmap",)
@@ -45,14 +45,8 @@ def embed(
     """Embed ``X`` (cells x features) in 2-D with PaCMAP; returns float32 ``(n, 2)``."""
     import pacmap
 
-    from scripts.common.errors import ScdrbenchError
-
     X = check_input(np.asarray(X, dtype=np.float32), "pacmap", min_cells=5)
-    if n_neighbors >= X.shape[0]:
-        raise ScdrbenchError(
-            f"pacmap: params.n_neighbors {n_neighbors} must be smaller than the number of cells "
-            f"({X.shape[0]})"
-        )
+    check_neighbours("pacmap", "n_neighbors", n_neighbors, X.shape[0])
     model = pacmap.PaCMAP(
         n_components=2,
         n_neighbors=n_neighbors,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scripts.methods._checks import check_input
+from scripts.methods._checks import check_input, check_neighbours
 from scripts.methods._params import choice, integer, number
 
 BACKEND_MODULES = ("phate",)
@@ -44,10 +44,7 @@ def embed(
     from scripts.common.errors import ScdrbenchError
 
     X = check_input(np.asarray(X, dtype=np.float32), "phate", min_cells=10)
-    if knn >= X.shape[0]:
-        raise ScdrbenchError(
-            f"phate: params.knn {knn} must be smaller than the number of cells ({X.shape[0]})"
-        )
+    check_neighbours("phate", "knn", knn, X.shape[0])
     if t != "auto" and (not isinstance(t, int) or t < 1):
         raise ScdrbenchError(f"phate: params.t must be 'auto' or a positive integer, got {t!r}")
     model = phate.PHATE(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scripts.methods._checks import check_input
+from scripts.methods._checks import check_input, check_neighbours
 from scripts.methods._params import integer
 
 BACKEND_MODULES = ("sklearn.manifold",)
@@ -26,14 +26,8 @@ def embed(
     """The spectral embedding of ``X``'s kNN graph; float32 ``(n, 2)``."""
     from sklearn.manifold import SpectralEmbedding
 
-    from scripts.common.errors import ScdrbenchError
-
     X = check_input(np.asarray(X, dtype=np.float32), "spectral", min_cells=5)
-    if n_neighbors >= X.shape[0]:
-        raise ScdrbenchError(
-            f"spectral: params.n_neighbors {n_neighbors} must be smaller than the number of "
-            f"cells ({X.shape[0]})"
-        )
+    check_neighbours("spectral", "n_neighbors", n_neighbors, X.shape[0])
     model = SpectralEmbedding(
         n_components=2,
         affinity="nearest_neighbors",

@@ -3,14 +3,15 @@
 Triplet constraints (12 inliers x 4 outliers per cell, 3 random triplets), weighted by their
 distance ratios, optimised with delta-bar-delta for 400 iterations: the library's defaults.
 ``trimap`` 1.1.4 is used: 1.2 rewrote it on PyTorch (several GB). TriMap draws its triplets with
-numba's random numbers, which are seeded here, so one thread gives the same result each time.
+numba's random numbers, which are seeded here, so one thread gives the same result each time
+(several threads draw in parallel and are not reproducible).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from scripts.methods._checks import check_input
+from scripts.methods._checks import check_input, check_neighbours
 from scripts.methods._params import boolean, choice, integer, number
 
 BACKEND_MODULES = ("trimap",)
@@ -26,9 +27,12 @@ PARAMS = {
 }
 
 
-def _seed_numba(seed: int) -> None:
-    """numba keeps its own random state, seeded only from inside compiled code."""
+def _seed_numba(seed: int, threads: int) -> None:
+    """numba keeps its own random state per thread, seeded only from inside compiled code: one
+    thread gives the same triplets each time (the job's threads, as the runner pins them)."""
     import numba
+
+    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
 
     @numba.njit
     def seed_it(s):
@@ -55,15 +59,9 @@ def embed(
     """Embed ``X`` (cells x features) in 2-D with TriMap; returns float32 ``(n, 2)``."""
     import trimap
 
-    from scripts.common.errors import ScdrbenchError
-
     X = check_input(np.asarray(X, dtype=np.float32), "trimap", min_cells=5)
-    if n_inliers + 1 >= X.shape[0]:
-        raise ScdrbenchError(
-            f"trimap: params.n_inliers {n_inliers} needs more than {n_inliers + 1} cells, "
-            f"the data has {X.shape[0]}"
-        )
-    _seed_numba(seed)
+    check_neighbours("trimap", "n_inliers", n_inliers, X.shape[0], extra=1)
+    _seed_numba(seed, threads)
     model = trimap.TRIMAP(
         n_dims=2,
         n_inliers=n_inliers,

@@ -5,7 +5,7 @@ an autoencoder squeezes the log-normalised HVG expression into ``bottleneck`` (d
 dimensions, and openTSNE (``scripts/methods/tsne.py``: FFT gradients, PCA initialisation,
 learning rate n/12) embeds those codes in 2-D.
 
-The autoencoder is ``ae_tf``'s network and training loop (ELU hidden layers, linear bottleneck
+The autoencoder is the shared core's network and training loop (:mod:`scripts.methods._autoencoder`, ``ae_tf``'s method) (ELU hidden layers, linear bottleneck
 and output, MSE, Adam, seeded validation split with early stopping), fed one batch at a time:
 the input may be a scipy CSR matrix (1.3M cells x 2000 genes would be 10 GB dense), and only
 each mini-batch is densified and scaled. Hidden widths default to those of ``[128, 64]`` that
@@ -21,10 +21,9 @@ import logging
 import numpy as np
 import scipy.sparse as sp
 
+from scripts.methods import _autoencoder as ae
 from scripts.methods import _nn
 from scripts.methods._params import ACTIVATION, integer, integers, number
-from scripts.methods.ae_keras import resolve_params
-from scripts.methods.ae_tf import encode_all, mean_loss, train_autoencoder
 
 log = logging.getLogger("scdrbench.methods.tsne_ae")
 
@@ -98,20 +97,14 @@ def embed(
         raise _nn.ScdrbenchError(f"{NAME}: params.bottleneck must be at least 2, got {bottleneck}")
     if hidden_layers is None:
         hidden_layers = [w for w in DEFAULT_HIDDEN if bottleneck < w < d]
-    p = resolve_params(
+    p = ae.resolve_params(
         n,
         d,
         name=NAME,
-        hidden_layers=hidden_layers,
-        activation=activation,
-        batch_size=batch_size,
-        epochs=epochs,
-        learning_rate=learning_rate,
-        early_stopping_patience=early_stopping_patience,
-        validation_fraction=validation_fraction,
         seed=seed,
         bottleneck=bottleneck,
         bottleneck_param="params.bottleneck",
+        **ae.training(locals()),
     )
     tf = _nn.setup_tensorflow(seed, threads)
     scaler = _nn.Scaler.fit(X)
@@ -126,52 +119,31 @@ def embed(
         def get_batch(idx):
             return Xs[idx]
 
-    log.info(
-        "autoencoder %d -> %s -> %d on %d cells (%d held out, %s input), batch %d, up to %d "
-        "epochs, device %s",
-        d,
-        p["widths"],
-        bottleneck,
-        len(p["train_idx"]),
-        len(p["val_idx"]),
-        "sparse" if sp.issparse(X) else "dense",
-        p["batch_size"],
-        p["epochs"],
-        _nn.device_name(tf),
-    )
-    model, hist = train_autoencoder(
+    ae.log_training(log, tf, d, p, bottleneck, "sparse input" if sp.issparse(X) else "")
+    model, hist = ae.fit(
         tf,
         get_batch,
-        p["train_idx"],
-        p["val_idx"],
+        p,
         n_dims=d,
-        widths=p["widths"],
         bottleneck=bottleneck,
         activation=activation,
-        epochs=p["epochs"],
-        batch_size=p["batch_size"],
-        learning_rate=p["learning_rate"],
-        patience=p["patience"],
         seed=seed,
         logger=log,
     )
-    codes = encode_all(model, get_batch, n)
-    final_loss = mean_loss(model, get_batch, n)
+    codes = ae.encode_all(model, get_batch, n)
+    final_loss = ae.mean_loss(model, get_batch, n)
     log.info("autoencoder final loss %.5f; t-SNE on %d x %d codes", final_loss, n, bottleneck)
     tsne_info: dict = {}
     emb = tsne.embed(
         codes, seed=seed, info=tsne_info, threads=threads, perplexity=perplexity, n_iter=n_iter
     )
-    _nn.finish_info(
+    ae.report(
         info,
+        tf,
+        p,
         history=hist["loss"],
         val_history=hist["val_loss"],
         final_loss=final_loss,
-        epochs_run=len(hist["loss"]),
-        device=_nn.device_name(tf),
-        input_scaling=_nn.INPUT_SCALING,
-        batch_size=p["batch_size"],
-        widths=p["widths"],
         bottleneck=bottleneck,
         tsne_kl_history=tsne_info.get("history", []),
         kl_divergence=tsne_info.get("kl_divergence", float("nan")),

@@ -13,8 +13,7 @@ import logging
 
 import numpy as np
 
-from scripts.common.errors import ScdrbenchError
-from scripts.methods._checks import check_input
+from scripts.methods._checks import check_input, check_neighbours
 from scripts.methods._params import boolean, choice, integer, number, string
 
 # Imported by the runner before the fit is timed.
@@ -70,11 +69,7 @@ def embed(
     from umap import UMAP
 
     X = check_input(np.asarray(X, dtype=np.float32), "umap", min_cells=4)
-    if n_neighbors >= X.shape[0]:
-        raise ScdrbenchError(
-            f"umap: params.n_neighbors {n_neighbors} must be smaller than the number of cells "
-            f"({X.shape[0]})"
-        )
+    check_neighbours("umap", "n_neighbors", n_neighbors, X.shape[0])
     model = UMAP(
         n_components=2,
         n_neighbors=n_neighbors,
