@@ -16,7 +16,7 @@ Run from the repository root::
 
 ``--n-iter`` shortens the optimisation (the peak is reached when the affinities are built; the
 gradient steps add O(n) memory); the reported fit seconds are then not a full run's.
-Target (DESIGN.md): perplexity 350 on 1.3M cells fits in 24 GiB.
+Target (the scale issue): perplexity 350 on 1.3M cells fits in 24 GiB; see also ``affinities: lean``.
 """
 
 from __future__ import annotations

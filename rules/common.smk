@@ -29,6 +29,8 @@ FAMILIES = {
 }
 REPEATS = config["repeats"]
 ROOT = workflow.basedir
+# The summary stage's command (every summary rule runs one of its sub-commands).
+SUMMARY = f"PYTHONPATH={ROOT}:${{PYTHONPATH:-}} python -m scripts.summary"
 # Jobs whose method's memory model exceeds the memory budget (budget.over_estimate: skip; with
 # the default, error, the first one has already stopped the workflow here, naming the key).
 OVERRUNS = {(d, m): msg for d, m, msg in predicted_overruns(config, DATASET_ENTRIES)}

@@ -18,7 +18,7 @@ rule timing_table:
     log:
         "results/logs/summary/timing.log",
     params:
-        root=ROOT,
+        run=SUMMARY,
     threads: 1
     resources:
         cpus_per_task=get_cpus_per_task,
@@ -27,7 +27,7 @@ rule timing_table:
     conda:
         "../envs/python.yaml"
     shell:
-        "PYTHONPATH={params.root}:${{PYTHONPATH:-}} python -m scripts.summary timing "
+        "{params.run} timing "
         "--benchmarks {input.benchmarks:q} --embeddings {input.embeddings:q} "
         "--datasets {input.datasets:q} --tsv {output.tsv:q} --md {output.md:q} --log {log:q}"
 
@@ -50,7 +50,7 @@ rule metrics_table:
     log:
         "results/logs/summary/metrics.log",
     params:
-        root=ROOT,
+        run=SUMMARY,
     threads: 1
     resources:
         cpus_per_task=get_cpus_per_task,
@@ -59,7 +59,7 @@ rule metrics_table:
     conda:
         "../envs/python.yaml"
     shell:
-        "PYTHONPATH={params.root}:${{PYTHONPATH:-}} python -m scripts.summary metrics "
+        "{params.run} metrics "
         "--metrics {input:q} --tsv {output.tsv:q} --md {output.md:q} --html {output.html:q} "
         "--log {log:q}"
 
@@ -79,7 +79,7 @@ rule comparison_figure:
     log:
         "results/logs/summary/comparison.log",
     params:
-        root=ROOT,
+        run=SUMMARY,
     threads: 1
     resources:
         cpus_per_task=get_cpus_per_task,
@@ -88,7 +88,7 @@ rule comparison_figure:
     conda:
         "../envs/python.yaml"
     shell:
-        "PYTHONPATH={params.root}:${{PYTHONPATH:-}} python -m scripts.summary figure "
+        "{params.run} figure "
         "--embeddings {input.embeddings:q} --timing {input.timing:q} "
         "--metrics {input.metrics:q} --outputs {output.png:q} {output.pdf:q} --log {log:q}"
 
@@ -106,7 +106,7 @@ rule scaling_figure:
     log:
         "results/logs/summary/scaling.log",
     params:
-        root=ROOT,
+        run=SUMMARY,
     threads: 1
     resources:
         cpus_per_task=get_cpus_per_task,
@@ -115,7 +115,7 @@ rule scaling_figure:
     conda:
         "../envs/python.yaml"
     shell:
-        "PYTHONPATH={params.root}:${{PYTHONPATH:-}} python -m scripts.summary scaling "
+        "{params.run} scaling "
         "--timing {input.timing:q} --outputs {output.png:q} {output.pdf:q} --log {log:q}"
 
 
@@ -138,7 +138,7 @@ rule ranking_table:
     log:
         "results/logs/summary/ranking.log",
     params:
-        root=ROOT,
+        run=SUMMARY,
     threads: 1
     resources:
         cpus_per_task=get_cpus_per_task,
@@ -147,7 +147,7 @@ rule ranking_table:
     conda:
         "../envs/python.yaml"
     shell:
-        "PYTHONPATH={params.root}:${{PYTHONPATH:-}} python -m scripts.summary ranking "
+        "{params.run} ranking "
         "--metrics {input.metrics:q} --timing {input.timing:q} "
         "--tsv {output.tsv:q} --md {output.md:q} --html {output.html:q} --log {log:q}"
 
@@ -167,7 +167,7 @@ rule metrics_heatmap:
     log:
         "results/logs/summary/heatmap.log",
     params:
-        root=ROOT,
+        run=SUMMARY,
     threads: 1
     resources:
         cpus_per_task=get_cpus_per_task,
@@ -176,7 +176,7 @@ rule metrics_heatmap:
     conda:
         "../envs/python.yaml"
     shell:
-        "PYTHONPATH={params.root}:${{PYTHONPATH:-}} python -m scripts.summary heatmap "
+        "{params.run} heatmap "
         "--metrics {input.metrics:q} --ranking {input.ranking:q} --timing {input.timing:q} "
         "--outputs {output.png:q} {output.pdf:q} --log {log:q}"
 
@@ -190,7 +190,7 @@ rule embedding_panels:
     log:
         "results/logs/summary/panels.log",
     params:
-        root=ROOT,
+        run=SUMMARY,
     threads: 1
     resources:
         cpus_per_task=get_cpus_per_task,
@@ -199,6 +199,6 @@ rule embedding_panels:
     conda:
         "../envs/python.yaml"
     shell:
-        "PYTHONPATH={params.root}:${{PYTHONPATH:-}} python -m scripts.summary panels "
+        "{params.run} panels "
         "--embeddings {input.embeddings:q} --metrics {input.metrics:q} "
         "--outputs {output:q} --log {log:q}"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite, in STYLE.md's order, stopping at the first failure:
+# The whole test suite, cheapest first, stopping at the first failure:
 # format check, lint, unit tests, dry runs, tiny real run (and the SLURM test when possible).
 set -euo pipefail
 cd "$(dirname "$0")/.."
