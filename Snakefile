@@ -29,6 +29,7 @@ include: "rules/preprocess.smk"
 include: "rules/embed.smk"
 include: "rules/metrics.smk"
 include: "rules/summary.smk"
+include: "rules/stability.smk"
 
 
 rule all:

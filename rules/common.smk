@@ -92,7 +92,35 @@ def get_summary_outputs():
         "results/figures/metrics_heatmap.png",
         "results/figures/metrics_heatmap.pdf",
         *get_embedding_panels(),
+        *(
+            [
+                "results/tables/stability.tsv",
+                "results/tables/stability.md",
+                "results/figures/stability.png",
+                "results/figures/stability.pdf",
+            ]
+            if STABILITY_DATASETS
+            else []
+        ),
     ]
+
+
+STABILITY = config["stability"]
+STABILITY_DATASETS = [d for d in DATASETS if d in STABILITY["datasets"]]
+
+
+def get_stability_outputs(ext):
+    """The stability stage's per-job files (none when it is off)."""
+    return expand(
+        "results/stability/{dataset}/{method}." + ext,
+        dataset=STABILITY_DATASETS,
+        method=[m for m in METHODS if config["methods"][m]["family"] != "precomputed"],
+    )
+
+
+def get_stability_json():
+    """The stability section, as JSON for the script."""
+    return json.dumps(STABILITY, sort_keys=True)
 
 
 def get_embedding_panels():

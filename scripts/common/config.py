@@ -195,7 +195,7 @@ def predicted_overruns(config: dict, grid: dict[str, dict]) -> list[tuple[str, s
 
 
 def check_selection(config: dict) -> None:
-    """Every selected id must exist in its registry."""
+    """Every selected id must exist in its registry; stability runs on selected data sets."""
     for kind in ("datasets", "methods"):
         known = config[kind]
         for i, item in enumerate(config["selection"][kind]):
@@ -204,6 +204,13 @@ def check_selection(config: dict) -> None:
                     f"config key 'selection.{kind}[{i}]': unknown {kind[:-1]} id {item!r}; "
                     f"known ids: {', '.join(sorted(known))} (or add an entry under '{kind}')"
                 )
+    grid = set(dataset_grid(config))
+    for i, ds in enumerate(config.get("stability", {}).get("datasets", [])):
+        if ds not in grid:
+            raise ConfigError(
+                f"config key 'stability.datasets[{i}]': {ds!r} is not a selected data set; "
+                f"selected: {', '.join(sorted(grid))}"
+            )
 
 
 def check_method_params(config: dict) -> None:

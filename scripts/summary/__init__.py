@@ -103,10 +103,16 @@ def cli(argv=None) -> None:
     e.add_argument("--embeddings", nargs="+", required=True)
     e.add_argument("--metrics")
     e.add_argument("--outputs", nargs="+", required=True)
+    st = sub.add_parser("stability")
+    st.add_argument("--tsv-files", nargs="+", required=True)
+    st.add_argument("--h5ad-files", nargs="+", required=True)
+    st.add_argument("--tsv", required=True)
+    st.add_argument("--md", required=True)
+    st.add_argument("--outputs", nargs="+", required=True)
     sc_ = sub.add_parser("scaling")
     sc_.add_argument("--timing", required=True)
     sc_.add_argument("--outputs", nargs="+", required=True)
-    for sp_ in (t, m, f, r, h, e, sc_):
+    for sp_ in (t, m, f, r, h, e, sc_, st):
         sp_.add_argument("--log")
     a = p.parse_args(argv)
     setup_logging(a.log)
@@ -142,6 +148,18 @@ def cli(argv=None) -> None:
     elif a.command == "scaling":
         scaling_figure(pd.read_csv(a.timing, sep="\t"), a.outputs)
         log.info("wrote %s", ", ".join(a.outputs))
+    elif a.command == "stability":
+        from scripts.summary.stability import (
+            stability_figure,
+            stability_markdown,
+            stability_table,
+        )
+
+        df = stability_table(a.tsv_files)
+        write_table(df, a.tsv)
+        write_text(stability_markdown(df), a.md)
+        stability_figure(a.h5ad_files, a.outputs)
+        log.info("stability: %d rows", len(df))
     elif a.command == "panels":
         metrics = pd.read_csv(a.metrics, sep="\t") if a.metrics else None
         embedding_panels(a.embeddings, a.outputs, metrics)
