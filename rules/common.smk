@@ -85,6 +85,7 @@ def get_summary_outputs():
         "results/tables/ranking.tsv",
         "results/tables/ranking.md",
         "results/tables/ranking.html",
+        "results/tables/findings.md",
         "results/figures/comparison.png",
         "results/figures/comparison.pdf",
         "results/figures/scaling.png",

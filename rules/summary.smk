@@ -202,3 +202,29 @@ rule embedding_panels:
         "{params.run} panels "
         "--embeddings {input.embeddings:q} --metrics {input.metrics:q} "
         "--outputs {output:q} --log {log:q}"
+
+
+rule findings:
+    input:
+        metrics="results/tables/metrics.tsv",
+        timing="results/tables/timing.tsv",
+    output:
+        report(
+            "results/tables/findings.md",
+            caption="report/findings.rst",
+            category="Tables",
+        ),
+    log:
+        "results/logs/summary/findings.log",
+    params:
+        run=SUMMARY,
+    threads: 1
+    resources:
+        cpus_per_task=get_cpus_per_task,
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/python.yaml"
+    shell:
+        "{params.run} findings --metrics {input.metrics:q} --timing {input.timing:q} "
+        "--md {output:q} --log {log:q}"

@@ -103,6 +103,10 @@ def cli(argv=None) -> None:
     e.add_argument("--embeddings", nargs="+", required=True)
     e.add_argument("--metrics")
     e.add_argument("--outputs", nargs="+", required=True)
+    fi = sub.add_parser("findings")
+    fi.add_argument("--metrics", required=True)
+    fi.add_argument("--timing", required=True)
+    fi.add_argument("--md", required=True)
     st = sub.add_parser("stability")
     st.add_argument("--tsv-files", nargs="+", required=True)
     st.add_argument("--h5ad-files", nargs="+", required=True)
@@ -112,7 +116,7 @@ def cli(argv=None) -> None:
     sc_ = sub.add_parser("scaling")
     sc_.add_argument("--timing", required=True)
     sc_.add_argument("--outputs", nargs="+", required=True)
-    for sp_ in (t, m, f, r, h, e, sc_, st):
+    for sp_ in (t, m, f, r, h, e, sc_, st, fi):
         sp_.add_argument("--log")
     a = p.parse_args(argv)
     setup_logging(a.log)
@@ -148,6 +152,12 @@ def cli(argv=None) -> None:
     elif a.command == "scaling":
         scaling_figure(pd.read_csv(a.timing, sep="\t"), a.outputs)
         log.info("wrote %s", ", ".join(a.outputs))
+    elif a.command == "findings":
+        from scripts.summary.findings import findings, findings_markdown
+
+        table = findings(pd.read_csv(a.metrics, sep="\t"), pd.read_csv(a.timing, sep="\t"))
+        write_text(findings_markdown(table), a.md)
+        log.info("findings: %d verdicts", len(table))
     elif a.command == "stability":
         from scripts.summary.stability import (
             stability_figure,
