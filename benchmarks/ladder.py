@@ -141,7 +141,10 @@ def run(rungs: list[int] | None, methods: list[str] | None, cores: int, shared_w
         if not targets:
             continue
         cmd = ["snakemake", "--configfile", CONFIG, "--cores", str(cores), "--keep-going"]
-        cmd += ["--rerun-incomplete", *targets]
+        # Resume, never redo: a rung measured in an earlier sitting stays measured when the code
+        # around it changed (a new default parameter of a method, say). Re-measure on purpose
+        # with --forcerun; a bigger budget for a stopped job: --forcerun that job's file.
+        cmd += ["--rerun-triggers", "mtime", "input", "--rerun-incomplete", *targets]
         print(f"\n== rung {size:,} cells ({ds}): {' '.join(cmd)}", flush=True)
         subprocess.run(cmd, cwd=ROOT, check=False)
         table(shared_with)

@@ -8,6 +8,7 @@ from scripts.common.budget import Budget, job_budget
 from scripts.common.config import (
     INPUT_DIMS,
     dataset_grid,
+    grid_pairs,
     predicted_overruns,
     url_filename,
     validate_config,
@@ -23,6 +24,9 @@ DATASETS = list(DATASET_ENTRIES)
 BASE_DATASETS = [d for d, e in DATASET_ENTRIES.items() if "parent" not in e]
 SUBSAMPLED_DATASETS = [d for d, e in DATASET_ENTRIES.items() if "parent" in e]
 METHODS = list(config["selection"]["methods"])
+# Every (data set, method) job: datasets x methods, except a method that needs protein (ADT)
+# counts on a data set without them.
+PAIRS = grid_pairs(config, DATASET_ENTRIES)
 FAMILIES = {
     family: [m for m in METHODS if config["methods"][m]["family"] == family]
     for family in ("python", "tensorflow", "precomputed")
@@ -59,6 +63,11 @@ def get_thread_env(wildcards, threads):
     )
 
 
+def _pairs(pattern, pairs=None):
+    """``pattern`` filled for every job of the grid (or of ``pairs``), data set by data set."""
+    return [pattern.format(dataset=d, method=m) for d, m in (PAIRS if pairs is None else pairs)]
+
+
 def get_final_outputs():
     """Everything the default target builds."""
     return get_summary_outputs()
@@ -66,12 +75,12 @@ def get_final_outputs():
 
 def get_embedding_outputs():
     """All embedding files of the grid."""
-    return expand("results/embed/{dataset}/{method}.h5ad", dataset=DATASETS, method=METHODS)
+    return _pairs("results/embed/{dataset}/{method}.h5ad")
 
 
 def get_metric_outputs():
     """All metric files of the grid."""
-    return expand("results/metrics/{dataset}/{method}.tsv", dataset=DATASETS, method=METHODS)
+    return _pairs("results/metrics/{dataset}/{method}.tsv")
 
 
 def get_summary_outputs():
@@ -112,11 +121,12 @@ STABILITY_DATASETS = [d for d in DATASETS if d in STABILITY["datasets"]]
 
 def get_stability_outputs(ext):
     """The stability stage's per-job files (none when it is off)."""
-    return expand(
-        "results/stability/{dataset}/{method}." + ext,
-        dataset=STABILITY_DATASETS,
-        method=[m for m in METHODS if config["methods"][m]["family"] != "precomputed"],
-    )
+    pairs = [
+        (d, m)
+        for d, m in PAIRS
+        if d in STABILITY_DATASETS and config["methods"][m]["family"] != "precomputed"
+    ]
+    return _pairs("results/stability/{dataset}/{method}." + ext, pairs)
 
 
 def get_stability_json():
@@ -126,9 +136,7 @@ def get_stability_json():
 
 def get_embedding_panels():
     """One PNG per embedding, in the order of get_embedding_outputs()."""
-    return expand(
-        "results/figures/embeddings/{dataset}/{method}.png", dataset=DATASETS, method=METHODS
-    )
+    return _pairs("results/figures/embeddings/{dataset}/{method}.png")
 
 
 def get_embedding_panel_reports():
@@ -143,19 +151,13 @@ def get_embedding_panel_reports():
             subcategory=dataset,
             labels={"dataset": dataset, "method": method},
         )
-        for path, (dataset, method) in zip(
-            get_embedding_panels(), [(d, m) for d in DATASETS for m in METHODS]
-        )
+        for path, (dataset, method) in zip(get_embedding_panels(), PAIRS)
     ]
 
 
 def get_benchmark_files():
     """The explicit list of embedding benchmark files (no directory walk)."""
-    return expand(
-        "results/benchmarks/embed/{dataset}/{method}.tsv",
-        dataset=DATASETS,
-        method=METHODS,
-    )
+    return _pairs("results/benchmarks/embed/{dataset}/{method}.tsv")
 
 
 def get_dataset_entry_json(wildcards):

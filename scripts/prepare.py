@@ -146,8 +146,8 @@ def _input(inputs: dict, key: str, entry: dict) -> str:
 
 
 def read_citeseq(entry: dict, inputs: dict, seed: int = 0):
-    """GEO CITE-seq pair: human genes, mouse cells dropped, protein labels (``scripts.data.cbmc``)."""
-    from scripts.data.cbmc import read_citeseq as read
+    """GEO CITE-seq pair: human genes, mouse cells dropped, protein labels (``scripts.data.citeseq``)."""
+    from scripts.data.citeseq import read_citeseq as read
 
     return read(
         _input(inputs, "file", entry),
@@ -193,12 +193,59 @@ def prepare(dataset: str, entry: dict, inputs: dict[str, str], *, seed: int = 0)
             f"available: {', '.join(sorted(READERS))}"
         )
     adata = READERS[source](entry, inputs, seed)
+    adata = add_protein(adata, entry, inputs, dataset=dataset, seed=seed)
     adata = attach_labels(adata, entry["labels"], source_name=f"dataset {dataset!r}")
     adata = check_counts(adata, source_name=f"dataset {dataset!r}")
     adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
     keep = ["label"] if "label" in adata.obs else []
     adata.obs = adata.obs[keep + [c for c in adata.obs.columns if c not in keep]]
     adata.uns["provenance"] = provenance(dataset, entry)
+    return adata
+
+
+def add_protein(adata, entry: dict, inputs: dict, *, dataset: str, seed: int = 0):
+    """Protein (ADT) counts of any CITE-seq layout, checked, as ``obsm['protein_counts']``;
+    protein labels when the data set's labels are ``adt_clusters``.
+
+    From ``adt_path``/``adt_url`` (a GEO-style CSV or an h5ad), an h5ad's ``obsm[adt_obsm]``, a
+    Cell Ranger v3 file's Antibody Capture features, or the simulator's. ``geo_citeseq`` (the
+    CBMC pair) has already done all of it in its reader.
+    """
+    from scripts.data.citeseq import attach_protein, protein_labels
+
+    source = entry["source"]
+    if source == "geo_citeseq":
+        return adata
+    where = f"dataset {dataset!r}"
+    protein = None
+    if "adt_file" in inputs:
+        from scripts.data.readers import read_adt_table
+
+        protein = read_adt_table(inputs["adt_file"])
+        where = f"{where}: ADT file {inputs['adt_file']}"
+    elif entry.get("adt_obsm"):
+        key = entry["adt_obsm"]
+        if key not in adata.obsm:
+            raise ScdrbenchError(
+                f"{where}: no obsm[{key!r}] in the h5ad (it has "
+                f"{', '.join(adata.obsm) or 'none'}); fix datasets.{dataset}.adt_obsm"
+            )
+        protein = adata.obsm.pop(key)
+        where = f"{where}: obsm[{key!r}]"
+    elif "protein_counts" in adata.obsm:
+        protein = adata.obsm.pop("protein_counts")
+    if protein is not None:
+        if not isinstance(protein, pd.DataFrame):
+            protein = pd.DataFrame(
+                np.asarray(protein.toarray() if sp.issparse(protein) else protein),
+                index=adata.obs_names,
+                columns=[f"ADT{i + 1}" for i in range(protein.shape[1])],
+            )
+        adata = attach_protein(
+            adata, protein, source=where, min_match=entry.get("adt_min_match", 0.9)
+        )
+    if entry["labels"]["from"] == "adt_clusters":
+        adata = protein_labels(adata, resolution=entry["labels"]["resolution"], seed=seed)
     return adata
 
 

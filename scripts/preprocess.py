@@ -87,9 +87,12 @@ def preprocess(counts, *, params: dict, labels: dict, seed: int = 0):
             )
         out.obs["label"] = pd.Categorical(counts.obs["label"].astype(str).to_numpy())
         labels_from = labels["from"]
-        if labels["from"] == "adt_clusters":
-            # CITE-seq: protein labels score the embeddings; the RNA clusters are kept beside
-            out.obs["rna_leiden"] = leiden_labels(out, resolution=labels["resolution"], seed=seed)
+    if "protein_counts" in counts.obsm:
+        # CITE-seq: the protein counts travel on (ae_citeseq reads them), and RNA clusters are
+        # kept beside the labels: scoring a method that sees the proteins against labels made
+        # from them is circular, so label metrics are also computed against these
+        out.obsm["protein_counts"] = counts.obsm["protein_counts"].loc[out.obs_names]
+        out.obs["rna_leiden"] = leiden_labels(out, resolution=labels["resolution"], seed=seed)
     out.uns["n_significant_pcs"] = int(test.pop("n_significant"))
     out.uns["significant_pcs"] = test
     out.uns["pca_variance_ratio"] = np.asarray(adata.uns["pca"]["variance_ratio"])

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scripts.data.cbmc import clr, name_clusters
+from scripts.data.citeseq import clr, name_clusters
 from tests.data_helpers import SHARED_DATA
 
 ADT = SHARED_DATA / "cbmc" / "GSE100866_CBMC_8K_13AB_10X-ADT_umi.csv.gz"
@@ -51,7 +51,7 @@ def test_real_adt_labels_agree_with_seurat():
     are dropped on the RNA side): adjusted Rand index well above chance."""
     from sklearn.metrics import adjusted_rand_score
 
-    from scripts.data.cbmc import adt_labels
+    from scripts.data.citeseq import adt_labels
     from scripts.data.readers import read_geo_csv
 
     adt = read_geo_csv(ADT)

@@ -136,7 +136,63 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
 
     check_budgets(config)
     check_subsamples(config)
+    check_protein(config)
     return config
+
+
+def has_protein(entry: dict) -> bool:
+    """Whether a data set entry brings protein (ADT) counts."""
+    synthetic = entry.get("synthetic") or {}
+    return (
+        entry["source"] == "geo_citeseq"
+        or any(k in entry for k in ("adt_path", "adt_url", "adt_obsm"))
+        or bool(entry.get("adt_capture"))
+        or (entry["source"] == "synthetic" and synthetic.get("n_antibodies", 0) >= 2)
+    )
+
+
+def needs_protein(entry: dict) -> bool:
+    """Whether a method entry needs protein counts (its module sets ``NEEDS_PROTEIN``)."""
+    from scripts.methods import get_method
+
+    return bool(getattr(get_method(entry["algorithm"]), "NEEDS_PROTEIN", False))
+
+
+def check_protein(config: dict) -> None:
+    """Protein labels and protein methods need data sets with protein counts."""
+    for ds, entry in config["datasets"].items():
+        n_ab = (entry.get("synthetic") or {}).get("n_antibodies", 0)
+        if entry["source"] == "synthetic" and n_ab == 1:
+            raise ConfigError(
+                f"config key 'datasets.{ds}.synthetic.n_antibodies': 1; give 0 (RNA only) or at "
+                "least 2 antibodies"
+            )
+    selected = config["selection"]["datasets"]
+    for ds in selected:
+        entry = config["datasets"][ds]
+        if entry["labels"]["from"] == "adt_clusters" and not has_protein(entry):
+            raise ConfigError(
+                f"config key 'datasets.{ds}.labels': from adt_clusters needs protein counts; "
+                "give adt_path, adt_url, adt_obsm (h5ad) or adt_capture: true (10x HDF5)"
+            )
+    with_protein = [d for d in selected if has_protein(config["datasets"][d])]
+    for i, m in enumerate(config["selection"]["methods"]):
+        if needs_protein(config["methods"][m]) and not with_protein:
+            raise ConfigError(
+                f"config key 'selection.methods[{i}]': {m} needs protein (ADT) counts and none "
+                f"of the selected data sets ({', '.join(selected)}) has them; select a CITE-seq "
+                "data set (adt_path, adt_url, adt_obsm or adt_capture) or remove it"
+            )
+
+
+def grid_pairs(config: dict, grid: dict[str, dict]) -> list[tuple[str, str]]:
+    """Every (data set, method) job: a method that needs protein counts only where there are."""
+    return [
+        (ds, m)
+        for ds, entry in grid.items()
+        for m in config["selection"]["methods"]
+        if has_protein(entry) or not needs_protein(config["methods"][m])
+    ]
 
 
 def check_subsamples(config: dict) -> None:

@@ -169,6 +169,7 @@ def tenx_h5_layout(f, path) -> dict:
         ids, names = _decode(feat["id"][:]), _decode(feat["name"][:])
         types = _decode(feat["feature_type"][:]) if "feature_type" in feat else None
         mask = types == "Gene Expression" if types is not None else np.ones(len(ids), bool)
+        antibodies = types == "Antibody Capture" if types is not None else np.zeros(len(ids), bool)
         layout, group = "v3", "matrix"
     else:
         groups = [k for k in f if hasattr(f[k], "keys") and "genes" in f[k]]
@@ -183,6 +184,7 @@ def tenx_h5_layout(f, path) -> dict:
         g = f[group]
         ids, names = _decode(g["genes"][:]), _decode(g["gene_names"][:])
         mask = np.ones(len(ids), bool)
+        antibodies = np.zeros(len(ids), bool)
         layout = "v2"
     missing = [k for k in needed if k not in g]
     if missing:
@@ -200,6 +202,7 @@ def tenx_h5_layout(f, path) -> dict:
         "gene_ids": ids,
         "gene_names": names,
         "gene_mask": mask,
+        "antibody_mask": antibodies,
     }
 
 
@@ -233,12 +236,32 @@ def read_tenx_h5(path: str | Path):
     X = sp.csr_matrix(
         (data.astype(np.float32), indices, indptr), shape=(meta["n_cells"], meta["n_genes"])
     )
-    mask = meta["gene_mask"]
+    mask, antibodies = meta["gene_mask"], meta["antibody_mask"]
+    protein = X[:, antibodies].toarray() if antibodies.any() else None
     if not mask.all():
         X = X[:, mask]
     var = pd.DataFrame({"gene_ids": meta["gene_ids"][mask]})
     log.info("read %s (%s layout): %d cells x %d genes", path, meta["layout"], *X.shape)
-    return _make_anndata(X, meta["barcodes"], meta["gene_names"][mask], var)
+    adata = _make_anndata(X, meta["barcodes"], meta["gene_names"][mask], var)
+    if protein is not None:
+        # CITE-seq in one file: the "Antibody Capture" features (checked by prepare)
+        adata.obsm["protein_counts"] = pd.DataFrame(
+            protein, index=adata.obs_names, columns=meta["gene_names"][antibodies]
+        )
+        log.info("%s: %d Antibody Capture features", path, protein.shape[1])
+    return adata
+
+
+def read_adt_table(path: str | Path) -> pd.DataFrame:
+    """Protein (ADT) counts as cells x antibodies: an h5ad (its ``X``) or a GEO-style CSV with
+    the antibodies in rows and the barcodes in columns (as GSE100866's ADT file)."""
+    path = _require(path, "ADT file")
+    if str(path).endswith(".h5ad"):
+        adata = read_h5ad_counts(path)
+    else:
+        adata = read_geo_csv(path)
+    X = adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
+    return pd.DataFrame(X, index=adata.obs_names.astype(str), columns=adata.var_names.astype(str))
 
 
 # --- Cell Ranger matrix folder ----------------------------------------------------------------

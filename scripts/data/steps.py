@@ -2,7 +2,7 @@
 the PCA kNN graph and Leiden labels.
 
 Used by the in-memory route (:mod:`scripts.preprocess`), the streamed route
-(:mod:`scripts.data.stream`) and the protein labels of CITE-seq data (:mod:`scripts.data.cbmc`);
+(:mod:`scripts.data.stream`) and the protein labels of CITE-seq data (:mod:`scripts.data.citeseq`);
 it imports none of them, so the three do not import each other.
 """
 

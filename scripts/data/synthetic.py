@@ -12,6 +12,14 @@ Model (a compact Splatter-like negative binomial, Zappia et al. 2017):
 - library sizes ``L_c`` log-normal around ``median_library_size`` (sd 0.5 on the log scale);
 - counts ``x_cg ~ NB(mean = L_c p_tg, dispersion = 1 / shape)``, drawn as Poisson(Gamma).
 
+CITE-seq (``n_antibodies`` > 0): every type expresses its own one or two marker antibodies
+(about 20-fold above the others' level) on a shared background, counts NB around each cell's
+type means times a per-cell protein library factor (log-normal, sd 0.3). The last type is split
+into two populations that differ in protein only (``{type}_hi`` / ``{type}_lo``: antibody 1
+20-fold apart, the same RNA profile), as CD4 naive and memory T cells do; ``obs['cell_type']``
+holds the split, ``obs['rna_type']`` the RNA types. The counts are ``obsm['protein_counts']``
+(cells x ``ADT01``...); the RNA counts are the same as without antibodies.
+
 Cells are generated ``chunk_size`` at a time, so 1M cells x 2,000 genes needs only one chunk in
 memory; writers stream the chunks to h5ad (anndata's sparse append) or 10x HDF5 (v2 or v3).
 """
@@ -39,6 +47,7 @@ class SyntheticSpec:
     dispersion_shape: float = 2.0
     chunk_size: int = 20_000
     n_lineages: int | None = None
+    n_antibodies: int = 0
 
     def library_median(self) -> float:
         """Default: about 15% of the gene count, within 300-5,000 UMIs (realistic sparsity)."""
@@ -148,16 +157,56 @@ def synthetic_obs(spec: SyntheticSpec, types: np.ndarray):
     )
 
 
+def antibody_names(n: int) -> list[str]:
+    """``ADT01``-style antibody names."""
+    return [f"ADT{i + 1:02d}" for i in range(n)]
+
+
+def simulate_protein(spec: SyntheticSpec, types: np.ndarray):
+    """``(counts (cells x antibodies) int, protein-only group of each cell: 0, 1 or -1)``."""
+    rng = np.random.default_rng([spec.seed, 6])
+    n_ab = spec.n_antibodies
+    base = rng.lognormal(np.log(5.0), 0.5, size=n_ab)
+    means = np.tile(base, (spec.n_types, 1))
+    for t in range(spec.n_types):
+        markers = rng.choice(n_ab, size=min(2, n_ab), replace=False)
+        means[t, markers] *= 20.0
+    group = np.full(len(types), -1)
+    last = np.flatnonzero(types == spec.n_types - 1)
+    group[last] = rng.integers(0, 2, size=len(last))
+    mu = means[types] * rng.lognormal(0.0, 0.3, size=(len(types), 1))
+    # the protein-only split: antibody 1 (index 0) 20-fold up in half of the last type
+    mu[group == 1, 0] *= 20.0
+    shape = 5.0
+    counts = rng.poisson(rng.gamma(shape, mu / shape))
+    return counts.astype(np.int64), group
+
+
 def simulate_anndata(spec: SyntheticSpec):
-    """The whole data set in memory as AnnData (counts float32, obs cell_type and lineage)."""
+    """The whole data set in memory as AnnData (counts float32, obs cell_type and lineage;
+    ``obsm['protein_counts']`` with ``n_antibodies``)."""
     import anndata as ad
     import pandas as pd
 
     mats, types = zip(*simulate_chunks(spec))
     X = sp.vstack(mats, format="csr").astype(np.float32)
-    obs = synthetic_obs(spec, np.concatenate(types))
+    types = np.concatenate(types)
+    obs = synthetic_obs(spec, types)
     var = pd.DataFrame(index=gene_names(spec.n_genes))
-    return ad.AnnData(X=X, obs=obs, var=var)
+    adata = ad.AnnData(X=X, obs=obs, var=var)
+    if spec.n_antibodies:
+        counts, group = simulate_protein(spec, types)
+        adata.obsm["protein_counts"] = pd.DataFrame(
+            counts.astype(np.float32),
+            index=adata.obs_names,
+            columns=antibody_names(counts.shape[1]),
+        )
+        names = obs["cell_type"].astype(str).to_numpy().copy()
+        adata.obs["rna_type"] = obs["cell_type"].astype(str).to_numpy()
+        names[group == 1] = [f"{n}_hi" for n in names[group == 1]]
+        names[group == 0] = [f"{n}_lo" for n in names[group == 0]]
+        adata.obs["cell_type"] = pd.Categorical(names)
+    return adata
 
 
 def write_h5ad(spec: SyntheticSpec, path: str) -> None:

@@ -1,8 +1,14 @@
-"""CITE-seq (CBMC, GEO GSE100866): species split of the RNA side, protein-based labels.
+"""CITE-seq: protein (ADT) counts beside the RNA, protein-based labels, and the species split of
+mixed-species sets (CBMC, GEO GSE100866).
 
-- RNA genes are prefixed ``HUMAN_`` / ``MOUSE_`` (plus ``ERCC_`` spike-ins): human genes are kept
-  with the prefix stripped; a cell whose species-assigned UMIs are mostly mouse is a mouse cell
-  (the experiment spiked in mouse cells) and is dropped, as in the Seurat CITE-seq vignette.
+- Any layout gives the antibody counts as a cells x antibodies table (:func:`attach_protein`
+  checks it against the RNA cells and stores it as ``obsm['protein_counts']``): a GEO-style CSV
+  (antibodies in rows) or an h5ad given as ``adt_path``/``adt_url``, the "Antibody Capture"
+  features of a Cell Ranger v3 HDF5, an ``obsm`` key of an h5ad (``adt_obsm``), the simulator's.
+- Mixed species (only when the RNA genes carry both ``HUMAN_`` and ``MOUSE_`` prefixes, plus
+  ``ERCC_`` spike-ins, as in CBMC): human genes are kept with the prefix stripped; a cell whose
+  species-assigned UMIs are mostly mouse is a mouse cell (the experiment spiked in mouse cells)
+  and is dropped, as in the Seurat CITE-seq vignette. Single-species sets are left as they are.
 - Labels come from the protein side, so they do not come from the RNA embeddings being scored:
   the antibody (ADT) counts are CLR-normalised per cell, a kNN graph is built on them, Leiden
   clusters it, and each cluster is named by its marker antibodies (those whose mean CLR in the
@@ -35,11 +41,14 @@ def split_species(rna, *, mouse_threshold: float = 0.5):
     names = rna.var_names.astype(str)
     is_h = names.str.startswith(HUMAN)
     is_m = names.str.startswith(MOUSE)
-    if not is_h.any():
-        raise ScdrbenchError(
-            f"CITE-seq RNA file: no gene starts with {HUMAN!r}; expected the GEO GSE100866 "
-            "layout (HUMAN_/MOUSE_ prefixed genes); use source geo_csv for a single-species CSV"
+    if not (is_h.any() and is_m.any()):
+        log.info(
+            "species: not a mixed-species set (no %s and %s genes); no cell dropped", HUMAN, MOUSE
         )
+        out = rna.copy()
+        out.obs["mouse_fraction"] = np.zeros(out.n_obs, dtype=np.float32)
+        out.obs["is_mouse"] = False
+        return out, np.zeros(out.n_obs)
     X = sp.csr_matrix(rna.X)
     human_umis = np.asarray(X[:, np.flatnonzero(is_h)].sum(axis=1)).ravel()
     mouse_umis = np.asarray(X[:, np.flatnonzero(is_m)].sum(axis=1)).ravel()
@@ -169,3 +178,59 @@ def read_citeseq(
         "adt_leiden_resolution": resolution,
     }
     return human
+
+
+#: Share of the RNA cells that must have protein counts (``datasets.<id>.adt_min_match``).
+MIN_MATCH = 0.9
+
+
+def attach_protein(adata, protein: pd.DataFrame, *, source: str, min_match: float = MIN_MATCH):
+    """Check ``protein`` (cells x antibodies, raw counts) against ``adata``'s cells and store it
+    as ``obsm['protein_counts']``; cells without protein counts are dropped (when at least
+    ``min_match`` of them have some). Returns the (possibly smaller) AnnData."""
+    if protein.shape[1] < 2:
+        raise ScdrbenchError(
+            f"{source}: {protein.shape[1]} antibody; protein labels and ae_citeseq need at "
+            "least 2 antibodies"
+        )
+    index = pd.Index(protein.index.astype(str))
+    if index.has_duplicates:
+        raise ScdrbenchError(f"{source}: barcode {index[index.duplicated()][0]!r} is listed twice")
+    values = protein.to_numpy(dtype=np.float64)
+    if not np.all(np.isfinite(values)) or values.min() < 0:
+        raise ScdrbenchError(f"{source}: protein counts must be finite and non-negative")
+    if not np.all(np.mod(values, 1) == 0):
+        raise ScdrbenchError(
+            f"{source}: protein counts hold non-integer values; give raw ADT counts (not CLR)"
+        )
+    matched = adata.obs_names.isin(index)
+    share = float(matched.mean()) if len(matched) else 0.0
+    if share < min_match:
+        raise ScdrbenchError(
+            f"{source}: only {int(matched.sum())} of {adata.n_obs} RNA cells ({share:.0%}) have "
+            f"protein counts, below datasets.<id>.adt_min_match {min_match:.0%}; the barcodes "
+            "must name the same cells (check suffixes such as '-1')"
+        )
+    if not matched.all():
+        log.warning("%d RNA cells without protein counts dropped", int((~matched).sum()))
+        adata = adata[matched].copy()
+    table = pd.DataFrame(values, index=index, columns=[str(c) for c in protein.columns])
+    adata.obsm["protein_counts"] = table.loc[adata.obs_names].astype(np.float32)
+    log.info("protein: %d antibodies for %d cells", table.shape[1], adata.n_obs)
+    return adata
+
+
+def protein_labels(adata, *, resolution: float, seed: int):
+    """``obs['label']`` (named ADT clusters) and ``obs['adt_leiden']`` from ``obsm['protein_counts']``."""
+    if "protein_counts" not in adata.obsm:
+        raise ScdrbenchError(
+            "labels: {from: adt_clusters} needs protein counts; give the data set's adt_path, "
+            "adt_url or adt_obsm (or a 10x HDF5 with Antibody Capture features)"
+        )
+    table = adata.obsm["protein_counts"]
+    labels, clusters = adt_labels(
+        np.asarray(table, dtype=np.float64), list(table.columns), resolution=resolution, seed=seed
+    )
+    adata.obs["label"] = labels
+    adata.obs["adt_leiden"] = pd.Categorical(clusters.astype(str))
+    return adata
