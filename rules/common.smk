@@ -8,6 +8,7 @@ from scripts.common.budget import Budget, job_budget
 from scripts.common.config import (
     INPUT_DIMS,
     dataset_grid,
+    digest,
     grid_pairs,
     predicted_overruns,
     url_filename,
@@ -160,14 +161,35 @@ def get_benchmark_files():
     return _pairs("results/benchmarks/embed/{dataset}/{method}.tsv")
 
 
-def get_dataset_entry_json(wildcards):
-    """The dataset's registry entry, as JSON for the script."""
+# The scripts get the whole registry entry (the *_entry_json params); Snakemake compares only
+# its digest (the *_digest params, scripts/common/config.py:digest), so that descriptions,
+# labels, n_cells and new defaults never re-run a job. The entry functions take `threads`
+# only to tell Snakemake they are derived params, which it does not compare.
+
+
+def get_dataset_entry_json(wildcards, threads):
+    """The dataset's registry entry, as JSON for the script (not compared: see above)."""
     return json.dumps(DATASET_ENTRIES[wildcards.dataset], sort_keys=True)
 
 
-def get_method_entry_json(wildcards):
-    """The method's registry entry (defaults filled), as JSON for the script."""
+def get_method_labels_json():
+    """Method id -> label, for the summary (labels change there, not in the embeddings)."""
+    return json.dumps({m: config["methods"][m]["label"] for m in METHODS}, sort_keys=True)
+
+
+def get_dataset_digest(wildcards):
+    """What the dataset's prepare job computes (compared by Snakemake)."""
+    return digest(DATASET_ENTRIES[wildcards.dataset], "dataset")
+
+
+def get_method_entry_json(wildcards, threads):
+    """The method's registry entry (defaults filled), as JSON for the script (not compared)."""
     return json.dumps(config["methods"][wildcards.method], sort_keys=True)
+
+
+def get_method_digest(wildcards):
+    """What the method's jobs compute (compared by Snakemake)."""
+    return digest(config["methods"][wildcards.method], "method")
 
 
 def get_labels_json(wildcards):

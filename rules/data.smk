@@ -35,6 +35,7 @@ rule prepare_dataset:
     params:
         env=get_thread_env,
         entry=get_dataset_entry_json,
+        digest=get_dataset_digest,
         inputs=get_prepare_inputs_json,
         seed=config["seed"],
     threads: get_threads("prepare")

@@ -20,6 +20,7 @@ for _family, _env in EMBED_ENVS.items():
         params:
             env=get_thread_env,
             entry=get_method_entry_json,
+            digest=get_method_digest,
             seed=get_seed(),
             retry=get_retry_token,
         threads: get_threads("embed")
@@ -55,6 +56,7 @@ rule embed_precomputed:
     params:
         env=get_thread_env,
         entry=get_method_entry_json,
+        digest=get_method_digest,
         seed=get_seed(),
     threads: 1
     resources:

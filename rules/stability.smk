@@ -17,6 +17,7 @@ for _family, _env in EMBED_ENVS.items():
         params:
             env=get_thread_env,
             entry=get_method_entry_json,
+            digest=get_method_digest,
             stability=get_stability_json(),
             seed=get_seed(),
         threads: get_threads("embed")

@@ -19,6 +19,7 @@ rule timing_table:
         "results/logs/summary/timing.log",
     params:
         run=SUMMARY,
+        labels=get_method_labels_json(),
     threads: 1
     resources:
         cpus_per_task=get_cpus_per_task,
@@ -29,7 +30,8 @@ rule timing_table:
     shell:
         "{params.run} timing "
         "--benchmarks {input.benchmarks:q} --embeddings {input.embeddings:q} "
-        "--datasets {input.datasets:q} --tsv {output.tsv:q} --md {output.md:q} --log {log:q}"
+        "--datasets {input.datasets:q} --tsv {output.tsv:q} --md {output.md:q} --log {log:q} "
+        "--labels {params.labels:q}"
 
 
 rule metrics_table:
@@ -191,6 +193,7 @@ rule embedding_panels:
         "results/logs/summary/panels.log",
     params:
         run=SUMMARY,
+        labels=get_method_labels_json(),
     threads: 1
     resources:
         cpus_per_task=get_cpus_per_task,
@@ -201,7 +204,7 @@ rule embedding_panels:
     shell:
         "{params.run} panels "
         "--embeddings {input.embeddings:q} --metrics {input.metrics:q} "
-        "--outputs {output:q} --log {log:q}"
+        "--outputs {output:q} --log {log:q} --labels {params.labels:q}"
 
 
 rule findings:

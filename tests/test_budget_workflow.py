@@ -67,3 +67,18 @@ def test_budget_status_rows_and_rerun_with_a_bigger_budget(tmp_path):
     # and with that budget kept, nothing more to do
     proc = run_snakemake(*args, "-n", "--config", BIGGER)
     assert "rule embed_python" not in proc.stdout
+    # keys that describe or size a job re-run nothing but the summary (the label is shown)
+    overlay = tmp_path / "renamed.yaml"
+    overlay.write_text(
+        "datasets: {synthetic_tiny: {description: renamed, n_cells: 999}}\n"
+        "methods: {pca: {label: 'PCA, renamed', reference: elsewhere}}\n"
+    )
+    renamed = ["--configfile", str(CONFIG), str(overlay), *args[2:]]
+    proc = run_snakemake(*renamed, "-n", "--config", BIGGER)
+    for rule in ("prepare_dataset", "preprocess", "embed_python", "score_embedding"):
+        assert f"rule {rule}:" not in proc.stdout, rule
+    assert "rule timing_table:" in proc.stdout
+    run_snakemake(*renamed, "--config", BIGGER)
+    timing = pd.read_csv(res / "tables" / "timing.tsv", sep="\t").set_index("method")
+    assert timing.loc["pca", "method_label"] == "PCA, renamed"
+    assert sha(pca_file) == before

@@ -310,3 +310,41 @@ def dataset_grid(config: dict) -> dict[str, dict]:
             child = dict(entry, parent=ds, n_cells=size, subsample=[])
             grid[f"{ds}{SUBSAMPLE_SEP}{size}"] = child
     return grid
+
+
+#: Keys of a registry entry that describe or size a job without changing what it computes: a
+#: change of them re-runs nothing (the summary picks up a new label).
+NON_SEMANTIC = {
+    "dataset": ("description", "n_cells", "subsample"),
+    "method": ("label", "reference", "control", "family"),
+}
+
+
+def _schema_defaults(kind: str) -> dict:
+    props = load_schema()["$defs"][kind]["properties"]
+    return {k: v["default"] for k, v in props.items() if "default" in v}
+
+
+def digest(entry: dict, kind: str) -> str:
+    """What a job of this entry computes, as a stable JSON string (a Snakemake param).
+
+    Non-semantic keys (:data:`NON_SEMANTIC`) are left out, and so is every key, or method
+    parameter, still at its default: a release that adds an optional setting with a default does
+    not re-run finished jobs. For a subsample variant (``parent`` set) ``n_cells`` is its size
+    and stays in.
+    """
+    import json
+
+    defaults = _schema_defaults(kind)
+    drop = set(NON_SEMANTIC[kind])
+    if kind == "dataset" and "parent" in entry:
+        drop.discard("n_cells")
+    out = {k: v for k, v in entry.items() if k not in drop and defaults.get(k, object()) != v}
+    if kind == "method" and "params" in out:
+        from scripts.methods import get_method
+
+        declared = get_method(entry["algorithm"]).PARAMS
+        out["params"] = {
+            k: v for k, v in out["params"].items() if declared.get(k, {}).get("default") != v
+        }
+    return json.dumps(out, sort_keys=True)

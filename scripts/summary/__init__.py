@@ -9,6 +9,7 @@ heatmap,panels,figure,scaling} ...``.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 
 import pandas as pd
@@ -78,6 +79,7 @@ def cli(argv=None) -> None:
     t.add_argument("--datasets", nargs="+", required=True)
     t.add_argument("--tsv", required=True)
     t.add_argument("--md", required=True)
+    t.add_argument("--labels", default="{}", help="method id -> label (JSON), the config's")
     m = sub.add_parser("metrics")
     m.add_argument("--metrics", nargs="+", required=True)
     m.add_argument("--tsv", required=True)
@@ -103,6 +105,7 @@ def cli(argv=None) -> None:
     e.add_argument("--embeddings", nargs="+", required=True)
     e.add_argument("--metrics")
     e.add_argument("--outputs", nargs="+", required=True)
+    e.add_argument("--labels", default="{}", help="method id -> label (JSON), the config's")
     fi = sub.add_parser("findings")
     fi.add_argument("--metrics", required=True)
     fi.add_argument("--timing", required=True)
@@ -121,7 +124,7 @@ def cli(argv=None) -> None:
     a = p.parse_args(argv)
     setup_logging(a.log)
     if a.command == "timing":
-        df = timing_table(a.benchmarks, a.embeddings, a.datasets)
+        df = timing_table(a.benchmarks, a.embeddings, a.datasets, json.loads(a.labels))
         write_table(df, a.tsv)
         write_text(to_markdown(df), a.md)
         log.info("timing table: %d rows", len(df))
@@ -172,7 +175,7 @@ def cli(argv=None) -> None:
         log.info("stability: %d rows", len(df))
     elif a.command == "panels":
         metrics = pd.read_csv(a.metrics, sep="\t") if a.metrics else None
-        embedding_panels(a.embeddings, a.outputs, metrics)
+        embedding_panels(a.embeddings, a.outputs, metrics, json.loads(a.labels))
     else:
         timing = pd.read_csv(a.timing, sep="\t")
         metrics = pd.read_csv(a.metrics, sep="\t") if a.metrics else None

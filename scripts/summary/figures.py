@@ -178,7 +178,9 @@ def _legend_handles(emb, cats, palette):
     return handles
 
 
-def embedding_panels(embeddings, outputs, metrics: pd.DataFrame | None = None) -> None:
+def embedding_panels(
+    embeddings, outputs, metrics: pd.DataFrame | None = None, labels: dict | None = None
+) -> None:
     """One PNG per embedding (``embeddings[i]`` -> ``outputs[i]``): the report's per-method items."""
     import matplotlib
 
@@ -198,7 +200,8 @@ def embedding_panels(embeddings, outputs, metrics: pd.DataFrame | None = None) -
         cats, palette, xy = _scatter(ax, emb, size_scale=3.0)
         ax.set_xticks([])
         ax.set_yticks([])
-        title = f"{ds}: {emb.uns.get('method_label', m)} ({len(xy):,} cells)"
+        label = (labels or {}).get(m, emb.uns.get("method_label", m))
+        title = f"{ds}: {label} ({len(xy):,} cells)"
         if np.isfinite(acc.get((ds, m), np.nan)):
             title += f", kNN acc {acc[(ds, m)]:.2f}"
         ax.set_title(title, fontsize=10)
@@ -219,6 +222,9 @@ def embedding_panels(embeddings, outputs, metrics: pd.DataFrame | None = None) -
 
 def comparison_figure(embeddings, timing: pd.DataFrame, metrics: pd.DataFrame | None, outputs):
     """Paper-style grid: a row per dataset, a column per method, cells coloured by label."""
+    labels_of = (
+        dict(zip(timing["method"], timing["method_label"])) if "method_label" in timing else {}
+    )
     import matplotlib
 
     matplotlib.use("Agg")
@@ -248,7 +254,7 @@ def comparison_figure(embeddings, timing: pd.DataFrame, metrics: pd.DataFrame | 
                 continue
             emb = embedding_file.read(path)
             cats, palette, xy = _scatter(ax, emb)
-            label = emb.uns.get("method_label", m)
+            label = labels_of.get(m, emb.uns.get("method_label", m))
             s, fit = med.loc[(ds, m)] if (ds, m) in med.index else (np.nan, np.nan)
             title = f"{label}\njob {_fmt_seconds(s)}, fit {_fmt_seconds(fit)}"
             if (ds, m) in acc and not math.isnan(acc[(ds, m)]):

@@ -85,8 +85,13 @@ def read_dataset_meta(path: str) -> dict:
     return {"n_cells": int(n_cells), "n_genes": int(n_genes)}
 
 
-def timing_table(benchmarks, embeddings, datasets) -> pd.DataFrame:
-    """One row per dataset x method x repeat: Snakemake's benchmark + in-script numbers."""
+def timing_table(benchmarks, embeddings, datasets, labels: dict | None = None) -> pd.DataFrame:
+    """One row per dataset x method x repeat: Snakemake's benchmark + in-script numbers.
+
+    ``labels`` (method id -> label, the config's) win over the label an embedding file was made
+    with: a changed label re-runs no embedding, only the summary.
+    """
+    labels = labels or {}
     emb_by_key = {_ids_from_path(p): p for p in embeddings}
     ds_meta = {Path(p).parent.name: read_dataset_meta(p) for p in datasets}
     essay = essay_runtimes().set_index("method")["essay_1m_seconds"].to_dict()
@@ -109,7 +114,7 @@ def timing_table(benchmarks, embeddings, datasets) -> pd.DataFrame:
                 {
                     "dataset": key[0],
                     "method": key[1],
-                    "method_label": meta.get("method_label", key[1]),
+                    "method_label": labels.get(key[1], meta.get("method_label", key[1])),
                     "repeat": r + 1,
                     "n_cells": meta["n_cells"],
                     "n_genes": ds_meta.get(key[0], {}).get("n_genes", np.nan),
