@@ -40,6 +40,13 @@ log = logging.getLogger("scdrbench.embed")
 VERSIONED = ("numpy", "scipy", "scikit-learn", "anndata", "scanpy")
 
 
+def protein_counts(pca_adata):
+    """The data set's protein (ADT) counts, cells x antibodies, or None."""
+    if "protein_counts" not in pca_adata.obsm:
+        return None
+    return np.asarray(pca_adata.obsm["protein_counts"], dtype=np.float64)
+
+
 def select_input(pca_adata, kind: str):
     """The matrix a method embeds: ``pca`` (all PCs), ``significant_pcs`` or ``hvg`` (X)."""
     if kind == "pca":
@@ -78,7 +85,15 @@ def _storable(value):
 
 
 def run_method(
-    X, *, algorithm: str, params: dict, seed: int, threads: int, mem_mb=None, obs_names=None
+    X,
+    *,
+    algorithm: str,
+    params: dict,
+    seed: int,
+    threads: int,
+    mem_mb=None,
+    obs_names=None,
+    protein=None,
 ):
     """Embed ``X`` with ``algorithm``; returns ``(embedding, info, fit_seconds)``.
 
@@ -96,6 +111,8 @@ def run_method(
     cpu_before = cpu_seconds()
     with Stopwatch() as sw:
         extra = {"obs_names": obs_names} if getattr(module, "NEEDS_OBS_NAMES", False) else {}
+        if getattr(module, "NEEDS_PROTEIN", False):
+            extra["protein"] = protein
         emb = module.embed(X, seed=seed, info=info, threads=threads, **extra, **params)
     info["fit_cpu_seconds"] = cpu_seconds() - cpu_before
     emb = np.asarray(emb, dtype=np.float32)
@@ -148,6 +165,7 @@ def main(
         threads=threads,
         mem_mb=mem_mb,
         obs_names=data.obs_names.to_numpy(),
+        protein=protein_counts(data),
     )
     peak = peak_rss_mb()
     fit_cpu = float(info.pop("fit_cpu_seconds"))

@@ -136,7 +136,7 @@ def main(
     import anndata as ad
 
     from scripts.common.io import read_h5ad, write_h5ad, write_table
-    from scripts.embed import run_method, select_input
+    from scripts.embed import protein_counts, run_method, select_input
     from scripts.metrics import score_embedding
 
     setup_logging(log_path)
@@ -145,6 +145,7 @@ def main(
     X = select_input(data, entry["input"])
     ref = np.asarray(data.obsm["X_pca"])
     labels = data.obs["label"].astype(str).to_numpy()
+    protein = protein_counts(data)
     plan = runs_plan(data.n_obs, seed=seed, seeds=seeds, subsamples=subsamples, fraction=fraction)
     runs, rows = {}, []
     for name, kind, run_seed, cells in plan:
@@ -156,6 +157,7 @@ def main(
             seed=run_seed,
             threads=threads,
             obs_names=data.obs_names.to_numpy()[cells],
+            protein=None if protein is None else protein[cells],
         )
         emb = emb[:, :2]
         runs[name] = emb

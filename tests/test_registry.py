@@ -51,7 +51,11 @@ def test_module_declares_everything(name):
 def test_params_match_the_embed_signature(name):
     module = get_method(name)
     sig = inspect.signature(module.embed)
-    runner = RUNNER_ARGS | ({"obs_names"} if getattr(module, "NEEDS_OBS_NAMES", False) else set())
+    runner = set(RUNNER_ARGS)
+    if getattr(module, "NEEDS_OBS_NAMES", False):
+        runner.add("obs_names")
+    if getattr(module, "NEEDS_PROTEIN", False):
+        runner.add("protein")
     kw = {
         p.name: p.default
         for p in sig.parameters.values()

@@ -63,8 +63,10 @@ def test_demo_dry_run(tmp_path):
     import yaml
 
     demo = yaml.safe_load((ROOT / "profiles" / "demo" / "demo.yaml").read_text())
-    assert len(demo["selection"]["methods"]) == 16  # the essay's, five newer, three controls
-    assert proc.stdout.count("rule embed_") == 2 * 16
+    # the essay's nine, the RNA + protein autoencoder, five newer methods, three controls
+    assert len(demo["selection"]["methods"]) == 17
+    # ae_citeseq only where there are protein counts: the simulated set, not pbmc68k
+    assert proc.stdout.count("rule embed_") == 2 * 17 - 1
     assert "rule download" not in proc.stdout  # offline
 
 

@@ -89,6 +89,25 @@ def setup_logging(log_path: str | None = None, level: int = logging.INFO) -> log
     return logging.getLogger("scdrbench")
 
 
+def import_umap_without_tensorflow() -> None:
+    """Import umap-learn with TensorFlow kept out (``scanpy.pp.neighbors`` imports umap, and
+    ``import umap`` imports TensorFlow for its ParametricUMAP: ~950 MB and 10-30 s a job)."""
+    if "umap" in sys.modules:
+        return
+    blocked = "tensorflow" not in sys.modules
+    if blocked:
+        sys.modules["tensorflow"] = None
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ImportWarning)
+            import umap  # noqa: F401
+    finally:
+        if blocked and sys.modules.get("tensorflow", 0) is None:
+            del sys.modules["tensorflow"]
+
+
 @contextmanager
 def quiet_tensorflow():
     """Silence TensorFlow's C++ and Python start-up noise for the enclosed import/use."""

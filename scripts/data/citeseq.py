@@ -25,6 +25,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from scripts.common.errors import ScdrbenchError
+from scripts.common.runtime import import_umap_without_tensorflow
 
 log = logging.getLogger("scdrbench.cbmc")
 
@@ -117,6 +118,7 @@ def adt_labels(
     tmp = ad.AnnData(obsm={"X_clr": values.astype(np.float32)})
     from scripts.data.steps import knn_transformer
 
+    import_umap_without_tensorflow()
     sc.pp.neighbors(
         tmp, use_rep="X_clr", random_state=seed, transformer=knn_transformer(tmp.n_obs, seed=seed)
     )

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from scripts.common.runtime import import_umap_without_tensorflow
+
 log = logging.getLogger("scdrbench.preprocess")
 
 
@@ -101,6 +103,7 @@ def leiden_labels(adata, *, resolution: float = 1.0, seed: int = 0) -> pd.Catego
     import scanpy as sc
 
     tmp = sc.AnnData(obsm={"X_pca": adata.obsm["X_pca"]}, obs=pd.DataFrame(index=adata.obs_names))
+    import_umap_without_tensorflow()
     sc.pp.neighbors(
         tmp, use_rep="X_pca", random_state=seed, transformer=knn_transformer(tmp.n_obs, seed=seed)
     )

@@ -174,6 +174,7 @@ def main(
     ref_names, ref, labels, _ = _read_parts(
         dataset_path, what="dataset file", obsm_key="X_pca", label=True
     )
+    rna_labels = _read_obs_column(dataset_path, "rna_leiden")
     logger.info("read reference %s: %s %s", dataset_path, ref.shape, ref.dtype)
 
     for key, expected in (("dataset_id", dataset), ("method_id", method)):
@@ -216,6 +217,11 @@ def main(
         table = not_scored_table(f"not scored: the embedding job ended with {message}")
     else:
         table = score_embedding(emb, ref, labels, seed=seed, n_jobs=threads)
+        if rna_labels is not None:
+            table = pd.concat(
+                [table, *protein_set_tables(emb, ref, labels, rna_labels, seed, threads)],
+                ignore_index=True,
+            )
     table.insert(0, "method", method)
     table.insert(0, "dataset", dataset)
     table["seed"] = seed
@@ -230,6 +236,43 @@ def main(
         peak_rss_mb(),
     )
     return table
+
+
+def _read_obs_column(path, column: str):
+    """``obs[column]`` of an h5ad as an array, or None when it has none."""
+    import h5py
+    from anndata.io import read_elem
+
+    with h5py.File(path, "r") as f:
+        if column not in f["obs"]:
+            return None
+        return np.asarray(read_elem(f["obs"][column]), dtype=object)
+
+
+def protein_set_tables(emb, ref, labels, rna_labels, seed, threads) -> list[pd.DataFrame]:
+    """For a data set with protein counts (CITE-seq): the label metrics against the RNA
+    clusters (``<metric>_rna_labels``: labels from proteins make a method that sees the proteins
+    look better than it is), and each label's kNN recall (``recall:<label>``: which populations
+    an embedding separates)."""
+    from scripts.metrics.labelled import knn_recall_per_label
+    from scripts.metrics.registry import REGISTRY
+
+    label_metrics = [m for m in REGISTRY if m.needs_labels]
+    rna = score_embedding(emb, ref, rna_labels, seed=seed, n_jobs=threads, only=label_metrics)
+    rna["metric"] = rna["metric"] + "_rna_labels"
+    rna["note"] = "against the RNA Leiden clusters (obs['rna_leiden']); " + rna["note"]
+    recall = knn_recall_per_label(emb, labels, seed=seed, n_jobs=threads)
+    rows = pd.DataFrame(
+        {
+            "metric": [f"recall:{k}" for k in recall],
+            "value": list(recall.values()),
+            "higher_is_better": True,
+            "n_cells_scored": len(labels),
+            "note": "fraction of the label's cells whose 10-NN classifier vote (5-fold) is right",
+            "seconds": np.nan,
+        }
+    )
+    return [rna, rows]
 
 
 def not_scored_table(note: str) -> pd.DataFrame:

@@ -172,3 +172,33 @@ def silhouette(emb, labels, *, n: int = SILHOUETTE_CELLS, seed: int = 0) -> floa
     if n_present < 2 or n_present > len(y) - 1:
         return float("nan")
     return float(silhouette_score(np.asarray(emb)[idx].astype(np.float64), y))
+
+
+def knn_recall_per_label(
+    emb, labels, *, k: int = K_NEIGHBOURS, folds: int = CV_FOLDS, seed: int = 0, n_jobs=None
+) -> dict[str, float]:
+    """Per label, the fraction of its cells that the cross-validated ``k``-NN classifier of
+    :func:`knn_accuracy` labels correctly (the same folds): which populations an embedding
+    keeps apart."""
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
+    from sklearn.neighbors import KNeighborsClassifier
+
+    codes, n_classes = encode_labels(labels)
+    keep = codes >= 0
+    x, y = np.asarray(emb)[keep], codes[keep]
+    if n_classes < 2 or len(y) < 2:
+        return {}
+    counts = np.bincount(y)
+    counts = counts[counts > 0]
+    folds = min(folds, len(y))
+    if counts.min() >= folds:
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    else:
+        splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
+    clf = KNeighborsClassifier(n_neighbors=k, algorithm=_nn_algorithm(x.shape[1]), n_jobs=n_jobs)
+    pred = cross_val_predict(clf, x, y, cv=splitter)
+    names = np.asarray(labels, dtype=object)[keep]
+    return {
+        str(name): float(np.mean(pred[names == name] == y[names == name]))
+        for name in sorted(set(names), key=str)
+    }

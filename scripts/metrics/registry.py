@@ -303,7 +303,7 @@ METRICS = tuple(m.name for m in REGISTRY)
 HIGHER_IS_BETTER = {m.name: m.higher_is_better for m in REGISTRY}
 
 
-def score_embedding(emb, ref, labels, *, seed: int, n_jobs: int | None = None, **sizes):
+def score_embedding(emb, ref, labels, *, seed: int, n_jobs: int | None = None, only=None, **sizes):
     """Run every metric of :data:`REGISTRY` and return one tidy row per metric.
 
     ``sizes`` override the :class:`Context` defaults (``k``, ``folds``, ``knn_query_cells``,
@@ -331,7 +331,7 @@ def score_embedding(emb, ref, labels, *, seed: int, n_jobs: int | None = None, *
     ctx = Context(emb=emb, ref=ref, labels=labels, seed=seed, n_jobs=n_jobs, **sizes)
     n_bad = int(np.count_nonzero(~np.isfinite(emb).all(axis=1)))
     rows = []
-    for metric in REGISTRY:
+    for metric in REGISTRY if only is None else only:
         started = time.perf_counter()
         problem = metric.problem(ctx)
         if n_bad:
