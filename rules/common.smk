@@ -39,6 +39,28 @@ SUMMARY = f"PYTHONPATH={ROOT}:${{PYTHONPATH:-}} python -m scripts.summary"
 # Jobs whose method's memory model exceeds the memory budget (budget.over_estimate: skip; with
 # the default, error, the first one has already stopped the workflow here, naming the key).
 OVERRUNS = {(d, m): msg for d, m, msg in predicted_overruns(config, DATASET_ENTRIES)}
+
+
+def plan_banner():
+    """One line at start: what will be planned, from which config, and whether it downloads."""
+    downloads = [
+        f"{d} ({e['url']})"
+        for d, e in DATASET_ENTRIES.items()
+        if "parent" not in e and "url" in e and "path" not in e
+    ]
+    files = ", ".join(str(f) for f in workflow.configfiles) or "config.yaml"
+    return (
+        f"scdrbench: {len(DATASETS)} data sets x {len(METHODS)} methods = {len(PAIRS)} "
+        f"embedding jobs, config {files}; "
+        + (
+            f"downloads (if not there yet): {'; '.join(downloads)}"
+            if downloads
+            else "nothing to download"
+        )
+    )
+
+
+print(plan_banner(), file=sys.stderr)
 for _msg in OVERRUNS.values():
     print(f"scdrbench: will be recorded as skipped: {_msg}", file=sys.stderr)
 

@@ -195,7 +195,14 @@ def prepare(dataset: str, entry: dict, inputs: dict[str, str], *, seed: int = 0)
     adata = READERS[source](entry, inputs, seed)
     adata = add_protein(adata, entry, inputs, dataset=dataset, seed=seed)
     adata = attach_labels(adata, entry["labels"], source_name=f"dataset {dataset!r}")
+    n_read = adata.n_obs
     adata = check_counts(adata, source_name=f"dataset {dataset!r}")
+    if adata.n_obs == 0:
+        raise ScdrbenchError(
+            f"dataset {dataset!r}: 0 cells left of {n_read} read after dropping cells "
+            "with zero counts (and, for CITE-seq, cells without protein or mouse cells); check "
+            "the input file and the data set's filters"
+        )
     adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
     keep = ["label"] if "label" in adata.obs else []
     adata.obs = adata.obs[keep + [c for c in adata.obs.columns if c not in keep]]
@@ -254,7 +261,9 @@ def provenance(dataset: str, entry: dict) -> dict:
     return {
         "dataset_id": dataset,
         "source": entry["source"],
-        "address": entry.get("url", entry.get("path", "")),
+        # a local `path` wins over `url` (a copy staged on a cluster: nothing is downloaded)
+        "address": entry.get("path", entry.get("url", "")),
+        "copy_of": entry.get("url", "") if "path" in entry else "",
         "labels_from": entry["labels"]["from"],
         "labels_column": entry["labels"].get("column", entry["labels"].get("file", "")),
     }

@@ -274,3 +274,19 @@ def test_citeseq_mouse_threshold_and_seed_come_from_the_config(tmp_path):
     assert adata.uns["cbmc"]["n_mouse_cells_dropped"] == 0
     assert adata.uns["cbmc"]["adt_leiden_seed"] == 7
     assert adata.uns["cbmc"]["mouse_threshold"] == 0.99
+
+
+def test_no_cell_left_is_one_line_before_anything_is_written(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text(",A,B\ng1,0,0\ng2,0,0\n")
+    with pytest.raises(ScdrbenchError, match=r"dataset 'e': 0 cells left of 2 read after dropping"):
+        prepare("e", _entry("geo_csv", path=str(path)), {"file": str(path)})
+
+
+def test_damaged_local_file_advice_never_says_downloaded(tmp_path):
+    path = tmp_path / "cut.h5"
+    path.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    with pytest.raises(ScdrbenchError) as err:
+        prepare("c", _entry("tenx_h5", path=str(path)), {"file": str(path)})
+    assert "downloaded" not in str(err.value)
+    assert "replace it with a complete copy (a local file" in str(err.value)

@@ -251,7 +251,16 @@ def predicted_overruns(config: dict, grid: dict[str, dict]) -> list[tuple[str, s
 
 
 def check_selection(config: dict) -> None:
-    """Every selected id must exist in its registry; stability runs on selected data sets."""
+    """Every selected id must exist in its registry; stability runs on selected data sets; no
+    data set id looks like a subsample variant."""
+    import re
+
+    for ds in config["datasets"]:
+        if re.search(r"_n[0-9]+$", ds):
+            raise ConfigError(
+                f"config key 'datasets.{ds}': ids ending in _n<digits> name the subsample "
+                "variants of a data set (its `subsample` sizes); rename it"
+            )
     for kind in ("datasets", "methods"):
         known = config[kind]
         for i, item in enumerate(config["selection"][kind]):

@@ -21,15 +21,26 @@ class ConfigError(ScdrbenchError):
 def cli_errors(func: Callable) -> Callable:
     """Wrap a CLI ``main``: a :class:`ScdrbenchError` becomes one line on stderr and exit 1.
 
-    Anything else is a bug and keeps its traceback.
+    The same line goes into the job's log file (the one ``setup_logging`` opened), and the
+    console line names that file. Anything else is a bug: its traceback goes into the log file
+    too, and stays on the console.
     """
+    import logging
 
     @wraps(func)
     def wrapper(*args, **kwargs):
+        from scripts.common import runtime
+
+        logger = logging.getLogger("scdrbench")
         try:
             return func(*args, **kwargs)
         except ScdrbenchError as err:
-            print(f"scdrbench error: {err}", file=sys.stderr)
+            logger.error("scdrbench error: %s", err)
+            where = f" (log: {runtime.LOG_PATH})" if runtime.LOG_PATH else ""
+            print(f"scdrbench error: {err}{where}", file=sys.stderr)
             raise SystemExit(err.exit_code) from None
+        except Exception:
+            logger.exception("unexpected error (a bug: please report it with this log)")
+            raise
 
     return wrapper

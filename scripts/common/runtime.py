@@ -74,8 +74,14 @@ class Stopwatch:
         return False
 
 
+#: the log file of this job (set by :func:`setup_logging`; named by the console error line)
+LOG_PATH: str | None = None
+
+
 def setup_logging(log_path: str | None = None, level: int = logging.INFO) -> logging.Logger:
     """Log to ``log_path`` (appending) or stderr, with timestamps."""
+    global LOG_PATH
+    LOG_PATH = log_path
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path:
         os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)

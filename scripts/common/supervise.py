@@ -71,9 +71,12 @@ def _tree_rss_mb(proc) -> float:
 
 def one_line(lines: list[str]) -> str:
     """The child's message: its ``scdrbench error:`` line, else its last non-empty line."""
+    import re
+
     for line in reversed(lines):
         if line.startswith("scdrbench error:"):
-            return line.removeprefix("scdrbench error:").strip()
+            message = line.removeprefix("scdrbench error:").strip()
+            return re.sub(r" \(log: [^)]*\)$", "", message)
     for line in reversed(lines):
         if line.strip():
             return line.strip()[:400]

@@ -24,7 +24,15 @@ from scripts.common.errors import ScdrbenchError
 
 log = logging.getLogger("scdrbench.readers")
 
-REDOWNLOAD = "delete it and re-run (it is downloaded again), or replace it with a complete copy"
+
+def fix_advice(path) -> str:
+    """What to do about a damaged input: a download is fetched again, a local file is the
+    user's to replace (the advice never says "downloaded" for a file given as ``path``)."""
+    if "results/downloads/" in str(path).replace("\\", "/"):
+        return "delete it and re-run (it is downloaded again), or replace it with a complete copy"
+    return "replace it with a complete copy (a local file, given as the data set's path)"
+
+
 # Errors a damaged gzip or CSV raises while being read.
 READ_ERRORS = (EOFError, OSError, zlib.error, UnicodeDecodeError, pd.errors.ParserError)
 
@@ -100,7 +108,7 @@ def read_geo_header(path: str | Path) -> list[str]:
     except READ_ERRORS as err:
         raise ScdrbenchError(
             f"{path}: cannot read the header ({type(err).__name__}: {err}); the file is "
-            f"damaged or truncated: {REDOWNLOAD}"
+            f"damaged or truncated: {fix_advice(path)}"
         ) from None
     return header[1:]
 
@@ -138,7 +146,7 @@ def read_geo_csv(path: str | Path, *, chunksize: int = 2000):
     except READ_ERRORS as err:
         raise ScdrbenchError(
             f"{path}: cannot read ({type(err).__name__}: {err}); the file is damaged or "
-            f"truncated: {REDOWNLOAD}"
+            f"truncated: {fix_advice(path)}"
         ) from None
     if not blocks:
         raise ScdrbenchError(f"{path}: no feature rows; expected GEO layout (features x cells)")
@@ -190,7 +198,7 @@ def tenx_h5_layout(f, path) -> dict:
     if missing:
         raise ScdrbenchError(
             f"{path}: group '{group}' lacks {', '.join(missing)}; the file is not a complete "
-            f"Cell Ranger matrix: {REDOWNLOAD}"
+            f"Cell Ranger matrix: {fix_advice(path)}"
         )
     n_genes, n_cells = (int(x) for x in g["shape"][:])
     return {
@@ -216,7 +224,7 @@ def open_h5(path: str | Path, what: str = "HDF5 file"):
     except OSError as err:
         raise ScdrbenchError(
             f"{path}: not a readable HDF5 file ({err}); it is truncated or of another format: "
-            f"{REDOWNLOAD}"
+            f"{fix_advice(path)}"
         ) from None
 
 
@@ -229,7 +237,7 @@ def read_tenx_h5(path: str | Path):
             data, indices, indptr = g["data"][:], g["indices"][:], g["indptr"][:]
         except OSError as err:
             raise ScdrbenchError(
-                f"{path}: cannot read the matrix ({err}); the file is truncated: {REDOWNLOAD}"
+                f"{path}: cannot read the matrix ({err}); the file is truncated: {fix_advice(path)}"
             ) from None
     check_values(data, where=str(path))
     check_unique_barcodes(meta["barcodes"], where=str(path))
@@ -297,7 +305,7 @@ def read_tenx_mtx(folder: str | Path):
     except (*READ_ERRORS, ValueError) as err:
         raise ScdrbenchError(
             f"{folder}: cannot read the matrix folder ({type(err).__name__}: {err}); a file is "
-            f"damaged or truncated: {REDOWNLOAD}"
+            f"damaged or truncated: {fix_advice(folder)}"
         ) from None
     M = sp.csc_matrix(M)
     if M.shape != (len(features), len(barcodes)):
@@ -332,7 +340,7 @@ def read_h5ad_counts(path: str | Path):
         adata = ad.read_h5ad(path)
     except Exception as err:  # anndata raises many types for a damaged file
         raise ScdrbenchError(
-            f"{path}: not a readable h5ad file ({type(err).__name__}: {err}): {REDOWNLOAD}"
+            f"{path}: not a readable h5ad file ({type(err).__name__}: {err}): {fix_advice(path)}"
         ) from None
     if "counts" in adata.layers:
         adata.X = adata.layers["counts"]

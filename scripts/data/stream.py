@@ -41,9 +41,9 @@ import scipy.sparse as sp
 from scripts.common.errors import ScdrbenchError
 from scripts.common.io import atomic_path
 from scripts.data.readers import (
-    REDOWNLOAD,
     check_unique_barcodes,
     check_values,
+    fix_advice,
     open_h5,
     tenx_h5_layout,
 )
@@ -91,7 +91,7 @@ class CellChunks:
         except OSError as err:
             raise ScdrbenchError(
                 f"{self.path}: cannot read cells {start}-{stop} ({err}); the file is truncated "
-                f"or damaged: {REDOWNLOAD}"
+                f"or damaged: {fix_advice(self.path)}"
             ) from None
         return X[:, self.gene_mask] if self.gene_mask is not None else X
 
