@@ -329,6 +329,15 @@ def test_report_html_builds_and_renders(tmp_path):
     shot2 = screenshot("ranking.png", CLICK="Tables|results/tables/ranking.html")
     right = np.asarray(Image.open(shot2).convert("L"), dtype=float)[:, 400:]
     assert not np.array_equal(right, pixels[:, 400:]) and (right < 100).mean() > 0.005
+    # Every figure opens from the report's menu and shows an image (not the page behind it).
+    figures = ["comparison.png", "scaling.png", "metrics_heatmap.png"]
+    for i, figure in enumerate(figures):
+        shot = screenshot(f"figure{i}.png", CLICK=f"Figures|results/figures/{figure}")
+        seen = np.asarray(Image.open(shot).convert("L"), dtype=float)
+        assert not np.array_equal(seen, pixels), figure
+        assert seen[:, 300:].std() > 10, figure  # a drawn figure, not a blank pane
+    shot = screenshot("panel.png", CLICK="Embeddings|synthetic_tiny")
+    assert not np.array_equal(np.asarray(Image.open(shot).convert("L"), dtype=float), pixels)
 
 
 def test_ranking_of_a_dataset_with_no_applicable_metric():
