@@ -321,6 +321,10 @@ def main(
     setup_logging(log_path)
     pin_threads(threads)
     inputs = inputs or {}
+    from scripts.data.download import check_lock
+
+    for path in inputs.values():
+        check_lock(path)  # a download still the file that was verified
     if should_stream(entry, inputs):
         log.info("%s: large input, streamed in cell chunks", dataset)
         with Stopwatch() as sw:

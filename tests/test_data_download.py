@@ -136,3 +136,49 @@ def test_http_404_is_clear(server, tmp_path):
     _, base, _ = server
     with pytest.raises(ScdrbenchError, match="cannot download .*missing.h5"):
         download(f"{base}/missing.h5", str(tmp_path / "missing.h5"), dataset="x")
+
+
+def test_cut_csv_without_size_or_checksum_is_refused(server, tmp_path):
+    """No size, no sha256, a Content-Length that matches the cut body: the CSV itself tells."""
+    _, base, handler = server
+    text = b"".join(b"gene%d,1,2,3\n" % i for i in range(400))
+    (handler.root / "cut.csv").write_bytes(text[: len(text) // 2 + 3])  # mid-row
+    with pytest.raises(ScdrbenchError, match="cut.csv: .*the download was cut|cut.csv: row"):
+        download(f"{base}/cut.csv", str(tmp_path / "cut.csv"), dataset="x")
+    (handler.root / "ragged.csv").write_bytes(b"gene,a,b\ng1,1,2\ng2,1\n")
+    with pytest.raises(ScdrbenchError, match="ragged.csv: row 3 has 2 fields, the header 3"):
+        download(f"{base}/ragged.csv", str(tmp_path / "ragged.csv"), dataset="x")
+    assert not (tmp_path / "cut.csv").exists() and not (tmp_path / "ragged.csv").exists()
+
+
+def test_cut_tenx_matrix_is_refused(server, tmp_path):
+    import h5py
+    import numpy as np
+
+    _, base, handler = server
+    with h5py.File(handler.root / "m.h5", "w") as f:
+        g = f.create_group("matrix")
+        g["shape"] = np.array([5, 3], dtype=np.int32)
+        g["indptr"] = np.array([0, 2, 4, 6])
+        g["data"] = np.ones(4, dtype=np.int32)  # 6 announced by indptr
+        g["indices"] = np.zeros(4, dtype=np.int64)
+    with pytest.raises(ScdrbenchError, match="m.h5: group '/matrix' holds arrays that disagree"):
+        download(f"{base}/m.h5", str(tmp_path / "m.h5"), dataset="x")
+
+
+def test_first_verified_download_is_locked_and_checked_later(server, tmp_path):
+    import json
+
+    from scripts.data.download import check_lock, lock_path
+
+    _, base, _ = server
+    out = tmp_path / "data.csv.gz"
+    download(f"{base}/data.csv.gz", str(out), dataset="x")
+    record = json.loads(lock_path(out).read_text())
+    assert record["size"] == len(PAYLOAD)
+    assert record["sha256"] == hashlib.sha256(PAYLOAD).hexdigest()
+    check_lock(out)  # unchanged: fine
+    out.write_bytes(PAYLOAD[:-10] + b"0123456789")  # replaced afterwards, same size
+    with pytest.raises(ScdrbenchError, match="changed since it was downloaded and verified"):
+        check_lock(out)
+    check_lock(tmp_path / "local_copy.csv")  # no lock: a local file, nothing to check

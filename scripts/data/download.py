@@ -3,8 +3,14 @@
 - Resumable: bytes already in ``<output>.part`` are kept and the rest is asked for with an HTTP
   ``Range`` header; a server that ignores it (status 200) restarts the file from zero.
 - Atomic: the file appears under its final name only once complete and verified.
-- Verified: the expected ``size`` and ``sha256`` from the registry when given, and the file must
-  open as what its name says (a gzip stream read to the end, an HDF5 file).
+- Verified by every means available: the expected ``size`` and ``sha256`` from the registry when
+  given, the server's ``Content-Length``, and the file must be whole as what its name says: a
+  gzip stream read to its end (CRC and length), an HDF5 file that opens and, for a Cell Ranger
+  matrix, whose arrays agree with its shape, a CSV whose rows all have the header's number of
+  fields and whose last line is complete.
+- Locked: the first verified download records its size and sha256 in ``<output>.lock.json``;
+  the prepare step checks the file against it on every later run (a file replaced or damaged
+  after it was verified is an error naming it).
 - Progress in the log every ~5% (or 100 MB when the size is unknown).
 - Offline or failing: one line naming the address and where to put a local copy.
 """
@@ -73,6 +79,85 @@ def check_opens(path: str | Path, *, name: str | None = None) -> None:
             ) from None
 
 
+def check_csv(path: str | Path, *, name: str) -> None:
+    """Every row of a CSV (plain or gzip) has the header's number of fields; the last line ends
+    with a newline (a download cut mid-row is caught)."""
+    opener = gzip.open if name.endswith(".gz") else open
+    with opener(path, "rt", newline="") as fh:
+        header = fh.readline()
+        fields = header.count(",") + 1
+        last, n = header, 1
+        for line in fh:
+            n += 1
+            if line.count(",") + 1 != fields:
+                raise ScdrbenchError(
+                    f"{name}: row {n} has {line.count(',') + 1} fields, the header {fields}; the "
+                    "file is cut or damaged: delete it and re-run, or replace it with a complete copy"
+                )
+            last = line
+    if not last.endswith("\n"):
+        raise ScdrbenchError(
+            f"{name}: the last line is incomplete; the download was cut: delete it and re-run"
+        )
+
+
+def check_tenx(path: str | Path, *, name: str) -> None:
+    """A Cell Ranger matrix's arrays must agree with its shape (``indptr`` of n_cells + 1,
+    ``data`` and ``indices`` of ``indptr[-1]``): a file cut inside its arrays is caught."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        groups = [f[k] for k in f if hasattr(f[k], "keys") and "indptr" in f[k]]
+        for g in groups:
+            n_cells = int(g["shape"][1]) if "shape" in g else None
+            indptr_len = g["indptr"].shape[0]
+            try:
+                nnz = int(g["indptr"][-1])
+            except OSError as err:
+                raise ScdrbenchError(
+                    f"{name}: cannot read its indptr ({err}); the file is cut"
+                ) from None
+            if (n_cells is not None and indptr_len != n_cells + 1) or any(
+                g[k].shape[0] != nnz for k in ("data", "indices") if k in g
+            ):
+                raise ScdrbenchError(
+                    f"{name}: group '{g.name}' holds arrays that disagree with its shape; the "
+                    "file is cut or damaged: delete it and re-run"
+                )
+
+
+def lock_path(output: str | Path) -> Path:
+    """Where the first verified download's size and sha256 are kept."""
+    return Path(str(output) + ".lock.json")
+
+
+def write_lock(output: str | Path, url: str) -> dict:
+    import json
+
+    from scripts.common.io import write_text
+
+    record = {"url": url, "size": Path(output).stat().st_size, "sha256": sha256sum(output)}
+    write_text(json.dumps(record, indent=1) + "\n", lock_path(output))
+    return record
+
+
+def check_lock(path: str | Path) -> None:
+    """A downloaded file must still be the one that was verified (its lock file's size and
+    sha256); nothing to check for a file without a lock (a local copy)."""
+    import json
+
+    lock = lock_path(path)
+    if not lock.exists():
+        return
+    record = json.loads(lock.read_text())
+    size = Path(path).stat().st_size
+    if size != record["size"] or sha256sum(path) != record["sha256"]:
+        raise ScdrbenchError(
+            f"{path}: changed since it was downloaded and verified (sha256 and size in {lock}); "
+            "delete both files and re-run to download it again"
+        )
+
+
 def verify(path: str | Path, *, size: int | None = None, sha256: str | None = None, name=None):
     """Check size, checksum and that the file opens; a mismatch raises with both values."""
     path = Path(path)
@@ -92,6 +177,10 @@ def verify(path: str | Path, *, size: int | None = None, sha256: str | None = No
                 "re-run, or update the checksum if the new file is intended"
             )
     check_opens(path, name=name)
+    if ".csv" in name:
+        check_csv(path, name=name)
+    if name.endswith((".h5", ".hdf5")):
+        check_tenx(path, name=name)
 
 
 def download(
@@ -134,6 +223,13 @@ def download(
                     length = resp.headers.get("Content-Length")
                     total = size or (have + int(length) if length else None)
                     _stream(resp, part, mode, have, total, url)
+                    got = part.stat().st_size
+                    plain = resp.headers.get("Content-Encoding", "identity") == "identity"
+                    if length is not None and plain and got != have + int(length):
+                        raise ScdrbenchError(
+                            f"{out.name}: received {got - have} of the {length} bytes the server "
+                            "announced (Content-Length); the transfer was cut: re-run to resume"
+                        )
     except requests.RequestException as err:
         raise ScdrbenchError(offline_message(url, output, dataset, err)) from None
     except OSError as err:
@@ -144,7 +240,14 @@ def download(
         part.unlink(missing_ok=True)  # a corrupt partial file must not be resumed
         raise
     os.replace(part, out)
-    log.info("downloaded and verified %s (%d bytes)", output, out.stat().st_size)
+    record = write_lock(out, url)
+    log.info(
+        "downloaded and verified %s (%d bytes, sha256 %s; recorded in %s)",
+        output,
+        record["size"],
+        record["sha256"],
+        lock_path(out),
+    )
 
 
 def _stream(resp, part: Path, mode: str, have: int, total: int | None, url: str) -> None:
