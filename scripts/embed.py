@@ -28,6 +28,7 @@ from importlib import metadata
 import numpy as np
 
 from scripts.common import embedding_file
+from scripts.common import supervise as sv
 from scripts.common.budget import Budget
 from scripts.common.errors import ScdrbenchError, cli_errors
 from scripts.common.io import read_h5ad
@@ -253,51 +254,41 @@ def _parse(argv):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--mem-mb", type=float, default=None, help="the job's memory allocation")
     p.add_argument("--log")
-    p.add_argument("--time-budget-s", type=float, default=None, help="stop the fit after this")
-    p.add_argument("--mem-budget-mb", type=float, default=None, help="stop it above this RSS")
     p.add_argument("--retry-token", default="", help="stored in the file (see rules/embed.smk)")
-    p.add_argument("--child", action="store_true", help="run the work (else: supervise it)")
-    a = p.parse_args(argv)
-    a.time_budget_s = a.time_budget_s or None  # 0: no budget
-    a.mem_budget_mb = a.mem_budget_mb or None
-    return a
+    sv.add_budget_arguments(p)
+    return p.parse_args(argv)
 
 
 def cli(argv=None) -> None:
     """Supervise the job (the parent), or run it (``--child``)."""
     import sys
 
-    from scripts.common import supervise as sv
-
     argv = list(sys.argv[1:] if argv is None else argv)
     a = _parse(argv)
-    if a.child:
-        return _child(a)
-    budget = Budget(time_s=a.time_budget_s, mem_mb=a.mem_budget_mb)
-    outcome = sv.supervise(sv.child_command("scripts.embed", argv), budget=budget, log_path=a.log)
-    if outcome.status == "ok":
-        return None
-    if outcome.status == "interrupted" or (outcome.status == "skipped" and a.mem_budget_mb is None):
-        # no budget: the memory guard's exit makes Snakemake resubmit with more memory
-        raise SystemExit(outcome.returncode if outcome.returncode > 0 else 1)
-    write_status_record(
-        a.input,
-        a.output,
-        dataset=a.dataset,
-        method=a.method,
-        entry=json.loads(a.entry),
-        seed=a.seed,
-        threads=a.threads,
-        budget=budget,
-        retry_token=a.retry_token,
-        outcome=outcome,
+
+    def record(outcome, budget):
+        write_status_record(
+            a.input,
+            a.output,
+            dataset=a.dataset,
+            method=a.method,
+            entry=json.loads(a.entry),
+            seed=a.seed,
+            threads=a.threads,
+            budget=budget,
+            retry_token=a.retry_token,
+            outcome=outcome,
+        )
+
+    sv.run_job(
+        "scripts.embed",
+        argv,
+        a,
+        child=_child,
+        record=record,
+        what=f"{a.dataset}/{a.method}",
+        guard_retries=True,
     )
-    print(
-        f"scdrbench: {a.dataset}/{a.method}: {outcome.message}; recorded as its status "
-        f"(log: {a.log or 'stderr'})",
-        file=sys.stderr,
-    )
-    return None
 
 
 @cli_errors
@@ -312,7 +303,7 @@ def _child(a) -> None:
         threads=a.threads,
         mem_mb=a.mem_budget_mb or a.mem_mb,
         log_path=a.log,
-        budget=Budget(time_s=a.time_budget_s, mem_mb=a.mem_budget_mb),
+        budget=Budget(time_s=a.time_budget_s or None, mem_mb=a.mem_budget_mb or None),
         retry_token=a.retry_token,
     )
 

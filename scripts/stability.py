@@ -237,13 +237,10 @@ def _parse(argv):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--log")
-    p.add_argument("--time-budget-s", type=float, default=None)
-    p.add_argument("--mem-budget-mb", type=float, default=None)
-    p.add_argument("--child", action="store_true")
-    a = p.parse_args(argv)
-    a.time_budget_s = a.time_budget_s or None
-    a.mem_budget_mb = a.mem_budget_mb or None
-    return a
+    from scripts.common.supervise import add_budget_arguments
+
+    add_budget_arguments(p)
+    return p.parse_args(argv)
 
 
 @cli_errors
@@ -269,35 +266,29 @@ def _child(a) -> None:
 def cli(argv=None) -> None:
     """Supervise the job (the parent), or run it (``--child``)."""
     from scripts.common import supervise as sv
-    from scripts.common.budget import Budget
 
     argv = list(sys.argv[1:] if argv is None else argv)
     a = _parse(argv)
-    if a.child:
-        return _child(a)
-    budget = Budget(time_s=a.time_budget_s, mem_mb=a.mem_budget_mb)
-    outcome = sv.supervise(
-        sv.child_command("scripts.stability", argv), budget=budget, log_path=a.log
+
+    def record(outcome, budget):
+        write_status_record(
+            a.input,
+            a.tsv,
+            a.h5ad,
+            dataset=a.dataset,
+            method=a.method,
+            entry=json.loads(a.entry),
+            message=outcome.message,
+        )
+
+    sv.run_job(
+        "scripts.stability",
+        argv,
+        a,
+        child=_child,
+        record=record,
+        what=f"stability {a.dataset}/{a.method}",
     )
-    if outcome.status == "ok":
-        return None
-    if outcome.status == "interrupted":
-        raise SystemExit(outcome.returncode if outcome.returncode > 0 else 1)
-    write_status_record(
-        a.input,
-        a.tsv,
-        a.h5ad,
-        dataset=a.dataset,
-        method=a.method,
-        entry=json.loads(a.entry),
-        message=outcome.message,
-    )
-    print(
-        f"scdrbench: stability {a.dataset}/{a.method}: {outcome.message}; recorded "
-        f"(log: {a.log or 'stderr'})",
-        file=sys.stderr,
-    )
-    return None
 
 
 if __name__ == "__main__":

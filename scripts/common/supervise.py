@@ -187,3 +187,38 @@ def supervise(
 def child_command(module: str, argv: list[str]) -> list[str]:
     """The child's command line: the same module and arguments, plus ``--child``."""
     return [sys.executable, "-m", module, *argv, "--child"]
+
+
+def add_budget_arguments(parser) -> None:
+    """The arguments every supervised job takes: its budget and ``--child``."""
+    parser.add_argument("--time-budget-s", type=float, default=None, help="0: no time limit")
+    parser.add_argument("--mem-budget-mb", type=float, default=None, help="0: no memory limit")
+    parser.add_argument("--child", action="store_true", help="run the work (else: supervise it)")
+
+
+def run_job(
+    module: str, argv: list[str], args, *, child, record, what: str, guard_retries: bool = False
+) -> None:
+    """A job's command line: run ``child(args)`` under supervision, or as the child itself.
+
+    ``args`` are the parsed ``argv`` (with :func:`add_budget_arguments`). When the child ends
+    with another status than ``ok``, ``record(outcome, budget)`` writes the job's output as a
+    status record and one line names the status and the log; an interrupted job exits non-zero
+    without writing anything. With ``guard_retries`` and no memory budget, a memory-guard stop
+    exits 3 instead, so that Snakemake resubmits the job with more memory.
+    """
+    if args.child:
+        return child(args)
+    budget = Budget(time_s=args.time_budget_s or None, mem_mb=args.mem_budget_mb or None)
+    outcome = supervise(child_command(module, argv), budget=budget, log_path=args.log)
+    if outcome.status == "ok":
+        return None
+    guarded = guard_retries and outcome.status == "skipped" and budget.mem_mb is None
+    if outcome.status == "interrupted" or guarded:
+        raise SystemExit(outcome.returncode if outcome.returncode > 0 else 1)
+    record(outcome, budget)
+    print(
+        f"scdrbench: {what}: {outcome.message}; recorded as its status (log: {args.log or 'stderr'})",
+        file=sys.stderr,
+    )
+    return None

@@ -252,6 +252,18 @@ def encode_all(model: Autoencoder, get_batch: Callable, n: int) -> np.ndarray:
     return np.concatenate([np.asarray(p) for p in parts]).astype(np.float32)
 
 
+def early_stopping(keras, p: dict, has_validation: bool) -> list:
+    """Keras' early stopping on the validation loss, best weights restored (none without a
+    validation split or with patience 0)."""
+    if not has_validation or p["patience"] <= 0:
+        return []
+    return [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=p["patience"], restore_best_weights=True
+        )
+    ]
+
+
 def log_training(logger, tf, n_dims: int, p: dict, bottleneck: int, what: str = "") -> None:
     """One line: the network, the cells, the batch, the epochs and the device."""
     logger.info(

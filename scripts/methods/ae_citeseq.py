@@ -125,13 +125,7 @@ def embed(
             ds = ds.shuffle(len(idx), seed=seed, reshuffle_each_iteration=True)
         return ds.batch(p["batch_size"] if shuffle else ae.PREDICT_BATCH)
 
-    callbacks = []
-    if len(va) and p["patience"] > 0:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=p["patience"], restore_best_weights=True
-            )
-        )
+    callbacks = ae.early_stopping(keras, p, len(va) > 0)
     hist = model.fit(
         data(tr, True),
         epochs=p["epochs"],

@@ -124,12 +124,7 @@ def embed(
         )
 
     callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=log_epoch)]
-    if x_val is not None and p["patience"] > 0:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=p["patience"], restore_best_weights=True
-            )
-        )
+    callbacks += ae.early_stopping(keras, p, x_val is not None)
     hist = model.fit(
         _nn.dataset(tf, x_train, p["batch_size"], seed=seed, epochs=p["epochs"]),
         epochs=p["epochs"],

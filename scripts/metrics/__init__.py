@@ -313,13 +313,10 @@ def _parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, default=None, help="default: $OMP_NUM_THREADS, else 1"
     )
-    parser.add_argument("--time-budget-s", type=float, default=None)
-    parser.add_argument("--mem-budget-mb", type=float, default=None)
-    parser.add_argument("--child", action="store_true", help="run the work (else: supervise it)")
-    args = parser.parse_args(argv)
-    args.time_budget_s = args.time_budget_s or None  # 0: no budget
-    args.mem_budget_mb = args.mem_budget_mb or None
-    return args
+    from scripts.common.supervise import add_budget_arguments
+
+    add_budget_arguments(parser)
+    return parser.parse_args(argv)
 
 
 def cli(argv=None) -> None:
@@ -327,33 +324,27 @@ def cli(argv=None) -> None:
     import sys
 
     from scripts.common import supervise as sv
-    from scripts.common.budget import Budget
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parse_args(argv)
-    if args.child:
-        return _child(args)
-    budget = Budget(time_s=args.time_budget_s, mem_mb=args.mem_budget_mb)
-    outcome = sv.supervise(
-        sv.child_command("scripts.metrics", argv), budget=budget, log_path=args.log
+
+    def record(outcome, budget):
+        write_status_record(
+            args.output,
+            dataset=args.dataset,
+            method=args.method,
+            seed=args.seed,
+            message=outcome.message,
+        )
+
+    sv.run_job(
+        "scripts.metrics",
+        argv,
+        args,
+        child=_child,
+        record=record,
+        what=f"scoring {args.dataset}/{args.method}",
     )
-    if outcome.status == "ok":
-        return None
-    if outcome.status in ("interrupted", "skipped"):
-        raise SystemExit(outcome.returncode if outcome.returncode > 0 else 1)
-    write_status_record(
-        args.output,
-        dataset=args.dataset,
-        method=args.method,
-        seed=args.seed,
-        message=outcome.message,
-    )
-    print(
-        f"scdrbench: scoring {args.dataset}/{args.method}: {outcome.message}; recorded in "
-        f"{args.output} (log: {args.log or 'stderr'})",
-        file=sys.stderr,
-    )
-    return None
 
 
 @cli_errors

@@ -120,6 +120,12 @@ def _tc_k(ctx: Context) -> int:
     return min(ctx.tc_k, (len(subsample_indices(ctx.n, ctx.tc_cells, ctx.seed)) - 1) // 2)
 
 
+def _tc_describe(ctx: Context) -> tuple[int, str]:
+    """Trustworthiness and continuity share their subsample."""
+    m = len(subsample_indices(ctx.n, ctx.tc_cells, ctx.seed))
+    return m, f"k={_tc_k(ctx)}, " + ctx.sub(m, ctx.n)
+
+
 @dataclass(frozen=True)
 class Metric:
     """A metric: its name, how it is computed, what it needs and how its scope is described."""
@@ -219,20 +225,14 @@ REGISTRY: tuple[Metric, ...] = (
     Metric(
         "trustworthiness",
         lambda c: structure.trustworthiness(c.ref, c.emb, k=c.tc_k, n=c.tc_cells, seed=c.seed),
-        lambda c: (
-            len(subsample_indices(c.n, c.tc_cells, c.seed)),
-            f"k={_tc_k(c)}, " + c.sub(len(subsample_indices(c.n, c.tc_cells, c.seed)), c.n),
-        ),
+        _tc_describe,
         min_cells=3,
         reference="Venna & Kaski 2001",
     ),
     Metric(
         "continuity",
         lambda c: structure.continuity(c.ref, c.emb, k=c.tc_k, n=c.tc_cells, seed=c.seed),
-        lambda c: (
-            len(subsample_indices(c.n, c.tc_cells, c.seed)),
-            f"k={_tc_k(c)}, " + c.sub(len(subsample_indices(c.n, c.tc_cells, c.seed)), c.n),
-        ),
+        _tc_describe,
         min_cells=3,
         reference="Venna & Kaski 2001",
     ),
