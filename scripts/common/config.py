@@ -7,6 +7,7 @@ Errors name the config key and the fix in one line.
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 
 import yaml
@@ -329,9 +330,18 @@ NON_SEMANTIC = {
 }
 
 
-def _schema_defaults(kind: str) -> dict:
+@functools.cache
+def _schema_defaults_cached(kind: str) -> str:
+    import json
+
     props = load_schema()["$defs"][kind]["properties"]
-    return {k: v["default"] for k, v in props.items() if "default" in v}
+    return json.dumps({k: v["default"] for k, v in props.items() if "default" in v})
+
+
+def _schema_defaults(kind: str) -> dict:
+    import json
+
+    return json.loads(_schema_defaults_cached(kind))
 
 
 def digest(entry: dict, kind: str) -> str:
