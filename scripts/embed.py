@@ -1,13 +1,12 @@
 """Run one embedding method on one data set and write ``results/embed/{dataset}/{method}.h5ad``.
 
-Output contract: ``obs_names`` and ``obs['label']`` of the data set (same order),
-``obsm['X_emb']`` (n_cells x 2 float32), ``uns``: ``dataset_id``, ``method_id``, ``algorithm``,
-``params`` (JSON string), ``seed``, ``threads``, ``input`` (what was embedded and its width),
-``fit_seconds`` (the method's fit alone), ``fit_cpu_seconds`` (CPU time of all its threads
-during the fit; ``fit_cpu_seconds / fit_seconds`` is the number of threads it actually kept busy),
-``cpu_seconds`` (the whole job process), ``peak_rss_mb`` (the kernel's high-water mark of this
-process, ``getrusage``), ``versions``, ``info`` (what the method reported: loss history,
-device...), ``status`` (``ok``), ``budget`` and ``retry_token``. No count matrix is stored.
+The file's contract (cells, coordinates, ``uns``) is :mod:`scripts.common.embedding_file`'s.
+Beside the coordinates this job records ``fit_seconds`` (the method's fit alone; its libraries
+are imported before the clock starts), ``fit_cpu_seconds`` (CPU time of all its threads during
+the fit: ``fit_cpu_seconds / fit_seconds`` is the number of threads it actually kept busy),
+``cpu_seconds`` (the whole job process), ``peak_rss_mb`` (the kernel's high-water mark,
+``getrusage``), ``versions`` (the method module's ``VERSIONED``) and ``info`` (what the method
+reported: loss history, device...).
 
 The job runs supervised (:mod:`scripts.common.supervise`): when the method runs past its time or
 memory budget or fails, the same file is written as a *status record*: ``X_emb`` all NaN,
