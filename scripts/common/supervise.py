@@ -83,6 +83,17 @@ def one_line(lines: list[str]) -> str:
     return "no message (see the log file)"
 
 
+def _die_with_parent() -> None:
+    """In the child: be killed when the supervisor dies, even by SIGKILL (Linux prctl), so a
+    killed job leaves no orphan that could still write its output."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the supervisor's own handlers still apply
+        pass
+
+
 def _kill_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
@@ -104,7 +115,12 @@ def supervise(
     started = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     child = subprocess.Popen(
-        cmd, stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True
+        cmd,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
     )
     tail: deque[str] = deque(maxlen=200)
     log_fh = open(log_path, "a") if log_path else None  # noqa: SIM115 - closed below
