@@ -10,7 +10,7 @@ CORES ?= 2
 # Keep TensorFlow's C++ start-up chatter out of terminals and logs.
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: venv demo test report lint format dryrun paper clean lock
+.PHONY: venv demo test report lint format dryrun paper clean lock ladder
 
 venv: $(STAMP)
 
@@ -44,6 +44,12 @@ format: $(STAMP)
 	$(BIN)/ruff format scripts tests benchmarks
 	$(BIN)/ruff check --fix scripts tests benchmarks
 	$(BIN)/snakefmt Snakefile rules
+
+# The scaling ladder (README "Scale"): every method on the 1.3M-cell proxy, rung by rung;
+# resumable, hours on 2 cores; results in benchmarks/results/.
+ladder: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/ladder.py run
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/ladder.py table
 
 dryrun: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake -n --cores 32
