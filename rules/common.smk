@@ -7,6 +7,7 @@ sys.path.insert(0, workflow.basedir)
 from scripts.common.budget import Budget, job_budget
 from scripts.common.config import (
     INPUT_DIMS,
+    ConfigError,
     dataset_grid,
     digest,
     grid_pairs,
@@ -16,8 +17,13 @@ from scripts.common.config import (
 )
 from scripts.common.runtime import THREAD_VARIABLES
 
-# 1. Validate first: nothing reads the config before this (defaults are filled in here).
-validate_config(config)
+# 1. Validate first: nothing reads the config before this (defaults are filled in here). A bad
+# config is one line naming the key, without Snakemake's traceback of this file.
+try:
+    validate_config(config)
+except ConfigError as _err:
+    print(f"scdrbench error: {_err}", file=sys.stderr)
+    sys.exit(1)
 
 # 2. The grid.
 DATASET_ENTRIES = dataset_grid(config)
@@ -38,7 +44,11 @@ ROOT = workflow.basedir
 SUMMARY = f"PYTHONPATH={ROOT}:${{PYTHONPATH:-}} python -m scripts.summary"
 # Jobs whose method's memory model exceeds the memory budget (budget.over_estimate: skip; with
 # the default, error, the first one has already stopped the workflow here, naming the key).
-OVERRUNS = {(d, m): msg for d, m, msg in predicted_overruns(config, DATASET_ENTRIES)}
+try:
+    OVERRUNS = {(d, m): msg for d, m, msg in predicted_overruns(config, DATASET_ENTRIES)}
+except ConfigError as _err:
+    print(f"scdrbench error: {_err}", file=sys.stderr)
+    sys.exit(1)
 
 
 def plan_banner():
