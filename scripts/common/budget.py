@@ -174,4 +174,6 @@ def status_message(status: str, budget: Budget, detail: str = "") -> str:
         return f"error: {detail}"
     if status == "skipped":
         return f"skipped: {detail}"
+    if status == "interrupted":
+        return f"interrupted ({detail})" if detail else "interrupted"
     return "ok"
