@@ -151,8 +151,8 @@ def _paper():
             "'datasets.pbmc68k.labels': from adt_clusters needs protein counts",
         ),
         (
-            lambda c: c["datasets"]["synthetic_10k"]["synthetic"].update(n_antibodies=1),
-            "'datasets.synthetic_10k.synthetic.n_antibodies': 1",
+            lambda c: c["datasets"]["synthetic_citeseq"]["synthetic"].update(n_antibodies=1),
+            "'datasets.synthetic_citeseq.synthetic.n_antibodies': 1",
         ),
     ],
 )
@@ -168,14 +168,14 @@ def test_protein_methods_run_only_where_there_is_protein():
 
     config = _paper()
     config["selection"] = {
-        "datasets": ["pbmc68k", "synthetic_10k"],
+        "datasets": ["pbmc68k", "synthetic_citeseq"],
         "methods": ["pca", "ae_citeseq"],
     }
     config = validate_config(config)
     assert grid_pairs(config, dataset_grid(config)) == [
         ("pbmc68k", "pca"),
-        ("synthetic_10k", "pca"),
-        ("synthetic_10k", "ae_citeseq"),
+        ("synthetic_citeseq", "pca"),
+        ("synthetic_citeseq", "ae_citeseq"),
     ]
 
 
