@@ -13,6 +13,7 @@ import pandas as pd
 from scripts.common import embedding_file
 from scripts.common.errors import ScdrbenchError
 from scripts.common.io import atomic_path
+from scripts.metrics import METRICS
 from scripts.summary.tables import (
     _fmt_seconds,
     _fmt_value,
@@ -62,6 +63,9 @@ def metrics_heatmap(
     for ax, ds in zip(axes.flat, datasets, strict=False):
         scaled = "scaled" in metrics and metrics.loc[metrics.dataset == ds, "scaled"].notna().any()
         wide = metric_matrix(metrics, ds, "scaled" if scaled else "value")
+        # a data set's own metrics only (recall per label, RNA-label metrics: CITE-seq sets)
+        present = metrics[metrics.dataset == ds].groupby("metric")["value"].count()
+        wide = wide[[c for c in wide.columns if present.get(c, 0) > 0 or c in METRICS]]
         kinds.append("scaled" if scaled else "value")
         rank_of = {}
         if ranking is not None and len(ranking):
