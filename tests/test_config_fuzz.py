@@ -13,7 +13,10 @@ from scripts.common.config import ConfigError, validate_config
 from tests.conftest import ROOT
 
 BASE = yaml.safe_load((ROOT / "config.yaml").read_text())
-BASE["selection"] = {"datasets": ["pbmc68k", "synthetic_citeseq"], "methods": ["pca", "tsne", "umap"]}
+BASE["selection"] = {
+    "datasets": ["pbmc68k", "synthetic_citeseq"],
+    "methods": ["pca", "tsne", "umap"],
+}
 
 
 def _paths(node, prefix=()):
