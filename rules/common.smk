@@ -159,7 +159,7 @@ def get_stability_outputs(ext):
         for d, m in PAIRS
         if d in STABILITY_DATASETS and config["methods"][m]["family"] != "precomputed"
     ]
-    return _pairs("results/stability/{dataset}/{method}." + ext, pairs)
+    return _pairs(f"results/stability/{{dataset}}/{{method}}.{ext}", pairs)
 
 
 def get_stability_json():
