@@ -121,7 +121,7 @@ def test_pca_components_out_of_range(blobs):
 
 
 def test_unknown_algorithm_lists_valid_ones():
-    with pytest.raises(ScdrbenchError, match="valid algorithms: ae_keras, ae_tf, .*pca"):
+    with pytest.raises(ScdrbenchError, match="valid algorithms: ae_citeseq, ae_keras, .*pca"):
         get_method("nosuch")
 
 

@@ -131,6 +131,7 @@ def embed(
         epochs=p["epochs"],
         validation_data=data(va, False) if len(va) else None,
         callbacks=callbacks,
+        shuffle=False,  # the dataset reshuffles itself, seeded
         verbose=0,
     )
     all_cells = np.arange(n)
