@@ -77,6 +77,11 @@ def _key(path) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
 
+def _one_line(message: str) -> str:
+    """Control characters (a key with a newline in it) escaped: the message stays one line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in message)
+
+
 def _describe(error) -> str:
     """One line: the key, what is wrong, the fix."""
     key = _key(error.absolute_path)
@@ -130,7 +135,7 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
                 "ids may contain only lower-case letters, digits and underscores "
                 "(no dots, slashes or dashes); rename it"
             )
-        raise ConfigError(_describe(best))
+        raise ConfigError(_one_line(_describe(best)))
     check_selection(config)
     check_method_params(config)
     from scripts.common.budget import check_budgets
