@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from scripts.common.errors import ScdrbenchError
-from scripts.metrics import corank, labelled, structure
 from scripts.metrics.base import (
     _TREE_MAX_DIMS,
     CORANK_CELLS,
@@ -38,6 +37,15 @@ from scripts.metrics.base import (
     neighbour_distances,
     subsample_indices,
 )
+from scripts.metrics.corank import (
+    density_preservation,
+    distance_correlation,
+    lcmc_split,
+    qnx_auc,
+    qnx_curve,
+)
+from scripts.metrics.labelled import knc_n_neighbours, knc_preservation, knn_accuracy, silhouette
+from scripts.metrics.structure import continuity, cpd, trustworthiness
 
 log = logging.getLogger("scdrbench.metrics")
 
@@ -95,7 +103,7 @@ class Context:
 
     @cached_property
     def qnx(self) -> np.ndarray:
-        return corank.qnx_curve(self.ref, self.emb, n=self.corank_cells, seed=self.seed)
+        return qnx_curve(self.ref, self.emb, n=self.corank_cells, seed=self.seed)
 
     def sub(self, m: int, total: int, what: str = "cells") -> str:
         if m == total:
@@ -113,7 +121,7 @@ def _knn(ctx: Context) -> float:
 
 def _density(ctx: Context) -> float:
     pair = (ctx.neighbours["ref"][1], ctx.neighbours["emb"][1])
-    return corank.density_preservation(ctx.ref, ctx.emb, k=ctx.density_k, neighbours=pair)
+    return density_preservation(ctx.ref, ctx.emb, k=ctx.density_k, neighbours=pair)
 
 
 def _tc_k(ctx: Context) -> int:
@@ -173,9 +181,7 @@ def _corank_note(ctx: Context) -> tuple[int, str]:
 REGISTRY: tuple[Metric, ...] = (
     Metric(
         "knn_accuracy",
-        lambda c: labelled.knn_accuracy(
-            c.emb, c.labels, k=c.k, folds=c.folds, seed=c.seed, n_jobs=c.n_jobs
-        ),
+        lambda c: knn_accuracy(c.emb, c.labels, k=c.k, folds=c.folds, seed=c.seed, n_jobs=c.n_jobs),
         lambda c: (
             c.n_labelled,
             f"k={c.k}, {c.folds}-fold cross-validation, exact {_method(c)} kNN on all cells"
@@ -202,10 +208,10 @@ REGISTRY: tuple[Metric, ...] = (
     ),
     Metric(
         "knc",
-        lambda c: labelled.knc_preservation(c.ref, c.emb, c.labels, k=c.k),
+        lambda c: knc_preservation(c.ref, c.emb, c.labels, k=c.k),
         lambda c: (
             c.n_labelled,
-            f"k={labelled.knc_n_neighbours(c.n_classes, c.k)} nearest of {c.n_classes} class "
+            f"k={knc_n_neighbours(c.n_classes, c.k)} nearest of {c.n_classes} class "
             "means (at most half of the other classes)" + _unlabelled(c),
         ),
         needs_labels=True,
@@ -214,7 +220,7 @@ REGISTRY: tuple[Metric, ...] = (
     ),
     Metric(
         "cpd",
-        lambda c: structure.cpd(c.ref, c.emb, n=c.cpd_cells, seed=c.seed),
+        lambda c: cpd(c.ref, c.emb, n=c.cpd_cells, seed=c.seed),
         lambda c: (
             len(subsample_indices(c.n, c.cpd_cells, c.seed)),
             "Spearman of pairwise distances, " + c.sub(min(c.n, c.cpd_cells), c.n),
@@ -224,21 +230,21 @@ REGISTRY: tuple[Metric, ...] = (
     ),
     Metric(
         "trustworthiness",
-        lambda c: structure.trustworthiness(c.ref, c.emb, k=c.tc_k, n=c.tc_cells, seed=c.seed),
+        lambda c: trustworthiness(c.ref, c.emb, k=c.tc_k, n=c.tc_cells, seed=c.seed),
         _tc_describe,
         min_cells=3,
         reference="Venna & Kaski 2001",
     ),
     Metric(
         "continuity",
-        lambda c: structure.continuity(c.ref, c.emb, k=c.tc_k, n=c.tc_cells, seed=c.seed),
+        lambda c: continuity(c.ref, c.emb, k=c.tc_k, n=c.tc_cells, seed=c.seed),
         _tc_describe,
         min_cells=3,
         reference="Venna & Kaski 2001",
     ),
     Metric(
         "silhouette",
-        lambda c: labelled.silhouette(c.emb, c.labels, n=c.silhouette_cells, seed=c.seed),
+        lambda c: silhouette(c.emb, c.labels, n=c.silhouette_cells, seed=c.seed),
         lambda c: (
             min(c.n_labelled, c.silhouette_cells),
             "of the labels, "
@@ -249,28 +255,28 @@ REGISTRY: tuple[Metric, ...] = (
     ),
     Metric(
         "qnx_auc",
-        lambda c: corank.qnx_auc(c.qnx),
+        lambda c: qnx_auc(c.qnx),
         lambda c: (_corank_note(c)[0], "AUC of R_NX(K) on a log K scale, " + _corank_note(c)[1]),
         min_cells=4,
         reference="Lee, Peluffo-Ordonez & Verleysen 2015, doi:10.1016/j.neucom.2014.12.095",
     ),
     Metric(
         "lcmc",
-        lambda c: corank.lcmc_split(c.qnx)[0],
+        lambda c: lcmc_split(c.qnx)[0],
         lambda c: (_corank_note(c)[0], "max over K of LCMC(K), " + _corank_note(c)[1]),
         min_cells=4,
         reference="Chen & Buja 2009, doi:10.1198/jasa.2009.0111",
     ),
     Metric(
         "q_local",
-        lambda c: corank.lcmc_split(c.qnx)[1],
+        lambda c: lcmc_split(c.qnx)[1],
         lambda c: (_corank_note(c)[0], "mean Q_NX(K), K <= K_max, " + _corank_note(c)[1]),
         min_cells=4,
         reference="Lee & Verleysen 2009, doi:10.1016/j.neucom.2008.12.017",
     ),
     Metric(
         "q_global",
-        lambda c: corank.lcmc_split(c.qnx)[2],
+        lambda c: lcmc_split(c.qnx)[2],
         lambda c: (_corank_note(c)[0], "mean Q_NX(K), K > K_max, " + _corank_note(c)[1]),
         min_cells=4,
         reference="Lee & Verleysen 2009",
@@ -288,7 +294,7 @@ REGISTRY: tuple[Metric, ...] = (
     ),
     Metric(
         "dcor",
-        lambda c: corank.distance_correlation(c.ref, c.emb, n=c.dcor_cells, seed=c.seed),
+        lambda c: distance_correlation(c.ref, c.emb, n=c.dcor_cells, seed=c.seed),
         lambda c: (
             len(subsample_indices(c.n, c.dcor_cells, c.seed)),
             "distance correlation, " + c.sub(min(c.n, c.dcor_cells), c.n, "landmark cells"),
