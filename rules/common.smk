@@ -1,5 +1,6 @@
 # Config validation, the dataset x method grid, wildcard constraints and every get_* function.
 import json
+import os
 import sys
 
 sys.path.insert(0, workflow.basedir)
@@ -15,6 +16,9 @@ from scripts.common.config import (
     url_filename,
     validate_config,
 )
+from scripts.common.errors import ScdrbenchError
+from scripts.common.io import check_writable
+from scripts.common.keep import rerun_failures
 from scripts.common.runtime import THREAD_VARIABLES
 
 # 1. Validate first: nothing reads the config before this (defaults are filled in here). A bad
@@ -59,6 +63,13 @@ def plan_banner():
         if "parent" not in e and "url" in e and "path" not in e
     ]
     files = ", ".join(str(f) for f in workflow.configfiles) or "config.yaml"
+    base = os.path.realpath(os.path.join(ROOT, "config.yaml"))
+    yours = [f for f in workflow.configfiles if os.path.realpath(f) != base]
+    if yours and not any("selection" in _yaml_keys(f) for f in yours):
+        files += (
+            " (no 'selection' in yours: config.yaml's, the paper run; "
+            "add 'selection: {datasets: [...], methods: [...]}' to choose)"
+        )
     return (
         f"scdrbench: {len(DATASETS)} data sets x {len(METHODS)} methods = {len(PAIRS)} "
         f"embedding jobs, config {files}; "
@@ -70,9 +81,39 @@ def plan_banner():
     )
 
 
+def _yaml_keys(path):
+    """The top-level keys of a config file (Snakemake has read it already: it is valid)."""
+    import yaml
+
+    with open(path) as fh:
+        data = yaml.safe_load(fh)
+    return set(data) if isinstance(data, dict) else set()
+
+
 print(plan_banner(), file=sys.stderr)
+
+
+def _dry_run():
+    """-n / --dry-run on the command line (Snakemake knows it only after parsing this file)."""
+    short = [a for a in sys.argv[1:] if a.startswith("-") and not a.startswith("--")]
+    return bool({"--dry-run", "--dryrun"} & set(sys.argv)) or any(
+        a[1:].isalpha() and "n" in a[1:] for a in short
+    )
+
+
+# A read-only results folder: one line now, not Snakemake's exceptions while it plans the jobs
+if workflow.is_main_process and not _dry_run():
+    try:
+        check_writable("results")
+    except ScdrbenchError as _err:
+        print(f"scdrbench error: {_err}", file=sys.stderr)
+        sys.exit(1)
 for _msg in OVERRUNS.values():
     print(f"scdrbench: will be recorded as skipped: {_msg}", file=sys.stderr)
+if workflow.is_main_process:
+    # results kept through a failed re-run stay marked until a run of them succeeds
+    for _path, _line in rerun_failures("results"):
+        print(f"scdrbench: {_path}: {_line}", file=sys.stderr)
 
 
 def _alternatives(ids):
@@ -173,16 +214,19 @@ def get_embedding_panels():
 
 
 def get_embedding_panel_reports():
-    """The same, as report items: category Embeddings, a subcategory per dataset."""
+    """The same, as report items: category Embeddings, a subcategory per dataset; flagged
+    update() like every summary product (a failed re-run keeps the previous panels)."""
     from snakemake.io import report as report_item  # "report" opens a directive at line start
 
     return [
-        report_item(
-            path,
-            caption="report/embedding.rst",
-            category="Embeddings",
-            subcategory=dataset,
-            labels={"dataset": dataset, "method": method},
+        update(
+            report_item(
+                path,
+                caption="report/embedding.rst",
+                category="Embeddings",
+                subcategory=dataset,
+                labels={"dataset": dataset, "method": method},
+            )
         )
         for path, (dataset, method) in zip(get_embedding_panels(), PAIRS)
     ]

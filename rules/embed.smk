@@ -12,7 +12,8 @@ for _family, _env in EMBED_ENVS.items():
         input:
             "results/data/{dataset}/pca.h5ad",
         output:
-            "results/embed/{dataset}/{method}.h5ad",
+            # update(): Snakemake leaves the previous file while the job runs (scripts/common/keep.py)
+            update("results/embed/{dataset}/{method}.h5ad"),
         log:
             "results/logs/embed/{dataset}/{method}.log",
         benchmark:
@@ -48,7 +49,7 @@ rule embed_precomputed:
         data="results/data/{dataset}/pca.h5ad",
         coordinates=get_precomputed_file,
     output:
-        "results/embed/{dataset}/{method}.h5ad",
+        update("results/embed/{dataset}/{method}.h5ad"),
     log:
         "results/logs/embed/{dataset}/{method}.log",
     benchmark:

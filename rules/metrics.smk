@@ -6,7 +6,8 @@ rule score_embedding:
         embedding="results/embed/{dataset}/{method}.h5ad",
         dataset="results/data/{dataset}/pca.h5ad",
     output:
-        "results/metrics/{dataset}/{method}.tsv",
+        # update(): a failed re-run keeps the previous scores (scripts/common/keep.py)
+        update("results/metrics/{dataset}/{method}.tsv"),
     log:
         "results/logs/score/{dataset}/{method}.log",
     benchmark:

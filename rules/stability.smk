@@ -10,8 +10,8 @@ for _family, _env in EMBED_ENVS.items():
         input:
             "results/data/{dataset}/pca.h5ad",
         output:
-            tsv="results/stability/{dataset}/{method}.tsv",
-            h5ad="results/stability/{dataset}/{method}.h5ad",
+            tsv=update("results/stability/{dataset}/{method}.tsv"),
+            h5ad=update("results/stability/{dataset}/{method}.h5ad"),
         log:
             "results/logs/stability/{dataset}/{method}.log",
         params:
@@ -44,18 +44,22 @@ rule stability_summary:
         tsv=get_stability_outputs("tsv"),
         h5ad=get_stability_outputs("h5ad"),
     output:
-        tsv=report(
-            "results/tables/stability.tsv",
-            caption="report/stability.rst",
-            category="Tables",
+        tsv=update(
+            report(
+                "results/tables/stability.tsv",
+                caption="report/stability.rst",
+                category="Tables",
+            )
         ),
-        md="results/tables/stability.md",
-        png=report(
-            "results/figures/stability.png",
-            caption="report/stability.rst",
-            category="Figures",
+        md=update("results/tables/stability.md"),
+        png=update(
+            report(
+                "results/figures/stability.png",
+                caption="report/stability.rst",
+                category="Figures",
+            )
         ),
-        pdf="results/figures/stability.pdf",
+        pdf=update("results/figures/stability.pdf"),
     log:
         "results/logs/summary/stability.log",
     params:

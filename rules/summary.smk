@@ -9,12 +9,14 @@ rule timing_table:
         embeddings=get_embedding_outputs(),
         datasets=expand("results/data/{dataset}/pca.h5ad", dataset=DATASETS),
     output:
-        tsv=report(
-            "results/tables/timing.tsv",
-            caption="report/timing.rst",
-            category="Tables",
+        tsv=update(
+            report(
+                "results/tables/timing.tsv",
+                caption="report/timing.rst",
+                category="Tables",
+            )
         ),
-        md="results/tables/timing.md",
+        md=update("results/tables/timing.md"),
     log:
         "results/logs/summary/timing.log",
     params:
@@ -38,16 +40,20 @@ rule metrics_table:
     input:
         get_metric_outputs(),
     output:
-        tsv=report(
-            "results/tables/metrics.tsv",
-            caption="report/metrics.rst",
-            category="Tables",
+        tsv=update(
+            report(
+                "results/tables/metrics.tsv",
+                caption="report/metrics.rst",
+                category="Tables",
+            )
         ),
-        md="results/tables/metrics.md",
-        html=report(
-            "results/tables/metrics.html",
-            caption="report/metrics_md.rst",
-            category="Tables",
+        md=update("results/tables/metrics.md"),
+        html=update(
+            report(
+                "results/tables/metrics.html",
+                caption="report/metrics_md.rst",
+                category="Tables",
+            )
         ),
     log:
         "results/logs/summary/metrics.log",
@@ -72,12 +78,14 @@ rule comparison_figure:
         timing="results/tables/timing.tsv",
         metrics="results/tables/metrics.tsv",
     output:
-        png=report(
-            "results/figures/comparison.png",
-            caption="report/comparison.rst",
-            category="Figures",
+        png=update(
+            report(
+                "results/figures/comparison.png",
+                caption="report/comparison.rst",
+                category="Figures",
+            )
         ),
-        pdf="results/figures/comparison.pdf",
+        pdf=update("results/figures/comparison.pdf"),
     log:
         "results/logs/summary/comparison.log",
     params:
@@ -99,12 +107,14 @@ rule scaling_figure:
     input:
         timing="results/tables/timing.tsv",
     output:
-        png=report(
-            "results/figures/scaling.png",
-            caption="report/scaling.rst",
-            category="Figures",
+        png=update(
+            report(
+                "results/figures/scaling.png",
+                caption="report/scaling.rst",
+                category="Figures",
+            )
         ),
-        pdf="results/figures/scaling.pdf",
+        pdf=update("results/figures/scaling.pdf"),
     log:
         "results/logs/summary/scaling.log",
     params:
@@ -126,16 +136,20 @@ rule ranking_table:
         metrics="results/tables/metrics.tsv",
         timing="results/tables/timing.tsv",
     output:
-        tsv=report(
-            "results/tables/ranking.tsv",
-            caption="report/ranking.rst",
-            category="Tables",
+        tsv=update(
+            report(
+                "results/tables/ranking.tsv",
+                caption="report/ranking.rst",
+                category="Tables",
+            )
         ),
-        md="results/tables/ranking.md",
-        html=report(
-            "results/tables/ranking.html",
-            caption="report/ranking.rst",
-            category="Tables",
+        md=update("results/tables/ranking.md"),
+        html=update(
+            report(
+                "results/tables/ranking.html",
+                caption="report/ranking.rst",
+                category="Tables",
+            )
         ),
     log:
         "results/logs/summary/ranking.log",
@@ -160,12 +174,14 @@ rule metrics_heatmap:
         ranking="results/tables/ranking.tsv",
         timing="results/tables/timing.tsv",
     output:
-        png=report(
-            "results/figures/metrics_heatmap.png",
-            caption="report/heatmap.rst",
-            category="Figures",
+        png=update(
+            report(
+                "results/figures/metrics_heatmap.png",
+                caption="report/heatmap.rst",
+                category="Figures",
+            )
         ),
-        pdf="results/figures/metrics_heatmap.pdf",
+        pdf=update("results/figures/metrics_heatmap.pdf"),
     log:
         "results/logs/summary/heatmap.log",
     params:
@@ -212,10 +228,12 @@ rule findings:
         metrics="results/tables/metrics.tsv",
         timing="results/tables/timing.tsv",
     output:
-        report(
-            "results/tables/findings.md",
-            caption="report/findings.rst",
-            category="Tables",
+        update(
+            report(
+                "results/tables/findings.md",
+                caption="report/findings.rst",
+                category="Tables",
+            )
         ),
     log:
         "results/logs/summary/findings.log",

@@ -286,6 +286,9 @@ def cli(argv=None) -> None:
         child=_child,
         record=record,
         what=f"{a.dataset}/{a.method}",
+        outputs=[a.output],
+        # a precomputed method's coordinates file is an input too (rules/embed.smk)
+        inputs=[a.input, *filter(None, [json.loads(a.entry).get("params", {}).get("path")])],
         guard_retries=True,
     )
 

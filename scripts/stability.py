@@ -288,6 +288,8 @@ def cli(argv=None) -> None:
         child=_child,
         record=record,
         what=f"stability {a.dataset}/{a.method}",
+        outputs=[a.tsv, a.h5ad],
+        inputs=[a.input],
     )
 
 

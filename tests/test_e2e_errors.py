@@ -4,11 +4,18 @@ same text in the job's log, and every other file byte-identical afterwards."""
 from __future__ import annotations
 
 import hashlib
+import os
+import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
+from scripts.common import keep
 from tests.conftest import ROOT
 from tests.test_workflow import run_snakemake
 
@@ -57,42 +64,53 @@ def run(where, *extra, check=False):
     )
 
 
-def test_a_method_that_fails_on_rerun_is_recorded_and_nothing_else_changes(case):
+def test_a_method_that_fails_on_rerun_keeps_its_last_good_result_and_says_so(case):
     before = digests(case)
     overlay = case / "perplexity300.yaml"
     overlay.write_text("methods: {tsne: {params: {perplexity: 300}}}\n")
-    proc = run_snakemake(
-        "--configfile",
-        str(CONFIG),
-        str(overlay),
-        "--cores",
-        "2",
-        "--directory",
-        str(case),
-        check=False,
-    )
+    with_overlay = ("--configfile", str(CONFIG), str(overlay), "--cores", "2")
+    proc = run_snakemake(*with_overlay, "--directory", str(case), check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    line = (
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("scdrbench: synthetic_tiny/"))
+    assert line.startswith(
         "scdrbench: synthetic_tiny/tsne: error: tsne: params.perplexity 300 is too large for "
         "400 cells"
     )
-    assert line in proc.stderr
+    assert "; kept the previous result (made " in line
     assert "log: results/logs/embed/synthetic_tiny/tsne.log" in proc.stderr
     log = (case / "results/logs/embed/synthetic_tiny/tsne.log").read_text()
     assert "scdrbench error: tsne: params.perplexity 300 is too large" in log
+    assert "kept the previous result" in log
     after = digests(case)
-    for path in before:
-        if "/tsne" in path or path.startswith("results/tables") or "figures" in path:
-            continue  # t-SNE's own files and the summary that shows its failure
-        if path.startswith(("results/benchmarks/", "results/logs/")):
-            continue
-        assert after[path] == before[path], path
+    changed = {p for p in before if after.get(p) != before[p]}
+    # the embedding and its scores are the previous ones, byte for byte; only the summary (which
+    # marks the kept result), the re-run's log and benchmark, and the state notes changed
+    assert "results/embed/synthetic_tiny/tsne.h5ad" not in changed
+    assert "results/metrics/synthetic_tiny/tsne.tsv" not in changed
+    allowed = ("results/tables/", "results/figures/", "results/logs/", "results/benchmarks/")
+    assert {p for p in changed if not p.startswith(allowed) and ".state.json" not in p} == set()
+    timing = pd.read_csv(case / "results/tables/timing.tsv", sep="\t")
+    row = timing[timing["method"] == "tsne"].iloc[0]
+    assert row["status"] == "ok" and np.isnan(row["s"])
+    assert row["status_message"].startswith("kept the result of ")
+    assert "params.perplexity 300 is too large" in row["status_message"]
+    # the same configuration again: nothing to re-run, and the start says what is kept
+    again = run_snakemake(*with_overlay, "--directory", str(case), check=True)
+    assert "Nothing to be done" in again.stdout + again.stderr
+    assert "results/embed/synthetic_tiny/tsne.h5ad: kept the result of" in again.stderr
+    # back to the working parameters: t-SNE runs again and the note is gone
+    run(case, check=True)
+    assert keep.rerun_failure(case / "results/embed/synthetic_tiny/tsne.h5ad") is None
+    timing = pd.read_csv(case / "results/tables/timing.tsv", sep="\t")
+    assert (timing.loc[timing["method"] == "tsne", "status_message"] == "ok").all()
 
 
 def test_a_damaged_result_names_itself_and_the_command_that_rebuilds_it(case):
     emb = case / "results/embed/synthetic_tiny/pca.h5ad"
     emb.write_bytes(emb.read_bytes()[:2000])  # truncated
-    others = {k: v for k, v in digests(case).items() if "embed/synthetic_tiny/random" in k}
+    start = digests(case)
+    others = {k: v for k, v in start.items() if "embed/synthetic_tiny/random" in k}
+    figures = {k: v for k, v in start.items() if k.startswith("results/figures/")}
     proc = run(case)
     text = proc.stdout + proc.stderr
     expected = "embedding file results/embed/synthetic_tiny/pca.h5ad is not a readable h5ad file"
@@ -105,6 +123,12 @@ def test_a_damaged_result_names_itself_and_the_command_that_rebuilds_it(case):
     assert "not scored: the score job ended with error: embedding file" in metrics
     after = digests(case)
     assert all(after[k] == v for k, v in others.items())
+    # the figures that could not read it are the previous ones (Snakemake's update() restore)
+    for fig in (
+        "results/figures/comparison.png",
+        "results/figures/embeddings/synthetic_tiny/pca.png",
+    ):
+        assert after[fig] == figures[fig], fig
     # the command it names repairs it
     run(case, "--forcerun", "results/embed/synthetic_tiny/pca.h5ad", check=True)
     assert "pca" in (case / "results/tables/metrics.tsv").read_text()
@@ -147,3 +171,41 @@ def test_bad_config_stops_before_any_job_and_changes_nothing(case, overlay, mess
     assert message in line
     assert "Traceback" not in proc.stderr and 'File "' not in proc.stderr
     assert {k: v for k, v in digests(case).items() if k != "bad.yaml"} == before
+
+
+def _can_mount_read_only() -> bool:
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", "mount --bind / / && mount -o remount,bind,ro / /"],
+        capture_output=True,
+    )
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _can_mount_read_only(), reason="needs root and mount namespaces (CI has)")
+def test_a_read_only_results_folder_is_one_line_and_a_dry_run_still_works(case):
+    before = digests(case)
+    snakemake = " ".join(
+        shlex.quote(x)
+        for x in [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+        + ["--configfile", str(CONFIG), "--cores", "1", "--directory", str(case)]
+    )
+    mount = "mount --bind results results && mount -o remount,bind,ro results"
+
+    def in_read_only(extra):
+        return subprocess.run(
+            ["unshare", "-m", "sh", "-c", f"{mount} && {snakemake} {extra}"],
+            cwd=case,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    proc = in_read_only("--forcerun results/embed/synthetic_tiny/random.h5ad")
+    assert proc.returncode == 1
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("scdrbench error:"))
+    assert "results folder" in line and "cannot be written (a read-only file system" in line
+    assert "Traceback" not in proc.stderr
+    assert in_read_only("-n").returncode == 0
+    assert digests(case) == before

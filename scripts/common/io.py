@@ -41,6 +41,27 @@ def atomic_path(final_path: str | os.PathLike) -> Iterator[str]:
         raise
 
 
+def check_writable(folder: str | os.PathLike = "results") -> None:
+    """One line when ``folder`` (or, before it exists, the directory that will hold it) cannot
+    be written: a read-only file system or mount, or permissions."""
+    target = Path(folder)
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    if not os.access(target, os.W_OK | os.X_OK):
+        why = "a read-only file system or mount" if _read_only_fs(target) else "no write permission"
+        raise ScdrbenchError(
+            f"results folder {Path(folder).resolve()} cannot be written ({why} at {target}); "
+            "make it writable, or run in a writable copy with --directory <folder>"
+        )
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def write_h5ad(adata, path: str | os.PathLike, *, compression: str | None = None) -> None:
     """Write an AnnData atomically (temporary name, then rename)."""
     with atomic_path(path) as tmp:

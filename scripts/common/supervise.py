@@ -15,10 +15,11 @@ SLURM's output file), samples the resident memory of the child's whole process t
 - on any other non-zero exit: status ``error`` with the child's one-line message (the line after
   ``scdrbench error:``, else the last line of its traceback);
 - when the supervisor itself is interrupted (Ctrl-C, scancel): status ``interrupted``, and the
-  caller exits non-zero without writing anything (Snakemake removes the incomplete output).
+  caller exits non-zero without writing anything (Snakemake restores the previous output, flagged update()).
 
-The caller then writes the job's output as a status record (see ``scripts.embed`` and
-``scripts.metrics``), so the workflow goes on and the tables show the failure.
+The caller then keeps its previous good result (:mod:`scripts.common.keep`) or writes its
+output as a status record (see ``scripts.embed`` and ``scripts.metrics``), so the workflow goes
+on and the tables show the failure.
 """
 
 from __future__ import annotations
@@ -213,28 +214,52 @@ def add_budget_arguments(parser) -> None:
 
 
 def run_job(
-    module: str, argv: list[str], args, *, child, record, what: str, guard_retries: bool = False
+    module: str,
+    argv: list[str],
+    args,
+    *,
+    child,
+    record,
+    what: str,
+    outputs=(),
+    inputs=(),
+    guard_retries: bool = False,
 ) -> None:
     """A job's command line: run ``child(args)`` under supervision, or as the child itself.
 
     ``args`` are the parsed ``argv`` (with :func:`add_budget_arguments`). When the child ends
-    with another status than ``ok``, ``record(outcome, budget)`` writes the job's output as a
-    status record and one line names the status and the log; an interrupted job exits non-zero
-    without writing anything. With ``guard_retries`` and no memory budget, a memory-guard stop
-    exits 3 instead, so that Snakemake resubmits the job with more memory.
+    with another status than ``ok``: if ``outputs`` hold a good result made from the same
+    ``inputs`` (:mod:`scripts.common.keep`), they stay as they are and the failed re-run is
+    noted beside them; else ``record(outcome, budget)`` writes them as a status record. One line
+    names the status and the log either way. An interrupted job exits non-zero without writing
+    anything. With ``guard_retries`` and no memory budget, a memory-guard stop exits 3 instead,
+    so that Snakemake resubmits the job with more memory.
     """
+    from scripts.common import keep
+
     if args.child:
         return child(args)
     budget = Budget(time_s=args.time_budget_s or None, mem_mb=args.mem_budget_mb or None)
     outcome = supervise(child_command(module, argv), budget=budget, log_path=args.log)
     if outcome.status == "ok":
+        keep.record(outputs, inputs, "ok")
         return None
     guarded = guard_retries and outcome.status == "skipped" and budget.mem_mb is None
     if outcome.status == "interrupted" or guarded:
         raise SystemExit(outcome.returncode if outcome.returncode > 0 else 1)
-    record(outcome, budget)
-    print(
-        f"scdrbench: {what}: {outcome.message}; recorded as its status (log: {args.log or 'stderr'})",
-        file=sys.stderr,
-    )
+    log = args.log or "stderr"
+    if outputs and keep.keepable(outputs, inputs):
+        made = keep.note_failure(outputs, outcome.status, outcome.message)
+        line = (
+            f"scdrbench: {what}: {outcome.message}; kept the previous result (made {made}), "
+            f"the tables mark it (log: {log})"
+        )
+    else:
+        record(outcome, budget)
+        keep.record(outputs, inputs, outcome.status)
+        line = f"scdrbench: {what}: {outcome.message}; recorded as its status (log: {log})"
+    if args.log:
+        with open(args.log, "a") as fh:
+            fh.write(line + "\n")
+    print(line, file=sys.stderr)
     return None

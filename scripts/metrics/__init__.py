@@ -344,6 +344,8 @@ def cli(argv=None) -> None:
         child=_child,
         record=record,
         what=f"scoring {args.dataset}/{args.method}",
+        outputs=[args.output],
+        inputs=[args.embedding, args.dataset_file],
     )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scripts.common import embedding_file
+from scripts.common import embedding_file, keep
 from scripts.common.errors import ScdrbenchError
 from scripts.common.io import atomic_path
 from scripts.metrics import METRICS
@@ -208,6 +208,8 @@ def embedding_panels(
         title = f"{ds}: {label} ({len(xy):,} cells)"
         if np.isfinite(acc.get((ds, m), np.nan)):
             title += f", kNN acc {acc[(ds, m)]:.2f}"
+        if keep.rerun_failure(path):
+            title += "\n(previous result kept: its re-run failed, see timing.tsv)"
         ax.set_title(title, fontsize=10)
         handles = _legend_handles(emb, cats, palette)
         ax.legend(
@@ -263,6 +265,8 @@ def comparison_figure(embeddings, timing: pd.DataFrame, metrics: pd.DataFrame | 
             title = f"{label}\njob {_fmt_seconds(s)}, fit {_fmt_seconds(fit)}"
             if (ds, m) in acc and not math.isnan(acc[(ds, m)]):
                 title += f"\nkNN acc {acc[(ds, m)]:.2f}"
+            if keep.rerun_failure(path):
+                title += "\n(kept; re-run failed)"
             ax.set_title(title, fontsize=8)
             if j == 0:
                 ax.set_ylabel(f"{ds}\n({len(xy):,} cells)", fontsize=9)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scripts.common import keep
 from scripts.common.errors import ScdrbenchError
 from scripts.metrics import METRICS
 
@@ -102,6 +103,8 @@ def timing_table(benchmarks, embeddings, datasets, labels: dict | None = None) -
             raise ScdrbenchError(f"benchmark {bench} has no matching embedding file")
         bdf = pd.read_csv(bench, sep="\t")
         meta = read_embedding_meta(emb_by_key[key])
+        # a result kept through a failed re-run: Snakemake's benchmark measured the failed run
+        kept = keep.rerun_failure(emb_by_key[key])
         fits = np.atleast_1d(meta.get("fit_seconds_repeats", [meta.get("fit_seconds", np.nan)]))
         peaks = np.atleast_1d(meta.get("peak_rss_mb_repeats", [meta.get("peak_rss_mb", np.nan)]))
         cpus = np.atleast_1d(
@@ -121,25 +124,39 @@ def timing_table(benchmarks, embeddings, datasets, labels: dict | None = None) -
                     "input": meta.get("input", ""),
                     "input_dims": meta.get("input_dims", np.nan),
                     "threads": meta.get("threads", np.nan),
-                    "s": float(brow.s),
-                    "max_rss_mb": float(brow.max_rss) if brow.max_rss != "NA" else np.nan,
-                    "cpu_time": float(brow.cpu_time) if brow.cpu_time != "NA" else np.nan,
+                    "s": np.nan if kept else float(brow.s),
+                    "max_rss_mb": _number(brow.max_rss, kept),
+                    "cpu_time": _number(brow.cpu_time, kept),
                     "fit_seconds": fit,
                     "fit_cpu_seconds": fit_cpu,
                     "threads_used": fit_cpu / fit if fit > 0 else np.nan,
                     "cpu_seconds": meta.get("cpu_seconds", np.nan),
                     "peak_rss_mb": float(peaks[r]) if r < len(peaks) else np.nan,
                     "status": meta.get("status", "ok"),
-                    "status_message": meta.get("status_message", "ok"),
+                    "status_message": kept or meta.get("status_message", "ok"),
                     "essay_1m_seconds": essay.get(key[1], np.nan),
                 }
             )
     return pd.DataFrame(rows, columns=TIMING_COLUMNS)
 
 
+def _number(value, kept) -> float:
+    """A benchmark field as a float (NaN for "NA", or for a kept result's failed re-run)."""
+    return np.nan if kept or value == "NA" else float(value)
+
+
+def _read_metrics(path) -> pd.DataFrame:
+    """One job's metric file; the note of scores kept through a failed re-run says so."""
+    df = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
+    kept = keep.rerun_failure(path)
+    if kept and "note" in df:
+        df["note"] = [f"{kept}; {n}" if isinstance(n, str) and n else kept for n in df["note"]]
+    return df
+
+
 def metrics_table(metric_files) -> pd.DataFrame:
     """Concatenate the tidy per-job metric files and add the scaled score (:func:`scale`)."""
-    frames = [pd.read_csv(p, sep="\t", keep_default_na=False, na_values=[""]) for p in metric_files]
+    frames = [_read_metrics(p) for p in metric_files]
     if not frames:
         return pd.DataFrame()
     return scale(pd.concat(frames, ignore_index=True))

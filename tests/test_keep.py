@@ -1,0 +1,131 @@
+"""A failed re-run keeps the last good result made from the same inputs (scripts/common/keep.py),
+through the supervisor every embedding, scoring and stability job runs under."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import textwrap
+
+import pytest
+
+from scripts.common import keep
+from scripts.common.supervise import add_budget_arguments, run_job
+from tests.conftest import ROOT
+
+JOB = textwrap.dedent(
+    """
+    import argparse, sys
+    from pathlib import Path
+    p = argparse.ArgumentParser()
+    p.add_argument("--input"); p.add_argument("--output"); p.add_argument("--value")
+    p.add_argument("--log"); p.add_argument("--time-budget-s", type=float)
+    p.add_argument("--mem-budget-mb", type=float); p.add_argument("--child", action="store_true")
+    a = p.parse_args()
+    if a.value == "bad":
+        print("scdrbench error: value 'bad' is not allowed", file=sys.stderr)
+        sys.exit(1)
+    Path(a.output).write_text(Path(a.input).read_text() + a.value)
+    """
+)
+
+
+@pytest.fixture
+def job(tmp_path, monkeypatch):
+    (tmp_path / "fakejob.py").write_text(JOB)
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{ROOT}")
+    inp, out, log = tmp_path / "in.txt", tmp_path / "out" / "res.txt", tmp_path / "job.log"
+    inp.write_text("input:")
+    out.parent.mkdir()
+
+    def run(value):
+        argv = ["--input", str(inp), "--output", str(out), "--value", value, "--log", str(log)]
+        p = argparse.ArgumentParser()
+        for name in ("--input", "--output", "--value", "--log"):
+            p.add_argument(name)
+        add_budget_arguments(p)
+        args = p.parse_args(argv)
+
+        def record(outcome, budget):
+            out.write_text(f"STATUS {outcome.status}: {outcome.message}")
+
+        run_job(
+            "fakejob", argv, args, child=None, record=record, what="job",
+            outputs=[out], inputs=[inp],
+        )  # fmt: skip
+
+    return run, inp, out, log
+
+
+def sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_failed_rerun_keeps_the_good_result_and_notes_why(job, capsys):
+    run, inp, out, log = job
+    run("1")
+    assert out.read_text() == "input:1"
+    assert keep.read_state(out)["status"] == "ok"
+    before = sha(out)
+    run("bad")
+    assert sha(out) == before
+    err = capsys.readouterr().err
+    assert "job: error: value 'bad' is not allowed; kept the previous result" in err
+    assert "kept the previous result" in log.read_text()
+    line = keep.rerun_failure(out)
+    assert line.startswith("kept the result of ") and "value 'bad' is not allowed" in line
+    assert keep.rerun_failures(out.parent.parent) == [(str(out), line)]
+    # a later success clears the note
+    run("2")
+    assert out.read_text() == "input:2"
+    assert keep.rerun_failure(out) is None
+
+
+def test_a_result_of_other_inputs_is_not_kept(job):
+    run, inp, out, log = job
+    run("1")
+    inp.write_text("other input:")  # e.g. PCs re-made with other cells
+    run("bad")
+    assert out.read_text().startswith("STATUS error: error: value 'bad'")
+    assert keep.read_state(out)["status"] == "error"
+    assert keep.rerun_failure(out) is None
+
+
+def test_a_status_record_or_a_replaced_file_is_not_kept(job):
+    run, inp, out, log = job
+    run("bad")  # first run fails: its status record
+    assert out.read_text().startswith("STATUS error")
+    run("bad")  # nothing good to keep
+    assert keep.rerun_failure(out) is None
+    run("1")
+    out.write_text("edited by hand")
+    run("bad")
+    assert out.read_text().startswith("STATUS error")
+
+
+def test_state_files_are_hidden_beside_their_output(tmp_path):
+    out = tmp_path / "res.h5ad"
+    out.write_bytes(b"x")
+    keep.record([out], [], "ok")
+    assert keep.state_path(out) == tmp_path / ".res.h5ad.state.json"
+    assert keep.keepable([out], [])
+    keep.state_path(out).write_text("{not json")
+    assert keep.read_state(out) is None and not keep.keepable([out], [])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="process groups as on the cluster nodes")
+def test_an_interrupted_job_writes_nothing(job, monkeypatch):
+    run, inp, out, log = job
+    run("1")
+    before = sha(out)
+    from scripts.common import supervise
+
+    def interrupted(*a, **k):
+        return supervise.Outcome("interrupted", "interrupted by signal 15", 143, 1.0, 0, 0)
+
+    monkeypatch.setattr(supervise, "supervise", interrupted)
+    with pytest.raises(SystemExit):
+        run("bad")
+    assert sha(out) == before
