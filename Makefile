@@ -10,7 +10,7 @@ CORES ?= 2
 # Keep TensorFlow's C++ start-up chatter out of terminals and logs.
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: venv demo test report lint format dryrun paper clean lock ladder
+.PHONY: venv demo test report lint format dryrun run check-config clean lock ladder
 
 venv: $(STAMP)
 
@@ -51,8 +51,17 @@ ladder: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/ladder.py run
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/ladder.py table
 
-dryrun: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake -n --cores 32
+# Your own run: `make run CONFIG=my.yaml CORES=32`. The config files are checked first, so a
+# YAML syntax error names its file and line (Snakemake reads --configfile before the workflow).
+CONFIG ?=
+run: check-config
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake $(if $(CONFIG),--configfile $(CONFIG)) --cores $(CORES)
+
+check-config: $(STAMP)
+	$(BIN)/python -m scripts.check_config $(CONFIG)
+
+dryrun: check-config
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake -n $(if $(CONFIG),--configfile $(CONFIG)) --cores 32
 
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | sort -f > requirements.lock.new && mv requirements.lock.new requirements.lock

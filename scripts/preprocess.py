@@ -52,6 +52,17 @@ def preprocess(counts, *, params: dict, labels: dict, seed: int = 0):
             f"preprocess: only {adata.n_obs} cells x {adata.n_vars} genes; PCA needs at least "
             "3 of each"
         )
+    if n_pcs < params["n_pcs"]:
+        log.warning(
+            "preprocess.n_pcs %d lowered to %d: %d cells x %d genes allow at "
+            "most %d principal components; set preprocess.n_pcs to %d or fewer to silence this",
+            params["n_pcs"],
+            n_pcs,
+            adata.n_obs,
+            adata.n_vars,
+            n_pcs,
+            n_pcs,
+        )
     sc.pp.pca(adata, n_comps=n_pcs, random_state=seed, zero_center=True)
     sig_params = params["significant_pcs"]
     test = significant_pcs(

@@ -125,6 +125,29 @@ def test_preprocess_contract(tiny_counts):
     assert list(out.obs["label"].cat.categories) == ["type_0", "type_1", "type_2"]
 
 
+def test_fewer_cells_than_pcs_says_so(tiny_counts, caplog):
+    few = tiny_counts[:20].copy()
+    out = preprocess(few, params={**PARAMS, "n_pcs": 50}, labels={"from": "column"}, seed=0)
+    assert out.obsm["X_pca"].shape == (20, 19)
+    assert "preprocess.n_pcs 50 lowered to 19: 20 cells x 200 genes" in caplog.text
+    assert "set preprocess.n_pcs to 19 or fewer" in caplog.text
+
+
+def test_warnings_reach_the_log_file_and_the_console(tmp_path, capfd):
+    import logging
+
+    from scripts.common.runtime import setup_logging
+
+    setup_logging(str(tmp_path / "job.log"))
+    logging.getLogger("scdrbench.x").info("only in the file")
+    logging.getLogger("scdrbench.x").warning("in both")
+    err = capfd.readouterr().err
+    assert "scdrbench warning: in both" in err and "only in the file" not in err
+    text = (tmp_path / "job.log").read_text()
+    assert "only in the file" in text and "WARNING scdrbench.x: in both" in text
+    logging.basicConfig(force=True, handlers=[logging.NullHandler()])
+
+
 def test_preprocess_leiden_labels_are_recorded(tiny_counts):
     out = preprocess(tiny_counts, params=PARAMS, labels={"from": "leiden", "resolution": 0.5})
     assert out.obs["label"].str.startswith("leiden_").all()

@@ -79,13 +79,17 @@ LOG_PATH: str | None = None
 
 
 def setup_logging(log_path: str | None = None, level: int = logging.INFO) -> logging.Logger:
-    """Log to ``log_path`` (appending) or stderr, with timestamps."""
+    """Log to ``log_path`` (appending) or stderr, with timestamps; with a log file, warnings
+    also reach stderr (the console, or SLURM's output file) as "scdrbench warning: ..."."""
     global LOG_PATH
     LOG_PATH = log_path
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path:
         os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
-        handlers = [logging.FileHandler(log_path)]
+        console = logging.StreamHandler(sys.stderr)
+        console.setLevel(logging.WARNING)
+        console.setFormatter(logging.Formatter("scdrbench warning: %(message)s"))
+        handlers = [logging.FileHandler(log_path), console]
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
