@@ -4,11 +4,13 @@ uninterrupted run (the real `snakemake`, tiny data)."""
 from __future__ import annotations
 
 import hashlib
+import http.server
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT
+from tests.test_data_download import RangeHandler
 from tests.test_workflow import SNAKEMAKE, run_snakemake
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
@@ -61,11 +64,12 @@ def _job_pids(module: str, where: Path) -> list[int]:
     return pids
 
 
-def _kill_first(module: str, where: Path, timeout: float = 240) -> bool:
-    """Run snakemake until a job of ``module`` starts, SIGKILL it, wait for snakemake to stop."""
+def _kill_first(module: str, where: Path, timeout: float = 240, args=None, ready=None) -> bool:
+    """Run snakemake until a job of ``module`` starts (and ``ready()`` holds), SIGKILL it, wait
+    for snakemake to stop."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     proc = subprocess.Popen(
-        [*SNAKEMAKE, *_args(where)],
+        [*SNAKEMAKE, *(args or _args(where))],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -75,8 +79,8 @@ def _kill_first(module: str, where: Path, timeout: float = 240) -> bool:
     start = time.time()
     while proc.poll() is None and time.time() - start < timeout:
         pids = _job_pids(module, where)
-        if pids:
-            time.sleep(0.3)  # let it get going
+        if pids and (ready is None or ready()):
+            time.sleep(0 if ready else 0.3)  # let it get going
             for pid in pids:
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -120,3 +124,88 @@ def test_sigkill_in_each_stage_then_rerun_equals_an_uninterrupted_run(tmp_path):
 
     timing = pd.read_csv(faulty / "results" / "tables" / "timing.tsv", sep="\t")
     assert set(timing["status"]) == {"ok"}  # real results, not status records
+
+
+class SlowRangeHandler(RangeHandler):
+    """The download tests' server (Range honoured), sending 16 KiB every 20 ms (~800 KB/s), so
+    that a download takes seconds and can be killed half-way."""
+
+    def do_GET(self):
+        real = self.wfile
+
+        class Slow:
+            def write(self, data):
+                for i in range(0, len(data), 16384):
+                    real.write(data[i : i + 16384])
+                    real.flush()
+                    time.sleep(0.02)
+
+            def flush(self):
+                real.flush()
+
+        self.wfile = Slow()
+        try:
+            super().do_GET()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client was killed: what this test does
+        finally:
+            self.wfile = real
+
+
+@pytest.fixture
+def slow_server(tmp_path):
+    from scripts.data.synthetic import SyntheticSpec, write_tenx_h5
+
+    root = tmp_path / "srv"
+    root.mkdir()
+    # 2.4 MB: more than one of the downloader's 1 MiB blocks, so that a part is on disk
+    write_tenx_h5(SyntheticSpec(n_cells=600, n_genes=3000, n_types=4, seed=3), str(root / "t.h5"))
+    handler = type("H", (SlowRangeHandler,), {"root": root, "requests": []})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/t.h5", handler, root / "t.h5"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_sigkill_during_a_download_then_rerun_resumes_and_equals_an_uninterrupted_run(
+    tmp_path, slow_server
+):
+    url, handler, served = slow_server
+    overlay = tmp_path / "download.yaml"
+    overlay.write_text(
+        "selection: {datasets: [dl_tiny], methods: [random, pca]}\n"
+        "datasets:\n"
+        f"  dl_tiny: {{source: tenx_h5, url: '{url}', labels: {{from: leiden}}, n_cells: 600}}\n"
+    )
+
+    def args(where):
+        return [
+            "--configfile",
+            str(CONFIG),
+            str(overlay),
+            "--cores",
+            "1",
+            "--directory",
+            str(where),
+        ]
+
+    clean = _copy(tmp_path / "clean")
+    run_snakemake(*args(clean))
+    faulty = _copy(tmp_path / "faulty")
+    handler.requests.clear()
+    part = faulty / "results" / "downloads" / "dl_tiny" / "t.h5.part"
+    assert _kill_first(
+        "scripts.data.download",
+        faulty,
+        args=args(faulty),
+        ready=lambda: part.exists() and part.stat().st_size >= 1 << 20,
+    )
+    partial = [part]
+    assert partial and 0 < partial[0].stat().st_size < served.stat().st_size  # cut half-way
+    proc = run_snakemake(*args(faulty))
+    assert "Finished jobid" in proc.stdout + proc.stderr
+    assert any(r and r.startswith("bytes=") for r in handler.requests)  # it resumed (HTTP Range)
+    got = faulty / "results" / "downloads" / "dl_tiny" / "t.h5"
+    assert got.read_bytes() == served.read_bytes()
+    assert _digests(faulty) == _digests(clean)
