@@ -29,9 +29,16 @@ CONFIG = ROOT / "tests" / "config" / "budget.yaml"
 OVERRIDE = [
     "--config",
     "budget={'methods': {'tsne': {'time': '10m'}, 'random': {'mem': '4G'}}}",
-    "selection={'datasets': ['synthetic_tiny'], 'methods': ['random', 'pca']}",
+    "selection={'datasets': ['dl_tiny'], 'methods': ['random', 'pca']}",
 ]
-STAGES = ["scripts.prepare", "scripts.embed", "scripts.metrics", "scripts.summary"]
+# the data set is downloaded from a local, slow HTTP server (slow_server below)
+STAGES = [
+    "scripts.data.download",
+    "scripts.prepare",
+    "scripts.embed",
+    "scripts.metrics",
+    "scripts.summary",
+]
 
 
 def _copy(where: Path) -> Path:
@@ -42,8 +49,11 @@ def _copy(where: Path) -> Path:
     return where
 
 
-def _args(where):
-    return ["--configfile", str(CONFIG), "--cores", "1", "--directory", str(where), *OVERRIDE]
+def _args(where, overlay):
+    return [
+        *("--configfile", str(CONFIG), str(overlay)),
+        *("--cores", "1", "--directory", str(where), *OVERRIDE),
+    ]
 
 
 def _job_pids(module: str, where: Path) -> list[int]:
@@ -64,12 +74,12 @@ def _job_pids(module: str, where: Path) -> list[int]:
     return pids
 
 
-def _kill_first(module: str, where: Path, timeout: float = 240, args=None, ready=None) -> bool:
+def _kill_first(module: str, where: Path, *, args, timeout: float = 240, ready=None) -> bool:
     """Run snakemake until a job of ``module`` starts (and ``ready()`` holds), SIGKILL it, wait
     for snakemake to stop."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     proc = subprocess.Popen(
-        [*SNAKEMAKE, *(args or _args(where))],
+        [*SNAKEMAKE, *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -106,24 +116,6 @@ def _digests(where: Path) -> dict[str, str]:
         xy = np.asarray(ad.read_h5ad(path).obsm["X_emb"])
         out[str(path.relative_to(where))] = hashlib.sha256(xy.tobytes()).hexdigest()
     return out
-
-
-def test_sigkill_in_each_stage_then_rerun_equals_an_uninterrupted_run(tmp_path):
-    clean = _copy(tmp_path / "clean")
-    run_snakemake(*_args(clean))
-    faulty = _copy(tmp_path / "faulty")
-    killed = {stage: _kill_first(stage, faulty) for stage in STAGES}
-    assert all(killed.values()), killed  # each stage's job was caught running and killed
-    proc = run_snakemake(*_args(faulty))  # the re-run finishes what was left
-    assert "Finished jobid" in proc.stdout + proc.stderr  # it had work left to do
-    # no orphan of a killed job is left, and nothing half-written under a final name
-    assert not any(_job_pids(s, faulty) for s in STAGES)
-    assert not list((faulty / "results").rglob("*.tmp"))
-    assert _digests(faulty) == _digests(clean)
-    import pandas as pd
-
-    timing = pd.read_csv(faulty / "results" / "tables" / "timing.tsv", sep="\t")
-    assert set(timing["status"]) == {"ok"}  # real results, not status records
 
 
 class SlowRangeHandler(RangeHandler):
@@ -168,44 +160,40 @@ def slow_server(tmp_path):
     httpd.server_close()
 
 
-def test_sigkill_during_a_download_then_rerun_resumes_and_equals_an_uninterrupted_run(
-    tmp_path, slow_server
-):
+def test_sigkill_in_each_stage_then_rerun_equals_an_uninterrupted_run(tmp_path, slow_server):
     url, handler, served = slow_server
     overlay = tmp_path / "download.yaml"
     overlay.write_text(
-        "selection: {datasets: [dl_tiny], methods: [random, pca]}\n"
         "datasets:\n"
         f"  dl_tiny: {{source: tenx_h5, url: '{url}', labels: {{from: leiden}}, n_cells: 600}}\n"
     )
-
-    def args(where):
-        return [
-            "--configfile",
-            str(CONFIG),
-            str(overlay),
-            "--cores",
-            "1",
-            "--directory",
-            str(where),
-        ]
-
     clean = _copy(tmp_path / "clean")
-    run_snakemake(*args(clean))
+    run_snakemake(*_args(clean, overlay))
     faulty = _copy(tmp_path / "faulty")
     handler.requests.clear()
     part = faulty / "results" / "downloads" / "dl_tiny" / "t.h5.part"
-    assert _kill_first(
-        "scripts.data.download",
-        faulty,
-        args=args(faulty),
-        ready=lambda: part.exists() and part.stat().st_size >= 1 << 20,
-    )
-    partial = [part]
-    assert partial and 0 < partial[0].stat().st_size < served.stat().st_size  # cut half-way
-    proc = run_snakemake(*args(faulty))
-    assert "Finished jobid" in proc.stdout + proc.stderr
-    assert any(r and r.startswith("bytes=") for r in handler.requests)  # it resumed (HTTP Range)
+    killed = {}
+    for stage in STAGES:
+        # the download: once a first block is on disk, so that the re-run has a part to resume
+        ready = (
+            (lambda: part.exists() and part.stat().st_size >= 1 << 20)
+            if "download" in stage
+            else None
+        )
+        killed[stage] = _kill_first(stage, faulty, args=_args(faulty, overlay), ready=ready)
+        if "download" in stage:
+            assert 0 < part.stat().st_size < served.stat().st_size  # cut half-way
+    assert all(killed.values()), killed  # each stage's job was caught running and killed
+    proc = run_snakemake(*_args(faulty, overlay))  # the re-run finishes what was left
+    assert "Finished jobid" in proc.stdout + proc.stderr  # it had work left to do
+    assert any(r and r.startswith("bytes=") for r in handler.requests)  # resumed (HTTP Range)
     got = faulty / "results" / "downloads" / "dl_tiny" / "t.h5"
     assert got.read_bytes() == served.read_bytes()
+    # no orphan of a killed job is left, and nothing half-written under a final name
+    assert not any(_job_pids(s, faulty) for s in STAGES)
+    assert not list((faulty / "results").rglob("*.tmp"))
     assert _digests(faulty) == _digests(clean)
+    import pandas as pd
+
+    timing = pd.read_csv(faulty / "results" / "tables" / "timing.tsv", sep="\t")
+    assert set(timing["status"]) == {"ok"}  # real results, not status records
