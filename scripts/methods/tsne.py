@@ -121,7 +121,11 @@ def embed(
     )
     started = time.perf_counter()
     if affinities == "lean":
-        emb = tsne.fit(X, affinities=lean_affinities(X, perplexity, k, threads=threads, seed=seed))
+        P = lean_affinities(X, perplexity, k, threads=threads, seed=seed)
+        log.info("affinities (k = %d): %.1f s", k, time.perf_counter() - started)
+        stamps.append(time.perf_counter())  # the first report's per-iteration time: from here
+        emb = tsne.fit(X, affinities=P)
+        del P
     elif k_neighbors == "auto":
         emb = tsne.fit(X)
     else:
