@@ -209,3 +209,51 @@ def test_a_read_only_results_folder_is_one_line_and_a_dry_run_still_works(case):
     assert "Traceback" not in proc.stderr
     assert in_read_only("-n").returncode == 0
     assert digests(case) == before
+
+
+def test_bad_data_sets_each_stop_with_one_line_and_nothing_else_changes(case):
+    """Three data sets in one run (--keep-going): a local 10x file with 0 cells left after
+    dropping empty cells, a cut local 10x file, and 20 cells with n_pcs 20 (a warning)."""
+    import h5py
+
+    from scripts.data.synthetic import SyntheticSpec, write_tenx_h5
+
+    before = digests(case)
+    spec = SyntheticSpec(n_cells=50, n_genes=300, n_types=2, seed=1)
+    write_tenx_h5(spec, str(case / "zero.h5"))
+    with h5py.File(case / "zero.h5", "r+") as f:
+        f["matrix/data"][...] = 0
+    write_tenx_h5(spec, str(case / "good.h5"))
+    whole = (case / "good.h5").read_bytes()
+    (case / "cut.h5").write_bytes(whole[: len(whole) // 2])
+    overlay = case / "bad_data.yaml"
+    overlay.write_text(
+        "selection: {datasets: [zero, cut, few]}\n"
+        "datasets:\n"
+        "  zero: {source: tenx_h5, path: zero.h5, labels: {from: leiden}}\n"
+        "  cut: {source: tenx_h5, path: cut.h5, labels: {from: leiden}}\n"
+        "  few: {source: synthetic, synthetic: {n_cells: 20, n_genes: 300, n_types: 2, seed: 1},"
+        " labels: {from: column, column: cell_type}}\n"
+    )
+    targets = [f"results/data/{d}/pca.h5ad" for d in ("zero", "cut", "few")]
+    proc = run_snakemake(
+        *("--configfile", str(CONFIG), str(overlay), "--cores", "2", "--directory", str(case)),
+        *("--keep-going", *targets),
+        check=False,
+    )
+    assert proc.returncode != 0
+    errors = [x for x in proc.stderr.splitlines() if x.startswith("scdrbench error:")]
+    zero = [x for x in errors if "'zero'" in x]
+    cut = [x for x in errors if "cut.h5" in x]
+    assert len(zero) == 1 and "0 cells left of 50 read after dropping cells with zero" in zero[0]
+    assert len(cut) == 1 and "replace it with a complete copy" in cut[0]
+    assert "downloaded" not in cut[0]  # a local file is never "downloaded again"
+    assert "log: results/logs/prepare/zero.log" in zero[0]
+    assert "0 cells left of 50" in (case / "results/logs/prepare/zero.log").read_text()
+    assert "cut.h5" in (case / "results/logs/prepare/cut.log").read_text()
+    # the small one is made, with a warning on the console and in its log
+    warning = "preprocess.n_pcs 20 lowered to 19: 20 cells x "
+    assert f"scdrbench warning: {warning}" in proc.stderr
+    assert warning in (case / "results/logs/preprocess/few.log").read_text()
+    after = digests(case)
+    assert {k: after[k] for k in before} == before
