@@ -205,6 +205,38 @@ def collect(config: dict):
     return timing, metrics
 
 
+_STAMP = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) "
+
+
+def tsne_progress(log_text: str, total_iterations: int) -> str | None:
+    """How far a t-SNE job got before its budget ended it, from its log: the affinity time,
+    the last iteration reported, the time per iteration (between the iteration reports) and the
+    full fit extrapolated from them (stated as such: not measured)."""
+    import re
+
+    def when(line):
+        m = re.match(_STAMP, line)
+        return dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").timestamp() + (
+            int(m.group(2)) / 1000
+        )
+
+    lines = [x for x in log_text.splitlines() if re.match(_STAMP, x)]
+    start = next((when(x) for x in lines if "input pca" in x or "input " in x), None)
+    aff = next(
+        (when(x) for x in lines if "affinities (k =" in x or "Precomputed affinities" in x), None
+    )
+    its = [(int(m.group(1)), when(x)) for x in lines if (m := re.search(r"iteration (\d+):", x))]
+    if start is None or aff is None or not its:
+        return None
+    (n0, t0), (n1, t1) = its[0], its[-1]
+    per = (t1 - t0) / (n1 - n0) if n1 > n0 else (t0 - aff) / n0
+    full = (aff - start) + total_iterations * per
+    return (
+        f"reached iteration {n1} of {total_iterations}; affinities {(aff - start) / 60:.1f} min; "
+        f"{per:.2f} s per iteration; full fit extrapolated to {full / 60:.0f} min (not measured)"
+    )
+
+
 def ladder_rows(config: dict, timing, metrics):
     """Every method x rung: the numbers, or the status, or 'not run yet'."""
     import numpy as np
@@ -236,6 +268,12 @@ def ladder_rows(config: dict, timing, metrics):
                     "peak_rss_mb": r["peak_rss_mb"],
                 }
             )
+            entry = config["methods"][m]
+            log = ROOT / f"results/logs/embed/{ds}/{m}.log"
+            if r["status"] == "timeout" and entry.get("algorithm") == "tsne" and log.exists():
+                params = entry.get("params", {})
+                total = params.get("early_exaggeration_iter", 250) + params.get("n_iter", 750)
+                row["progress"] = tsne_progress(log.read_text(errors="replace"), total)
             if len(metrics):
                 sel = metrics[(metrics["dataset"] == ds) & (metrics["method"] == m)]
                 for metric in ("knn_accuracy", "knc", "cpd"):
