@@ -7,6 +7,7 @@
 #   results/embed/{dataset}/{method}.h5ad           obsm['X_emb'] (n x 2), fit_seconds, peak_rss_mb
 #   results/metrics/{dataset}/{method}.tsv          one tidy row per metric
 #   results/benchmarks/{stage}/{dataset}/{method}.tsv   Snakemake benchmark rows
+#   results/benchmarks/summary/{job}.tsv            the summary jobs' benchmark rows
 #   results/logs/{stage}/{dataset}/{method}.log
 #   results/tables/{timing,metrics,ranking}.{tsv,md} (+ metrics/ranking .html)
 #   results/figures/{comparison,scaling,metrics_heatmap}.{png,pdf}

@@ -6,6 +6,7 @@ Usage (from the repository root; ``make ladder`` runs ``run`` then ``table``)::
     python benchmarks/ladder.py run --rungs 10000 30000  # some rungs
     python benchmarks/ladder.py run --rungs 1306127 --methods ae_keras ae_tf
     python benchmarks/ladder.py table                    # export what has finished so far
+    python benchmarks/ladder.py summary                  # time the summary stage at 1.3M
 
 ``run`` makes the proxy (``scripts/data/proxy.py``, into ``scratch/``) if it is missing or its
 checksum differs from ``benchmarks/results/proxy_1m.json``, then runs Snakemake with
@@ -334,6 +335,62 @@ def table(shared_with: str) -> None:
     print(rows.to_string(index=False))
 
 
+def summary(shared_with: str, cores: int) -> None:
+    """The summary stage (tables, comparison figure, panels...) on the 1.3M rung with every
+    method that has a 1.3M result (a number or a status), each summary job timed by Snakemake's
+    ``benchmark:``; written to ``benchmarks/results/ladder_summary.{tsv,md}``."""
+    import tempfile
+
+    import pandas as pd
+    import yaml
+
+    config = ladder_config()
+    full = max(rung_ids(config))
+    ds = rung_ids(config)[full]
+    methods = [
+        m
+        for m in config["selection"]["methods"]
+        if (ROOT / f"results/metrics/{ds}/{m}.tsv").exists()
+    ]
+    overlay = {
+        "selection": {"datasets": [ds], "methods": methods},
+        "datasets": {ds: {"subsample": []}},
+    }
+    rules = ["timing_table", "metrics_table", "comparison_figure", "scaling_figure"]
+    rules += ["ranking_table", "metrics_heatmap", "embedding_panels", "findings"]
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", dir=ROOT / "results") as fh:
+        yaml.safe_dump(overlay, fh)
+        fh.flush()
+        cmd = ["snakemake", "summary", "--configfile", CONFIG, fh.name, "--cores", str(cores)]
+        # the ladder's own run may hold the lock; the summary touches none of its files
+        cmd += ["--rerun-triggers", "mtime", "input", "--nolock", "--forcerun", *rules]
+        print(" ".join(cmd), flush=True)
+        started = dt.datetime.now(dt.UTC)
+        subprocess.run(cmd, cwd=ROOT, check=True)
+        wall = (dt.datetime.now(dt.UTC) - started).total_seconds()
+    rows = []
+    for b in sorted((ROOT / "results/benchmarks/summary").glob("*.tsv")):
+        r = pd.read_csv(b, sep="\t").iloc[0]
+        rows.append({"job": b.stem, "s": r["s"], "max_rss_mb": r["max_rss"]})
+    df = pd.DataFrame(rows)
+    head = header(json.loads((ROOT / RECORD).read_text()), shared_with)
+    head[0] = "The summary stage on the 1.3M-cell proxy (benchmarks/ladder.py summary)"
+    head[5] = "command: python benchmarks/ladder.py summary"
+    head[7] = "columns: job: the summary rule; s and max_rss_mb: Snakemake's benchmark of the job"
+    head.append(
+        f"{len(methods)} methods with a 1.3M result: {', '.join(methods)}; up to {cores} "
+        f"summary jobs at once (1 thread each); the whole stage took {wall:.0f} s "
+        f"including Snakemake's start; the largest job peaked at {df['max_rss_mb'].max():.0f} MB"
+    )
+    with open(RESULTS / "ladder_summary.tsv", "w") as out:
+        out.writelines(f"# {line}\n" for line in head)
+        df.to_csv(out, sep="\t", index=False)
+    md = "\n".join(f"> {line}  " for line in head) + "\n\n"
+    (RESULTS / "ladder_summary.md").write_text(md + df.to_markdown(index=False) + "\n")
+    print(df.to_string(index=False))
+    print(head[-1])
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -341,11 +398,15 @@ def main(argv=None) -> None:
     r.add_argument("--rungs", nargs="+", type=int, help="n_cells of the rungs (default: all)")
     r.add_argument("--methods", nargs="+", help="method ids (default: the ladder's selection)")
     r.add_argument("--cores", type=int, default=2)
-    for sp_ in (r, sub.add_parser("table")):
+    sm = sub.add_parser("summary", help="time the summary stage on the 1.3M rung")
+    sm.add_argument("--cores", type=int, default=2)
+    for sp_ in (r, sub.add_parser("table"), sm):
         sp_.add_argument("--shared-with", default=SHARED_WITH_DEFAULT)
     a = p.parse_args(argv)
     if a.command == "run":
         run(a.rungs, a.methods, a.cores, a.shared_with)
+    elif a.command == "summary":
+        summary(a.shared_with, a.cores)
     else:
         table(a.shared_with)
 

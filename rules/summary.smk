@@ -19,6 +19,8 @@ rule timing_table:
         md=update("results/tables/timing.md"),
     log:
         "results/logs/summary/timing.log",
+    benchmark:
+        "results/benchmarks/summary/timing.tsv"
     params:
         run=SUMMARY,
         labels=get_method_labels_json(),
@@ -57,6 +59,8 @@ rule metrics_table:
         ),
     log:
         "results/logs/summary/metrics.log",
+    benchmark:
+        "results/benchmarks/summary/metrics.tsv"
     params:
         run=SUMMARY,
     threads: 1
@@ -88,6 +92,8 @@ rule comparison_figure:
         pdf=update("results/figures/comparison.pdf"),
     log:
         "results/logs/summary/comparison.log",
+    benchmark:
+        "results/benchmarks/summary/comparison.tsv"
     params:
         run=SUMMARY,
     threads: 1
@@ -117,6 +123,8 @@ rule scaling_figure:
         pdf=update("results/figures/scaling.pdf"),
     log:
         "results/logs/summary/scaling.log",
+    benchmark:
+        "results/benchmarks/summary/scaling.tsv"
     params:
         run=SUMMARY,
     threads: 1
@@ -153,6 +161,8 @@ rule ranking_table:
         ),
     log:
         "results/logs/summary/ranking.log",
+    benchmark:
+        "results/benchmarks/summary/ranking.tsv"
     params:
         run=SUMMARY,
     threads: 1
@@ -184,6 +194,8 @@ rule metrics_heatmap:
         pdf=update("results/figures/metrics_heatmap.pdf"),
     log:
         "results/logs/summary/heatmap.log",
+    benchmark:
+        "results/benchmarks/summary/heatmap.tsv"
     params:
         run=SUMMARY,
     threads: 1
@@ -207,6 +219,8 @@ rule embedding_panels:
         get_embedding_panel_reports(),
     log:
         "results/logs/summary/panels.log",
+    benchmark:
+        "results/benchmarks/summary/panels.tsv"
     params:
         run=SUMMARY,
         labels=get_method_labels_json(),
@@ -237,6 +251,8 @@ rule findings:
         ),
     log:
         "results/logs/summary/findings.log",
+    benchmark:
+        "results/benchmarks/summary/findings.tsv"
     params:
         run=SUMMARY,
     threads: 1
