@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from scripts.common import embedding_file as ef
+from scripts.common.errors import ScdrbenchError
 
 
 @pytest.fixture
@@ -69,3 +70,34 @@ def test_tolerant_readers_fall_back(good, how):
     _damage(good, how)
     assert ef.read_status(good) is None
     assert ef.earlier_repeats(good, "d", "m") == ([], [], [])
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (b"\x89HDF\x00\x01garbage\n", "is not a readable table (UnicodeDecodeError"),
+        (b"dataset\tmeth", "lacks the column(s) method, metric, value (cut or damaged)"),
+        (b"", "is not a readable table (EmptyDataError"),
+    ],
+)
+def test_a_damaged_metrics_file_names_itself_and_the_command(tmp_path, content, problem):
+    from scripts.summary.tables import metrics_table
+
+    bad = tmp_path / "results" / "metrics" / "d" / "m.tsv"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(content)
+    with pytest.raises(ScdrbenchError) as err:
+        metrics_table([str(bad)])
+    text = str(err.value)
+    assert text.startswith(f"metrics file {bad} ") and problem in text
+    assert text.endswith(f"rebuild it with: snakemake --cores 2 --forcerun {bad}")
+    assert "\n" not in text
+
+
+def test_a_damaged_dataset_file_names_itself(tmp_path):
+    from scripts.summary.tables import read_dataset_meta
+
+    bad = tmp_path / "pca.h5ad"
+    bad.write_bytes(b"not hdf5")
+    with pytest.raises(ScdrbenchError, match=r"dataset file .*pca.h5ad is not a readable pca"):
+        read_dataset_meta(str(bad))

@@ -21,17 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from scripts.common.errors import ScdrbenchError
+from scripts.common.io import rebuild_hint
 
 EMB_KEY = "X_emb"
 
 
 class EmbeddingFileError(ScdrbenchError):
     """An embedding file is missing, unreadable or breaks the contract."""
-
-
-def rebuild_hint(path) -> str:
-    """The command that makes the file again."""
-    return f"rebuild it with: snakemake --cores 2 --forcerun {path}"
 
 
 def _fail(path, problem: str) -> EmbeddingFileError:

@@ -80,17 +80,47 @@ def write_text(text: str, path: str | os.PathLike) -> None:
         Path(tmp).write_text(text)
 
 
+def rebuild_hint(path) -> str:
+    """The command that makes a results file again."""
+    return f"rebuild it with: snakemake --cores 2 --forcerun {path}"
+
+
 def read_h5ad(path: str | os.PathLike, *, what: str = "file", backed: bool = False):
-    """Read an h5ad with a clear error if it is missing or not an h5ad file."""
+    """Read an h5ad with one line naming the file and the command that rebuilds it if it is
+    missing or not an h5ad file."""
     import anndata as ad
 
     path = Path(path)
     if not path.exists():
-        raise ScdrbenchError(f"{what} {path} does not exist; re-run the step that makes it")
+        raise ScdrbenchError(f"{what} {path} does not exist; {rebuild_hint(path)}")
     try:
         return ad.read_h5ad(path, backed="r" if backed else None)
     except Exception as err:  # h5py/anndata raise many types for a bad file
         raise ScdrbenchError(
-            f"{what} {path} is not a readable h5ad file ({type(err).__name__}: {err}); "
-            "delete it and re-run the step that makes it"
+            f"{what} {path} is not a readable h5ad file ({type(err).__name__}: "
+            f"{' '.join(str(err).split())}); {rebuild_hint(path)}"
         ) from None
+
+
+def read_table(path, *, what: str = "table", columns=(), rebuild=None, **read_csv_args):
+    """Read a tab-separated results file; a missing, unreadable or cut one (a needed column
+    absent) is one line naming it and the command that rebuilds ``rebuild`` (default: it)."""
+    import pandas as pd
+
+    path = Path(path)
+    hint = rebuild_hint(rebuild or path)
+    if not path.exists():
+        raise ScdrbenchError(f"{what} {path} does not exist; {hint}")
+    try:
+        df = pd.read_csv(path, sep="\t", **read_csv_args)
+    except (UnicodeDecodeError, ValueError) as err:  # pandas' parser errors are ValueErrors
+        reason = " ".join(str(err).split())[:200]
+        raise ScdrbenchError(
+            f"{what} {path} is not a readable table ({type(err).__name__}: {reason}); {hint}"
+        ) from None
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ScdrbenchError(
+            f"{what} {path} lacks the column(s) {', '.join(missing)} (cut or damaged); {hint}"
+        )
+    return df

@@ -12,10 +12,8 @@ import argparse
 import json
 import logging
 
-import pandas as pd
-
 from scripts.common.errors import cli_errors
-from scripts.common.io import write_table, write_text
+from scripts.common.io import read_table, write_table, write_text
 from scripts.common.runtime import setup_logging
 from scripts.summary.figures import comparison_figure, embedding_panels, metrics_heatmap
 from scripts.summary.render import (
@@ -67,6 +65,11 @@ __all__ = [
 ]
 
 log = logging.getLogger("scdrbench.summary")
+
+
+def _table(path, what: str):
+    """A table the summary made earlier (timing, metrics, ranking), checked (one line if not)."""
+    return read_table(path, what=what, columns=["dataset", "method"])
 
 
 @cli_errors
@@ -138,8 +141,8 @@ def cli(argv=None) -> None:
             )
         log.info("metrics table: %d rows", len(df))
     elif a.command == "ranking":
-        metrics = pd.read_csv(a.metrics, sep="\t")
-        timing = pd.read_csv(a.timing, sep="\t") if a.timing else None
+        metrics = _table(a.metrics, "metrics table")
+        timing = _table(a.timing, "timing table") if a.timing else None
         df = ranking_table(metrics, timing)
         write_table(df, a.tsv)
         write_text(ranking_markdown(df), a.md)
@@ -147,18 +150,18 @@ def cli(argv=None) -> None:
             write_text(render_html("Ranking", RANKING_INTRO, ranking_sections(df)), a.html)
         log.info("ranking: %d rows over %d datasets", len(df), df["dataset"].nunique())
     elif a.command == "heatmap":
-        metrics = pd.read_csv(a.metrics, sep="\t")
-        ranking = pd.read_csv(a.ranking, sep="\t") if a.ranking else None
-        timing = pd.read_csv(a.timing, sep="\t") if a.timing else None
+        metrics = _table(a.metrics, "metrics table")
+        ranking = _table(a.ranking, "ranking table") if a.ranking else None
+        timing = _table(a.timing, "timing table") if a.timing else None
         metrics_heatmap(metrics, ranking, a.outputs, timing=timing)
         log.info("wrote %s", ", ".join(a.outputs))
     elif a.command == "scaling":
-        scaling_figure(pd.read_csv(a.timing, sep="\t"), a.outputs)
+        scaling_figure(_table(a.timing, "timing table"), a.outputs)
         log.info("wrote %s", ", ".join(a.outputs))
     elif a.command == "findings":
         from scripts.summary.findings import findings, findings_markdown
 
-        table = findings(pd.read_csv(a.metrics, sep="\t"), pd.read_csv(a.timing, sep="\t"))
+        table = findings(_table(a.metrics, "metrics table"), _table(a.timing, "timing table"))
         write_text(findings_markdown(table), a.md)
         log.info("findings: %d verdicts", len(table))
     elif a.command == "stability":
@@ -174,10 +177,10 @@ def cli(argv=None) -> None:
         stability_figure(a.h5ad_files, a.outputs)
         log.info("stability: %d rows", len(df))
     elif a.command == "panels":
-        metrics = pd.read_csv(a.metrics, sep="\t") if a.metrics else None
+        metrics = _table(a.metrics, "metrics table") if a.metrics else None
         embedding_panels(a.embeddings, a.outputs, metrics, json.loads(a.labels))
     else:
-        timing = pd.read_csv(a.timing, sep="\t")
-        metrics = pd.read_csv(a.metrics, sep="\t") if a.metrics else None
+        timing = _table(a.timing, "timing table")
+        metrics = _table(a.metrics, "metrics table") if a.metrics else None
         comparison_figure(a.embeddings, timing, metrics, a.outputs)
         log.info("wrote %s", ", ".join(a.outputs))

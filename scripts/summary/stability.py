@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scripts.common.io import atomic_path
+from scripts.common.io import atomic_path, read_h5ad, read_table
 
 #: the columns of the markdown table, in order (agreements first, then a few metrics)
 SHOWN = ("procrustes", "jaccard", "knn_accuracy", "knn", "cpd", "qnx_auc")
@@ -19,7 +19,7 @@ def stability_table(tsv_files) -> pd.DataFrame:
     A job recorded with a status (it failed or ran past its budget) gives one row with that
     status as ``metric`` and NaN statistics.
     """
-    frames = [pd.read_csv(p, sep="\t") for p in tsv_files]
+    frames = [read_table(p, what="stability file", columns=["metric", "value"]) for p in tsv_files]
     if not frames:
         return pd.DataFrame(columns=["dataset", "method", "kind", "metric", "mean", "sd", "n"])
     df = pd.concat(frames, ignore_index=True)
@@ -62,7 +62,6 @@ def stability_markdown(table: pd.DataFrame) -> str:
 
 def stability_figure(h5ad_files, outputs) -> None:
     """A row per data set, a panel per method: its seed runs overlaid (aligned to the first)."""
-    import anndata as ad
     import matplotlib
 
     matplotlib.use("Agg")
@@ -82,7 +81,7 @@ def stability_figure(h5ad_files, outputs) -> None:
             ax = axes[i, j]
             ax.set_xticks([])
             ax.set_yticks([])
-            a = ad.read_h5ad(path)
+            a = read_h5ad(path, what="stability file")
             title = str(a.uns.get("method_label", Path(path).stem))
             seeds = [k for k in a.obsm if k.startswith("run_seed")]
             if a.uns.get("status", "ok") != "ok" or not seeds:

@@ -26,6 +26,7 @@ import pandas as pd
 
 from scripts.common import keep
 from scripts.common.errors import ScdrbenchError
+from scripts.common.io import read_table, rebuild_hint
 from scripts.metrics import METRICS
 
 log = logging.getLogger("scdrbench.summary")
@@ -80,9 +81,15 @@ def read_dataset_meta(path: str) -> dict:
     """n_cells and n_genes of a pca.h5ad without loading the matrix."""
     import h5py
 
-    with h5py.File(path, "r") as f:
-        n_genes = f["uns"]["n_genes"][()] if "n_genes" in f["uns"] else np.nan
-        n_cells = f["obsm"]["X_pca"].shape[0]
+    try:
+        with h5py.File(path, "r") as f:
+            n_genes = f["uns"]["n_genes"][()] if "n_genes" in f["uns"] else np.nan
+            n_cells = f["obsm"]["X_pca"].shape[0]
+    except (OSError, KeyError) as err:
+        raise ScdrbenchError(
+            f"dataset file {path} is not a readable pca.h5ad ({type(err).__name__}: "
+            f"{' '.join(str(err).split())}); {rebuild_hint(path)}"
+        ) from None
     return {"n_cells": int(n_cells), "n_genes": int(n_genes)}
 
 
@@ -101,7 +108,8 @@ def timing_table(benchmarks, embeddings, datasets, labels: dict | None = None) -
         key = _ids_from_path(bench)
         if key not in emb_by_key:
             raise ScdrbenchError(f"benchmark {bench} has no matching embedding file")
-        bdf = pd.read_csv(bench, sep="\t")
+        # a benchmark file is remade by its embedding job
+        bdf = read_table(bench, what="benchmark file", columns=["s"], rebuild=emb_by_key[key])
         meta = read_embedding_meta(emb_by_key[key])
         # a result kept through a failed re-run: Snakemake's benchmark measured the failed run
         kept = keep.rerun_failure(emb_by_key[key])
@@ -147,7 +155,13 @@ def _number(value, kept) -> float:
 
 def _read_metrics(path) -> pd.DataFrame:
     """One job's metric file; the note of scores kept through a failed re-run says so."""
-    df = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
+    df = read_table(
+        path,
+        what="metrics file",
+        columns=["dataset", "method", "metric", "value"],
+        keep_default_na=False,
+        na_values=[""],
+    )
     kept = keep.rerun_failure(path)
     if kept and "note" in df:
         df["note"] = [f"{kept}; {n}" if isinstance(n, str) and n else kept for n in df["note"]]
