@@ -4,11 +4,13 @@ same text in the job's log, and every other file byte-identical afterwards."""
 from __future__ import annotations
 
 import hashlib
+import http.server
 import os
 import shlex
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -252,5 +254,59 @@ def test_bad_data_sets_each_stop_with_one_line_and_nothing_else_changes(case):
     warning = "preprocess.n_pcs 20 lowered to 19: 20 cells x "
     assert f"scdrbench warning: {warning}" in proc.stderr
     assert warning in (case / "results/logs/preprocess/few.log").read_text()
+    after = digests(case)
+    assert {k: after[k] for k in before} == before
+
+
+class _CutServer(http.server.BaseHTTPRequestHandler):
+    """Sends the first half of a file, no Content-Length, and closes: a cut transfer that no
+    header betrays (as some servers and proxies do)."""
+
+    protocol_version = "HTTP/1.0"
+    body = b""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(self.body)
+
+
+def test_a_cut_download_without_size_is_refused_by_the_workflow(case, tmp_path):
+    from scripts.data.synthetic import SyntheticSpec, write_tenx_h5
+
+    write_tenx_h5(SyntheticSpec(n_cells=50, n_genes=300, n_types=2, seed=1), str(tmp_path / "w.h5"))
+    whole = (tmp_path / "w.h5").read_bytes()
+    handler = type("H", (_CutServer,), {"body": whole[: len(whole) // 2]})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        before = digests(case)
+        overlay = case / "cut_download.yaml"
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/w.h5"
+        overlay.write_text(
+            "selection: {datasets: [remote]}\n"
+            f"datasets: {{remote: {{source: tenx_h5, url: '{url}', labels: {{from: leiden}}}}}}\n"
+        )
+        proc = run_snakemake(
+            *("--configfile", str(CONFIG), str(overlay), "--cores", "2", "--directory", str(case)),
+            "results/data/remote/pca.h5ad",
+            check=False,
+        )
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert proc.returncode != 0
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("scdrbench error:"))
+    assert "w.h5: not a readable HDF5 file" in line, line
+    assert "log: results/logs/download/remote/w.h5.log" in line
+    assert (
+        "w.h5: not a readable HDF5 file"
+        in (case / "results/logs/download/remote/w.h5.log").read_text()
+    )
+    assert not (case / "results/downloads/remote/w.h5").exists()  # nothing cut goes on
+    assert not (case / "results/data/remote").exists()
     after = digests(case)
     assert {k: after[k] for k in before} == before
