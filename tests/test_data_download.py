@@ -162,8 +162,11 @@ def test_cut_tenx_matrix_is_refused(server, tmp_path):
         g["indptr"] = np.array([0, 2, 4, 6])
         g["data"] = np.ones(4, dtype=np.int32)  # 6 announced by indptr
         g["indices"] = np.zeros(4, dtype=np.int64)
-    with pytest.raises(ScdrbenchError, match="m.h5: group '/matrix' holds arrays that disagree"):
+    with pytest.raises(
+        ScdrbenchError, match="m.h5: group '/matrix' holds arrays that disagree"
+    ) as e:
         download(f"{base}/m.h5", str(tmp_path / "m.h5"), dataset="x")
+    assert "it was removed: re-run to download it again" in str(e.value)
 
 
 def test_first_verified_download_is_locked_and_checked_later(server, tmp_path):

@@ -301,6 +301,7 @@ def test_a_cut_download_without_size_is_refused_by_the_workflow(case, tmp_path):
     assert proc.returncode != 0
     line = next(x for x in proc.stderr.splitlines() if x.startswith("scdrbench error:"))
     assert "w.h5: not a readable HDF5 file" in line, line
+    assert "it was removed: re-run to download it again" in line
     assert "log: results/logs/download/remote/w.h5.log" in line
     assert (
         "w.h5: not a readable HDF5 file"

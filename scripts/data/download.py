@@ -236,9 +236,13 @@ def download(
         raise ScdrbenchError(f"cannot write {part}: {err}") from None
     try:
         verify(part, size=size, sha256=sha256, name=out.name)
-    except ScdrbenchError:
+    except ScdrbenchError as err:
         part.unlink(missing_ok=True)  # a corrupt partial file must not be resumed
-        raise
+        # the advice of the file checks is for a file the user has; this one is gone already
+        text = str(err).replace(
+            "delete it and re-run", "it was removed: re-run to download it again"
+        )
+        raise ScdrbenchError(text) from None
     os.replace(part, out)
     record = write_lock(out, url)
     log.info(
