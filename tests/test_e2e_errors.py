@@ -141,6 +141,10 @@ def test_a_damaged_result_names_itself_and_the_command_that_rebuilds_it(case):
             "config key 'datasets.synthetic_tiny.labels': 'file' is a required property",
         ),
         (
+            "datasets: {other: {source: synthetic, labels: {from: column}}}",
+            "config key 'datasets.other.labels': 'column' is a required property",
+        ),
+        (
             "methods: {tsne: {params: {perplexty: 30}}}",
             "unknown config key 'methods.tsne.params.perplexty'",
         ),
