@@ -159,3 +159,26 @@ def test_one_line_prefers_the_scdrbench_line():
     assert one_line(lines) == "bad file x.h5ad"
     assert one_line(["Traceback", '  File "x"', "KeyError: 'a'"]) == "KeyError: 'a'"
     assert one_line([]) == "no message (see the log file)"
+
+
+def test_ladder_reads_a_stopped_tsne_jobs_progress_from_its_log():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from ladder import tsne_progress
+
+    log = "\n".join(
+        [
+            "2026-12-02 02:00:00,000 INFO scdrbench.embed: tsne on x: input pca, 10 cells x 5 dims",
+            "2026-12-02 02:30:00,000 INFO scdrbench.methods.tsne: affinities (k = 3): 1800.0 s",
+            "2026-12-02 02:35:00,000 INFO scdrbench.methods.tsne: iteration 50: KL divergence 5 "
+            "(6.000 s per iteration)",
+            "2026-12-02 02:43:20,000 INFO scdrbench.methods.tsne: iteration 150: KL divergence 4 "
+            "(5.000 s per iteration)",
+            "scdrbench: job ended with status timeout: timeout after 1 min",
+        ]
+    )
+    text = tsne_progress(log, 1000)
+    assert text == (
+        "reached iteration 150 of 1000; affinities 30.0 min; 5.00 s per iteration; "
+        "full fit extrapolated to 113 min (not measured)"
+    )
+    assert tsne_progress("no timestamps here", 1000) is None
