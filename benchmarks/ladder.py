@@ -211,7 +211,7 @@ _STAMP = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) "
 
 def tsne_progress(log_text: str, total_iterations: int) -> str | None:
     """How far a t-SNE job got before its budget ended it, from its log: the affinity time,
-    the last iteration reported, the time per iteration (between the iteration reports) and the
+    the last iteration reported, the time per iteration (the median between iteration reports) and the
     full fit extrapolated from them (stated as such: not measured)."""
     import re
 
@@ -229,8 +229,10 @@ def tsne_progress(log_text: str, total_iterations: int) -> str | None:
     its = [(int(m.group(1)), when(x)) for x in lines if (m := re.search(r"iteration (\d+):", x))]
     if start is None or aff is None or not its:
         return None
-    (n0, t0), (n1, t1) = its[0], its[-1]
-    per = (t1 - t0) / (n1 - n0) if n1 > n0 else (t0 - aff) / n0
+    # the median over the intervals between reports: robust to a stretch shared with other work
+    steps = [(t - s) / (n - m) for (m, s), (n, t) in zip(its, its[1:], strict=False) if n > m]
+    n1 = its[-1][0]
+    per = float(sorted(steps)[len(steps) // 2]) if steps else (its[0][1] - aff) / its[0][0]
     full = (aff - start) + total_iterations * per
     return (
         f"reached iteration {n1} of {total_iterations}; affinities {(aff - start) / 60:.1f} min; "
