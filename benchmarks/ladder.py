@@ -226,7 +226,14 @@ def tsne_progress(log_text: str, total_iterations: int) -> str | None:
     aff = next(
         (when(x) for x in lines if "affinities (k =" in x or "Precomputed affinities" in x), None
     )
-    its = [(int(m.group(1)), when(x)) for x in lines if (m := re.search(r"iteration (\d+):", x))]
+    its, offset, last = [], 0, 0
+    for x in lines:
+        if m := re.search(r"iteration (\d+):", x):
+            n = int(m.group(1))
+            if n <= last:  # openTSNE counts the phase after early exaggeration from 0 again
+                offset += last
+            last = n
+            its.append((offset + n, when(x)))
     if start is None or aff is None or not its:
         return None
     # the median over the intervals between reports: robust to a stretch shared with other work

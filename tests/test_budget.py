@@ -173,12 +173,15 @@ def test_ladder_reads_a_stopped_tsne_jobs_progress_from_its_log():
             "(6.000 s per iteration)",
             "2026-12-02 02:43:20,000 INFO scdrbench.methods.tsne: iteration 150: KL divergence 4 "
             "(5.000 s per iteration)",
+            # a log of an earlier version: the second phase counted from 0 again
+            "2026-12-02 02:47:30,000 INFO scdrbench.methods.tsne: iteration 50: KL divergence 3 "
+            "(5.000 s per iteration)",
             "scdrbench: job ended with status timeout: timeout after 1 min",
         ]
     )
     text = tsne_progress(log, 1000)
     assert text == (
-        "reached iteration 150 of 1000; affinities 30.0 min; 5.00 s per iteration; "
+        "reached iteration 200 of 1000; affinities 30.0 min; 5.00 s per iteration; "
         "full fit extrapolated to 113 min (not measured)"
     )
     assert tsne_progress("no timestamps here", 1000) is None

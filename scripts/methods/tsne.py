@@ -100,8 +100,12 @@ def embed(
         kl_trace.append(float(error))
         stamps.append(time.perf_counter())
         per_iter = (stamps[-1] - stamps[-2]) / 50 if len(stamps) > 1 else float("nan")
+        # openTSNE counts each phase (early exaggeration, then the rest) from 0: log the total
         log.info(
-            "iteration %d: KL divergence %.4f (%.3f s per iteration)", iteration, error, per_iter
+            "iteration %d: KL divergence %.4f (%.3f s per iteration)",
+            50 * len(kl_trace),
+            error,
+            per_iter,
         )
 
     tsne = TSNE(
