@@ -16,6 +16,7 @@ from scripts.common.config import (
     url_filename,
     validate_config,
 )
+from scripts.check_config import load as load_config_file
 from scripts.common.errors import ScdrbenchError
 from scripts.common.io import check_writable
 from scripts.common.keep import rerun_failures
@@ -65,7 +66,7 @@ def plan_banner():
     files = ", ".join(str(f) for f in workflow.configfiles) or "config.yaml"
     base = os.path.realpath(os.path.join(ROOT, "config.yaml"))
     yours = [f for f in workflow.configfiles if os.path.realpath(f) != base]
-    if yours and not any("selection" in _yaml_keys(f) for f in yours):
+    if yours and not any("selection" in load_config_file(f) for f in yours):
         files += (
             " (no 'selection' in yours: config.yaml's, the paper run; "
             "add 'selection: {datasets: [...], methods: [...]}' to choose)"
@@ -79,15 +80,6 @@ def plan_banner():
             else "nothing to download"
         )
     )
-
-
-def _yaml_keys(path):
-    """The top-level keys of a config file (Snakemake has read it already: it is valid)."""
-    import yaml
-
-    with open(path) as fh:
-        data = yaml.safe_load(fh)
-    return set(data) if isinstance(data, dict) else set()
 
 
 print(plan_banner(), file=sys.stderr)

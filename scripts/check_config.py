@@ -52,22 +52,13 @@ def load(path: str | Path) -> dict:
     return data
 
 
-def merge(base: dict, extra: dict) -> dict:
-    """Snakemake's merge of --configfile files: nested mappings updated key by key."""
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def check(files: list[str]) -> dict:
     """config.yaml extended by ``files``, validated; raises ConfigError."""
+    from snakemake.utils import update_config  # the merge Snakemake applies to --configfile
+
     config = load(ROOT / "config.yaml")
     for f in files:
-        config = merge(config, load(f))
+        update_config(config, load(f))
     return validate_config(config)
 
 
