@@ -12,7 +12,8 @@ Usage (from the repository root; ``make ladder`` runs ``run`` then ``table``)::
 checksum differs from ``benchmarks/results/proxy_1m.json``, then runs Snakemake with
 ``benchmarks/ladder.yaml`` rung by rung (``--keep-going``; a rung's jobs that finished in an
 earlier sitting are not run again), and exports the table after each rung, so that a sitting
-that ends mid-run loses nothing. ``table`` writes ``benchmarks/results/ladder.{tsv,md}`` (every
+that ends mid-run loses nothing. The lock such a sitting leaves behind is removed when no Snakemake
+works in the directory any more. ``table`` writes ``benchmarks/results/ladder.{tsv,md}`` (every
 method at every rung: its numbers, or its status) and ``ladder_scaling.{png,pdf}`` (log-log time
 and memory against cells, a fitted power law per method, extrapolated to 1.3M where a method did
 not get there). The numbers come from the workflow's own files: Snakemake's ``benchmark:`` rows
@@ -123,9 +124,48 @@ def ladder_skips(config: dict, size: int, methods: list[str]) -> dict[str, str]:
     return skips
 
 
+def snakemake_running_in(root: Path) -> bool:
+    """Whether a Snakemake process works in ``root`` (``snakemake ...`` or ``python -m
+    snakemake ...``, any user this process may inspect)."""
+    import psutil
+
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if proc.info["pid"] == os.getpid() or not cmd:
+            continue
+        head = [Path(c).name for c in cmd[:3]]
+        if "snakemake" not in head and cmd[1:3] != ["-m", "snakemake"]:
+            continue
+        try:
+            if Path(proc.cwd()).resolve() == root.resolve():
+                return True
+        except (psutil.Error, OSError):
+            continue
+    return False
+
+
+def unlock_if_stale(root: Path = ROOT) -> bool:
+    """A sitting that ends mid-run (the session closes, the machine goes away) leaves
+    Snakemake's lock behind, and the next ``run`` would stop at "Directory cannot be locked".
+    When no Snakemake works in ``root``, the lock is stale: remove it (``snakemake --unlock``)
+    and say so. A live run's lock is left alone. Returns whether a lock was removed."""
+    locks = root / ".snakemake" / "locks"
+    if not locks.is_dir() or not any(locks.iterdir()) or snakemake_running_in(root):
+        return False
+    print(
+        f"ladder: {locks.relative_to(root)} holds the lock of an earlier run that no longer runs "
+        "(no Snakemake works in this directory): removing it with snakemake --unlock",
+        flush=True,
+    )
+    cmd = ["snakemake", "--configfile", CONFIG, "--unlock", "--cores", "1", "--quiet", "all"]
+    subprocess.run(cmd, cwd=root, check=True, capture_output=True)
+    return True
+
+
 def run(rungs: list[int] | None, methods: list[str] | None, cores: int, shared_with: str):
     config = ladder_config()
     ensure_proxy()
+    unlock_if_stale()
     ids = rung_ids(config)
     methods = methods or config["selection"]["methods"]
     recorded = json.loads(SKIPS.read_text()) if SKIPS.exists() else {}

@@ -185,3 +185,32 @@ def test_ladder_reads_a_stopped_tsne_jobs_progress_from_its_log():
         "full fit extrapolated to 113 min (not measured)"
     )
     assert tsne_progress("no timestamps here", 1000) is None
+
+
+def test_ladder_removes_a_stale_lock_but_not_a_live_runs(tmp_path):
+    """A sitting that ended mid-run leaves Snakemake's lock: the next ladder run removes it,
+    unless a Snakemake still works in the directory."""
+    import subprocess
+    import time
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from ladder import CONFIG, unlock_if_stale
+
+    (tmp_path / "Snakefile").write_text("rule all:\n    input: []\n")
+    (tmp_path / CONFIG).parent.mkdir(parents=True)
+    (tmp_path / CONFIG).write_text("{}\n")
+    assert unlock_if_stale(tmp_path) is False  # no lock at all
+    locks = tmp_path / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.input.lock").write_text("results/x\n")
+    # a live run in this directory (named snakemake, as `snakemake ...` shows in ps)
+    live = subprocess.Popen(["bash", "-c", "exec -a snakemake sleep 60"], cwd=tmp_path)
+    try:
+        time.sleep(0.5)
+        assert unlock_if_stale(tmp_path) is False
+        assert (locks / "0.input.lock").exists()
+    finally:
+        live.kill()
+        live.wait()
+    assert unlock_if_stale(tmp_path) is True  # killed: the lock is stale
+    assert not locks.exists() or not any(locks.iterdir())
