@@ -131,6 +131,17 @@ def test_memory_estimates_grow_with_cells():
         assert m.estimate_memory_mb(1_000_000, 50) > m.estimate_memory_mb(1_000, 50) > 0
 
 
+def test_umap_memory_model_bounds_its_measured_peaks():
+    """The model stays above every peak the ladder measured (up to 1.3M cells, where the
+    spectral initialisation's Lanczos basis is three quarters of it) and within 1.3x of it."""
+    from scripts.methods.umap import MEASURED_PEAK_MB, estimate_memory_mb
+
+    for n_cells, peak in MEASURED_PEAK_MB.items():
+        assert peak <= estimate_memory_mb(n_cells, 50) <= 1.3 * peak, n_cells
+    # no spectral initialisation, no Lanczos basis
+    assert estimate_memory_mb(1_306_127, 50, init="random") < 0.3 * MEASURED_PEAK_MB[1_306_127]
+
+
 def test_tsne_k_neighbors_bounds_the_graph_and_keeps_quality(blobs):
     X, y = blobs
     tsne = get_method("tsne")

@@ -95,10 +95,23 @@ def embed(
     return np.asarray(emb, dtype=np.float32)
 
 
-def estimate_memory_mb(n_cells: int, n_features: int, n_neighbors: int = 15, **params) -> float:
+#: Measured peaks of the umap job (kernel high-water mark, 15 neighbours, 50 PCs, 2 threads;
+#: benchmarks/results/ladder.tsv): cells -> MB. The model below stays above each.
+MEASURED_PEAK_MB = {10_000: 552, 30_000: 640, 100_000: 1_057, 1_306_127: 15_741}
+
+#: umap-learn hands graphs of this many cells and more to lobpcg instead of eigsh
+#: (umap/spectral.py), which keeps no Lanczos basis.
+EIGSH_BELOW = 2_000_000
+
+
+def estimate_memory_mb(
+    n_cells: int, n_features: int, n_neighbors: int = 15, init: str = "spectral", **params
+) -> float:
     """The kNN search, graph and fuzzy set (about 160 bytes per neighbour per cell), the input
-    twice, and a fixed 950 MB. Fitted with ``benchmarks/bench_memory.py`` (15 neighbours, 50
-    dimensions, 2 threads) when ``import umap`` still imported TensorFlow (about 950 MB of the
-    fixed part): 1,017 MB at 20k cells, 1,223 MB at 100k; an over-estimate now.
+    twice, 550 MB of libraries, and the spectral initialisation: umap-learn runs scipy's eigsh on
+    the float64 normalised Laplacian with sqrt(n) Lanczos vectors (umap/spectral.py), n^1.5 x 8
+    bytes, 11.9 GB of the 15.7 GB the job peaked at on 1.3M cells (MEASURED_PEAK_MB).
     """
-    return (n_cells * n_neighbors * 160 + n_cells * n_features * 4 * 2) / 1e6 + 950
+    lanczos = n_cells**1.5 * 8 if init == "spectral" and n_cells < EIGSH_BELOW else 0.0
+    graph = n_cells * n_neighbors * 160 + n_cells * n_features * 4 * 2
+    return (graph + lanczos) / 1e6 + 550
