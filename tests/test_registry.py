@@ -48,6 +48,21 @@ def test_module_declares_everything(name):
 
 
 @pytest.mark.parametrize("name", ALGORITHMS)
+def test_memory_model_bounds_the_measured_peaks(name):
+    """A method that records the peaks its jobs reached (MEASURED_PEAK_MB: cells -> MB, with
+    its registry defaults on 50 PCs, from benchmarks/results/ladder.tsv) has a memory model at
+    or above each and within 1.3x: the guard, the budget check and the SLURM memory request
+    all rest on it."""
+    module = get_method(name)
+    peaks = getattr(module, "MEASURED_PEAK_MB", None)
+    if peaks is None:
+        pytest.skip(f"{name} records no measured peaks")
+    for n_cells, peak in peaks.items():
+        model = module.estimate_memory_mb(n_cells, 50)
+        assert peak <= model <= 1.3 * peak, (n_cells, peak, model)
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
 def test_params_match_the_embed_signature(name):
     module = get_method(name)
     sig = inspect.signature(module.embed)

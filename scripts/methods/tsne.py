@@ -220,6 +220,11 @@ def _k_neighbors(n: int, perplexity: float, k_neighbors) -> int:
     return k
 
 
+#: Measured peaks of the tsne job with its defaults (perplexity 30, 50 PCs, 2 threads; kernel
+#: high-water mark, benchmarks/results/ladder.tsv): cells -> MB.
+MEASURED_PEAK_MB = {10_000: 424, 30_000: 561, 100_000: 1_054, 1_306_127: 9_917}
+
+
 def estimate_memory_mb(
     n_cells: int,
     n_features: int,
@@ -228,25 +233,27 @@ def estimate_memory_mb(
     affinities: str = "opentsne",
     **params,
 ) -> float:
-    """About 54 bytes per neighbour and 4 KB per cell at the peak, the input, and 300 MB.
+    """About 54 bytes per neighbour and 4 KB per cell at the peak, the input, and 400 MB.
 
     openTSNE keeps the kNN indices and distances (int64 + float64), then builds the conditional
     affinities and their symmetrised sparse matrix. Fitted to ``benchmarks/bench_tsne.py`` and
     ``bench_memory.py`` (2 threads, 50 dimensions): 7.4 KB per cell with k = 90 (perplexity 30),
     23.1 KB with k = 350 and 60.8 KB with k = 1,050 (perplexity 350). At 1.3M cells and
-    perplexity 350 that is about 78 GiB with k = 1,050 and 29 GiB with k = 350.
+    perplexity 350 that is about 78 GiB with k = 1,050 and 30 GiB with k = 350. The jobs of the
+    scaling ladder stay below it: MEASURED_PEAK_MB (perplexity 30), and with perplexity 350
+    2,135 MB at 30k cells and 6,503 MB at 100k (k = 1,050), 17,275 MB at 1.3M (k = 350, lean).
     """
     if k_neighbors == "auto":
         k = min(n_cells - 1, 3 * perplexity)
     else:
         k = min(n_cells - 1, int(k_neighbors))
     per_neighbour = LEAN_BYTES_PER_NEIGHBOUR if affinities == "lean" else 54
-    return (n_cells * (k * per_neighbour + 4000) + n_cells * n_features * 4 * 2) / 1e6 + 300
+    return (n_cells * (k * per_neighbour + 4000) + n_cells * n_features * 4 * 2) / 1e6 + 400
 
 
 #: Peak bytes per neighbour per cell of ``affinities: lean``: the kNN arrays (16) while the
 #: float32 conditional probabilities (4) are made, then up to 2k symmetric non-zeros held as
 #: float32 + int32 and their float64 copy (about 1.6k in practice). Measured by the scaling
-#: ladder (k = 350, 50 PCs, 2 threads): 434 MB at 10k cells, 1,588 MB at 100k, where this model
-#: says 449 and 1,790 MB (an over-estimate of 13% at 100k, on the safe side of the guard).
+#: ladder (k = 350, 50 PCs, 2 threads): 434 MB at 10k cells, 1,588 MB at 100k, 17,275 MB at 1.3M,
+#: where this model says 549, 1,890 and 19,861 MB (on the safe side of the guard).
 LEAN_BYTES_PER_NEIGHBOUR = 30
