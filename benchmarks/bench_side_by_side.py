@@ -15,7 +15,8 @@ after the other, each with every thread pool pinned as the workflow's rules pin 
   ``umap.UMAP(...).fit_transform``), timed around the fit alone.
 
 It prints fit seconds, CPU seconds of the fit (all threads) and the ratio project / bare, and
-appends them to ``benchmarks/results/side_by_side.tsv`` with the date and machine.
+appends them to ``benchmarks/results/side_by_side.tsv`` with the date and machine, a row as soon as
+its method is measured.
 """
 
 from __future__ import annotations
@@ -138,7 +139,6 @@ def main(argv=None) -> None:
 
     config = ladder_config()
     n = ad.read_h5ad(a.pca, backed="r").n_obs
-    rows = []
     for method in a.methods:
         entry = config["methods"][method]
         cmd = [sys.executable, __file__, a.pca, "--bare", method]
@@ -166,15 +166,14 @@ def main(argv=None) -> None:
             "machine": machine(),
             "versions": versions(),
         }
-        rows.append(row)
+        # each method's row as soon as it is measured: at 1.3M a pair takes an hour or more
+        OUT.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame([row]).to_csv(OUT, sep="\t", index=False, mode="a", header=not OUT.exists())
         print(
             f"{method} on {n:,} cells, {a.threads} threads: project {row['project_fit_s']} s, "
             f"bare {row['bare_fit_s']} s, ratio {row['ratio']}",
             flush=True,
         )
-    df = pd.DataFrame(rows)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(OUT, sep="\t", index=False, mode="a", header=not OUT.exists())
     return None
 
 
