@@ -99,14 +99,12 @@ def embed(
     def record(iteration, error, embedding):
         kl_trace.append(float(error))
         stamps.append(time.perf_counter())
-        per_iter = (stamps[-1] - stamps[-2]) / 50 if len(stamps) > 1 else float("nan")
+        # the rate from the second report on (the first has no earlier stamp to count from)
+        rate = ""
+        if len(stamps) > 1:
+            rate = f" ({(stamps[-1] - stamps[-2]) / 50:.3f} s per iteration)"
         # openTSNE counts each phase (early exaggeration, then the rest) from 0: log the total
-        log.info(
-            "iteration %d: KL divergence %.4f (%.3f s per iteration)",
-            50 * len(kl_trace),
-            error,
-            per_iter,
-        )
+        log.info("iteration %d: KL divergence %.4f%s", 50 * len(kl_trace), error, rate)
 
     tsne = TSNE(
         n_components=2,
