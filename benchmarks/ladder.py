@@ -96,23 +96,30 @@ PREDICTED_OVER = 2.0
 
 def ladder_skips(config: dict, size: int, methods: list[str]) -> dict[str, str]:
     """Methods not worth running at rung ``size``: stopped by their budget (timeout, out of
-    memory) at a smaller rung, or predicted by their fitted power law to run far past it."""
+    memory) at a smaller rung, over their memory budget by their memory model (the workflow's
+    own check, ``predicted_overruns``), or predicted by their fitted power law to run far past
+    their time budget; the first reason that holds is given."""
     import numpy as np
 
     from scripts.common.budget import format_duration, job_budget
+    from scripts.common.config import predicted_overruns
     from scripts.summary.scaling import power_law
 
     timing, _ = collect(config)
-    if timing.empty:
-        return {}
     skips = {}
     for m in methods:
-        sub = timing[(timing["method"] == m) & (timing["n_cells"] < size)]
-        stopped = sub[sub["status"].isin(["timeout", "out_of_memory"])]
-        if len(stopped):
+        sub = timing[(timing["method"] == m) & (timing["n_cells"] < size)] if len(timing) else None
+        stopped = None if sub is None else sub[sub["status"].isin(["timeout", "out_of_memory"])]
+        if stopped is not None and len(stopped):
             first = stopped.sort_values("n_cells").iloc[0]
             skips[m] = f"not run: {first['status_message']} at {int(first['n_cells']):,} cells"
             continue
+        one = dict(config, selection=dict(config["selection"], methods=[m]))
+        if over := predicted_overruns(one, {"rung": {"n_cells": size}}):
+            skips[m] = f"not run: {over[0][2]}".replace(" on rung", "")
+            continue
+        if sub is None:
+            continue  # nothing measured yet: no power law
         done = sub[sub["status"] == "ok"]
         a, b, k = power_law(done["n_cells"], done["fit_seconds"])
         budget = job_budget(config, "embed", m).time_s
