@@ -47,20 +47,11 @@ SHARED_WITH_DEFAULT = "nothing else"
 
 
 def ladder_config() -> dict:
-    """The validated ladder config (config.yaml extended by benchmarks/ladder.yaml)."""
-    import yaml
+    """The validated ladder config (config.yaml extended by benchmarks/ladder.yaml, merged as
+    Snakemake merges a --configfile: ``scripts.check_config.check``)."""
+    from scripts.check_config import check
 
-    from scripts.common.config import validate_config
-
-    base = yaml.safe_load((ROOT / "config.yaml").read_text())
-    over = yaml.safe_load((ROOT / CONFIG).read_text())
-
-    def merge(a, b):
-        for k, v in b.items():
-            a[k] = merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
-        return a
-
-    return validate_config(merge(base, over))
+    return check([str(ROOT / CONFIG)])
 
 
 def rung_ids(config: dict) -> dict[int, str]:
