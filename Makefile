@@ -10,7 +10,7 @@ CORES ?= 2
 # Keep TensorFlow's C++ start-up chatter out of terminals and logs.
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: venv demo test report lint format dryrun run check-config clean lock ladder
+.PHONY: venv demo test report lint format dryrun run check-config clean lock ladder side-by-side
 
 venv: $(STAMP)
 
@@ -50,6 +50,12 @@ format: $(STAMP)
 ladder: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/ladder.py run
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/ladder.py table
+
+# The project's t-SNE and UMAP jobs against bare openTSNE and umap-learn on the ladder's 1.3M
+# rung (its input made first when missing); about 2.5 hours on 2 cores, alone on the machine.
+RUNG ?= 1306127
+side-by-side: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/bench_side_by_side.py --rung $(RUNG)
 
 # Your own run: `make run CONFIG=my.yaml CORES=32`. The config files are checked first, so a
 # YAML syntax error names its file and line (Snakemake reads --configfile before the workflow).

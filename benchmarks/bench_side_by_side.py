@@ -1,9 +1,14 @@
 """Project job vs bare library, side by side: t-SNE (openTSNE) and UMAP (umap-learn).
 
-Usage (from the repository root, nothing else running)::
+Usage (from the repository root, nothing else running; ``make side-by-side`` runs the 1.3M one)::
 
-    python benchmarks/bench_side_by_side.py results/data/proxy_1m_n100000/pca.h5ad
-    python benchmarks/bench_side_by_side.py results/data/proxy_1m/pca.h5ad --methods tsne
+    python benchmarks/bench_side_by_side.py --rung 100000
+    python benchmarks/bench_side_by_side.py --rung 1306127 --methods tsne
+    python benchmarks/bench_side_by_side.py results/data/proxy_1m_n100000/pca.h5ad  # a given input
+
+``--rung N`` takes the ladder's rung of N cells (``benchmarks/ladder.yaml``) and, when its
+``results/data/{rung}/pca.h5ad`` is missing, makes it first as the ladder does: the proxy (when
+missing), then Snakemake's prepare and preprocess jobs of that rung.
 
 For each method, on the same 50 PCs, with the same parameters (the method's entry in
 ``benchmarks/ladder.yaml``, defaults filled) and the same threads, two fresh processes run one
@@ -15,8 +20,8 @@ after the other, each with every thread pool pinned as the workflow's rules pin 
   ``umap.UMAP(...).fit_transform``), timed around the fit alone.
 
 It prints fit seconds, CPU seconds of the fit (all threads) and the ratio project / bare, and
-appends them to ``benchmarks/results/side_by_side.tsv`` with the date and machine, a row as soon as
-its method is measured.
+appends them to ``benchmarks/results/side_by_side.tsv`` with the date, machine, versions and what
+else ran on the machine (``--shared-with``), a row as soon as its method is measured.
 """
 
 from __future__ import annotations
@@ -119,12 +124,53 @@ def project(method: str, entry: dict, pca_path: str, threads: int, seed: int) ->
             }
 
 
+def rung_input(config: dict, size: int, cores: int) -> str:
+    """``results/data/{rung}/pca.h5ad`` of the ladder's rung of ``size`` cells, made through the
+    workflow (proxy, prepare, preprocess) when it is missing."""
+    from ladder import CONFIG, ensure_proxy, rung_ids, unlock_if_stale
+
+    ids = rung_ids(config)
+    if size not in ids:
+        sizes = ", ".join(str(s) for s in ids)
+        raise SystemExit(f"--rung {size}: not a rung of {CONFIG}; use one of {sizes}")
+    target = f"results/data/{ids[size]}/pca.h5ad"
+    if not (ROOT / target).exists():
+        ensure_proxy()
+        unlock_if_stale()
+        cmd = ["snakemake", "--configfile", CONFIG, "--cores", str(cores), target]
+        print(f"{target} is missing: {' '.join(cmd)}", flush=True)
+        subprocess.run(cmd, cwd=ROOT, check=True)
+    return str(ROOT / target)
+
+
+def append_row(row: dict, out: Path) -> None:
+    """Add ``row`` to the table at ``out``; rows of an older layout keep their values (a column
+    they lack stays empty, ``shared_with`` says "not recorded"), and the file is replaced whole,
+    never half-written."""
+    import pandas as pd
+
+    old = pd.read_csv(out, sep="\t", dtype=str) if out.exists() else None
+    new = pd.DataFrame([row]).astype(str)
+    if old is not None:
+        old = old.reindex(columns=list(dict.fromkeys([*new.columns, *old.columns])))
+        old["shared_with"] = old["shared_with"].fillna("not recorded")
+        new = pd.concat([old, new], ignore_index=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    new.to_csv(tmp, sep="\t", index=False)
+    tmp.replace(out)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("pca", help="a data set's pca.h5ad (results/data/{dataset}/pca.h5ad)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("pca", nargs="?", help="a data set's pca.h5ad (results/data/{id}/pca.h5ad)")
+    src.add_argument("--rung", type=int, help="the ladder's rung of this many cells")
     p.add_argument("--methods", nargs="+", default=["tsne", "umap"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shared-with", default="nothing else", help="what else ran meanwhile")
+    p.add_argument("--out", type=Path, default=OUT, help=f"the table (default {OUT.name})")
     p.add_argument("--bare", help=argparse.SUPPRESS)  # internal: run the bare library
     p.add_argument("--params", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -132,12 +178,13 @@ def main(argv=None) -> None:
         return bare(a.bare, a.pca, json.loads(a.params), a.threads, a.seed)
 
     import anndata as ad
-    import pandas as pd
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from ladder import ladder_config, machine, versions
 
     config = ladder_config()
+    if a.rung is not None:
+        a.pca = rung_input(config, a.rung, a.threads)
     n = ad.read_h5ad(a.pca, backed="r").n_obs
     for method in a.methods:
         entry = config["methods"][method]
@@ -165,10 +212,10 @@ def main(argv=None) -> None:
             "bare_peak_mb": round(b["peak_rss_mb"]),
             "machine": machine(),
             "versions": versions(),
+            "shared_with": a.shared_with,
         }
         # each method's row as soon as it is measured: at 1.3M a pair takes an hour or more
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame([row]).to_csv(OUT, sep="\t", index=False, mode="a", header=not OUT.exists())
+        append_row(row, a.out)
         print(
             f"{method} on {n:,} cells, {a.threads} threads: project {row['project_fit_s']} s, "
             f"bare {row['bare_fit_s']} s, ratio {row['ratio']}",

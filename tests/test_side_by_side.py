@@ -1,0 +1,67 @@
+"""benchmarks/bench_side_by_side.py: the project's t-SNE job against bare openTSNE, one table row
+each, appended to an existing table without losing its rows; a rung that does not exist stops
+with one line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import make_blobs
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import bench_side_by_side as sbs  # noqa: E402
+
+
+@pytest.fixture
+def pca_file(tmp_path):
+    X, y = make_blobs(n_per=100, n_classes=4, dims=50)
+    adata = ad.AnnData(
+        X=np.zeros((X.shape[0], 3), dtype=np.float32),
+        obs=pd.DataFrame({"label": y.astype(str)}, index=[f"c{i}" for i in range(len(y))]),
+    )
+    adata.obsm["X_pca"] = X.astype(np.float32)
+    adata.uns["n_significant_pcs"] = 10
+    adata.uns["n_genes"] = 100
+    path = tmp_path / "data" / "blobs" / "pca.h5ad"
+    path.parent.mkdir(parents=True)
+    adata.write_h5ad(path)
+    return path
+
+
+@pytest.mark.slow
+def test_tsne_side_by_side_appends_a_row_and_keeps_older_rows(pca_file, tmp_path):
+    out = tmp_path / "side_by_side.tsv"
+    # a row of the table's earlier layout (no shared_with column)
+    older = pd.DataFrame([{"dataset": "old", "method": "umap", "ratio": "1.083"}])
+    older.to_csv(out, sep="\t", index=False)
+    sbs.main(
+        [str(pca_file), "--methods", "tsne", "--threads", "1"]
+        + ["--out", str(out), "--shared-with", "a unit test"]
+    )
+    table = pd.read_csv(out, sep="\t")
+    assert list(table["method"]) == ["umap", "tsne"]
+    assert table.loc[0, "ratio"] == pytest.approx(1.083)
+    assert table.loc[0, "shared_with"] == "not recorded"
+    row = table.iloc[1]
+    assert row["dataset"] == "blobs" and row["n_cells"] == 400 and row["threads"] == 1
+    assert row["project_fit_s"] > 0 and row["bare_fit_s"] > 0
+    assert row["ratio"] == pytest.approx(row["project_fit_s"] / row["bare_fit_s"], rel=0.01)
+    assert row["shared_with"] == "a unit test"
+    assert '"perplexity": 30' in row["params"]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_rung_that_is_not_in_the_ladder_is_one_line(capsys):
+    with pytest.raises(SystemExit) as stop:
+        sbs.main(["--rung", "12345"])
+    msg = str(stop.value)
+    assert msg.startswith("--rung 12345: not a rung of benchmarks/ladder.yaml; use one of 10000")
+    assert "1306127" in msg and "\n" not in msg
