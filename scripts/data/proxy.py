@@ -253,11 +253,40 @@ def main(argv=None) -> None:
     out["sha256_seconds"] = round(time.perf_counter() - t0, 1)
     out["labels_sha256"] = sha256sum(a.labels) if a.labels else None
     out["spec"] = asdict(spec)
+    if a.record:
+        out["generations"] = generations(a.record, out)
     print(json.dumps(out, indent=1))
     if a.record:
         from scripts.common.io import write_text
 
         write_text(json.dumps(out, indent=1) + "\n", a.record)
+
+
+def generations(record_path: str, out: dict) -> list[dict]:
+    """The record's history: every generation of the same file (same sha256), when and where it
+    ran and how long it took, this one last; a file that differs starts a new history."""
+    import datetime as dt
+    import platform
+
+    import psutil
+
+    old = {}
+    if os.path.exists(record_path):
+        try:
+            old = json.loads(open(record_path).read())
+        except (OSError, ValueError):
+            old = {}
+    history = old.get("generations", []) if old.get("sha256") == out["sha256"] else []
+    ram = psutil.virtual_memory().total / 2**30
+    history.append(
+        {
+            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "seconds": out["seconds"],
+            "sha256_seconds": out["sha256_seconds"],
+            "machine": f"{os.cpu_count()} cores, {ram:.0f} GiB RAM, {platform.system()}",
+        }
+    )
+    return history
 
 
 if __name__ == "__main__":
