@@ -22,7 +22,9 @@ method at every rung: its numbers, or its status) and ``ladder_scaling.{png,pdf}
 and memory against cells, a fitted power law per method, extrapolated to 1.3M where a method did
 not get there). The numbers come from the workflow's own files: Snakemake's ``benchmark:`` rows
 (whole-job seconds, max RSS) and the embedding files (fit seconds, fit CPU seconds, kernel peak,
-status).
+status). A rung x method that this machine's ``results/`` lacks keeps its row of the committed
+table: a new machine (``results/`` is not kept between sittings) adds to the table, never
+shrinks it, and its skips and power laws see every rung measured so far.
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ def ladder_skips(config: dict, size: int, methods: list[str]) -> dict[str, str]:
     from scripts.common.config import predicted_overruns
     from scripts.summary.scaling import power_law
 
-    timing, _ = collect(config)
+    timing = merged_timing(config)
     skips = {}
     for m in methods:
         sub = timing[(timing["method"] == m) & (timing["n_cells"] < size)] if len(timing) else None
@@ -248,6 +250,68 @@ def collect(config: dict):
     return timing, metrics
 
 
+#: The status column's text -> the timing table's status code (rows measured, or stopped).
+_STATUS_CODES = {"ok": "ok", "timeout": "timeout", "out of memory": "out_of_memory"}
+_STATUS_CODES.update({"error": "error", "skipped": "skipped"})
+
+
+def recorded_rows():
+    """The rows of the committed table (``benchmarks/results/ladder.tsv``) that hold a
+    measurement or a budget's status: what earlier sittings measured, maybe on another machine
+    whose ``results/`` is gone. Empty when there is no table yet."""
+    import pandas as pd
+
+    path = RESULTS / "ladder.tsv"
+    if not path.exists():
+        return pd.DataFrame()
+    lines = path.read_text().splitlines()
+    skip = next((i for i, line in enumerate(lines) if not line.startswith("# ")), len(lines))
+    rows = pd.read_csv(path, sep="\t", skiprows=skip, float_precision="round_trip")
+    code = (
+        rows["status"]
+        .astype(str)
+        .map(lambda s: next((c for k, c in _STATUS_CODES.items() if s.startswith(k)), None))
+    )
+    rows = rows[code.notna()].copy()
+    rows["status_code"] = code[code.notna()]
+    return rows.reset_index(drop=True)
+
+
+def merged_timing(config: dict, timing=None, recorded=None):
+    """The timing rows of this machine's ``results/`` and, for every rung x method they lack,
+    the committed table's row (as a timing row): the ladder resumes across machines."""
+    import pandas as pd
+
+    timing = collect(config)[0] if timing is None else timing
+    recorded = recorded_rows() if recorded is None else recorded
+    if recorded.empty:
+        return timing
+    have = set(zip(timing["dataset"], timing["method"])) if len(timing) else set()
+    old = recorded[[(d, m) not in have for d, m in zip(recorded["dataset"], recorded["method"])]]
+    old = pd.DataFrame(
+        {
+            "method": old["method"],
+            "method_label": old["label"],
+            "dataset": old["dataset"],
+            "n_cells": old["n_cells"].astype(int),
+            "fit_seconds": old["fit_s"],
+            "s": old["job_s"],
+            "peak_rss_mb": old["peak_rss_mb"],
+            "max_rss_mb": old["max_rss_mb"],
+            "status": old["status_code"],
+            "status_message": old["status"],
+            "fit_cpu_seconds": old["fit_cpu_s"],
+            "threads_used": old["threads_used"],
+            "threads": old["threads"],
+            "cpu_seconds": old["cpu_s"],
+        }
+    )
+    merged = pd.concat([timing, old], ignore_index=True) if len(timing) else old
+    order = {m: i for i, m in enumerate(config["selection"]["methods"])}
+    merged = merged.assign(_o=merged["method"].map(order)).sort_values(["_o", "n_cells"])
+    return merged.drop(columns="_o").reset_index(drop=True)
+
+
 _STAMP = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) "
 
 
@@ -289,19 +353,29 @@ def tsne_progress(log_text: str, total_iterations: int) -> str | None:
     )
 
 
-def ladder_rows(config: dict, timing, metrics):
-    """Every method x rung: the numbers, or the status, or 'not run yet'."""
+def ladder_rows(config: dict, timing, metrics, recorded=None):
+    """Every method x rung: the numbers, or the status, or 'not run yet'. A rung x method that
+    this machine's ``results/`` lacks keeps its row of the committed table (``recorded``)."""
     import numpy as np
     import pandas as pd
 
     rows = []
     labels = {m: config["methods"][m]["label"] for m in config["selection"]["methods"]}
     skips = json.loads(SKIPS.read_text()) if SKIPS.exists() else {}
+    recorded = recorded_rows() if recorded is None else recorded
     for size, ds in rung_ids(config).items():
         for m in config["selection"]["methods"]:
             sub = timing[(timing["dataset"] == ds) & (timing["method"] == m)] if len(timing) else []
             row = {"method": m, "label": labels[m], "rung": size, "dataset": ds}
             if len(sub) == 0:
+                old = (
+                    recorded[(recorded["dataset"] == ds) & (recorded["method"] == m)]
+                    if len(recorded)
+                    else []
+                )
+                if len(old):
+                    rows.append(old.iloc[0].drop("status_code").to_dict())
+                    continue
                 row["status"] = skips.get(f"{ds}/{m}", "not run yet")
                 rows.append(row)
                 continue
@@ -365,7 +439,9 @@ def table(shared_with: str) -> None:
 
     config = ladder_config()
     timing, metrics = collect(config)
-    rows = ladder_rows(config, timing, metrics)
+    recorded = recorded_rows()
+    rows = ladder_rows(config, timing, metrics, recorded)
+    timing = merged_timing(config, timing, recorded)
     record = json.loads((ROOT / RECORD).read_text()) if (ROOT / RECORD).exists() else None
     head = header(record, shared_with)
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
@@ -225,6 +226,7 @@ def test_ladder_skips_a_method_its_memory_model_puts_over_budget(monkeypatch):
     import ladder
 
     monkeypatch.setattr(ladder, "collect", lambda config: (pd.DataFrame(), pd.DataFrame()))
+    monkeypatch.setattr(ladder, "recorded_rows", pd.DataFrame)  # no committed table either
     config = ladder.ladder_config()
     skips = ladder.ladder_skips(config, 1_306_127, ["tsne_p350", "tsne_p350_lean", "umap"])
     assert list(skips) == ["tsne_p350"]
@@ -233,3 +235,69 @@ def test_ladder_skips_a_method_its_memory_model_puts_over_budget(monkeypatch):
     )
     assert "more than its budget 22 GiB" in skips["tsne_p350"]
     assert ladder.ladder_skips(config, 100_000, ["tsne_p350"]) == {}
+
+
+def _timing_row(method, n, fit, status="ok", message=None):
+    return {
+        "method": method,
+        "method_label": method.upper(),
+        "dataset": "proxy_1m" if n == 1_306_127 else f"proxy_1m_n{n}",
+        "n_cells": n,
+        "s": fit + 2.0,
+        "max_rss_mb": 90.0 * n / 1e4,
+        "fit_seconds": fit,
+        "fit_cpu_seconds": 1.5 * fit,
+        "threads_used": 1.5,
+        "threads": 2,
+        "cpu_seconds": 1.5 * fit + 1.0,
+        "peak_rss_mb": 100.0 * n / 1e4,
+        "status": status,
+        "status_message": message or status,
+    }
+
+
+def test_ladder_table_keeps_what_an_earlier_machine_measured(monkeypatch, tmp_path):
+    """A new machine has none of the earlier sittings' results/: the ladder's table keeps the
+    committed rows it lacks (numbers and statuses), adds the new ones, fits the power laws and
+    skips by them as if everything had been measured here."""
+    import pandas as pd
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import ladder
+
+    monkeypatch.setattr(ladder, "RESULTS", tmp_path)
+    monkeypatch.setattr(ladder, "SKIPS", tmp_path / "ladder_skips.json")
+    earlier = [
+        _timing_row("tsne", 10_000, 50.0),
+        _timing_row("tsne", 30_000, 70.0),
+        _timing_row("umap", 10_000, 40.0),
+        _timing_row("tsne_p350", 100_000, float("nan"), "timeout", "timeout after 100 min"),
+    ]
+    empty = pd.DataFrame()
+    monkeypatch.setattr(ladder, "collect", lambda config: (pd.DataFrame(earlier), empty))
+    ladder.table("the first machine")
+    first = (tmp_path / "ladder.tsv").read_text()
+    # the second machine measured only UMAP at 30k, and UMAP at 10k again
+    later = [_timing_row("umap", 30_000, 35.0), _timing_row("umap", 10_000, 41.0)]
+    monkeypatch.setattr(ladder, "collect", lambda config: (pd.DataFrame(later), empty))
+    ladder.table("the second machine")
+    text = (tmp_path / "ladder.tsv").read_text()
+    assert "# shared with: the second machine" in text and "the first machine" in first
+    rows = pd.read_csv(tmp_path / "ladder.tsv", sep="\t", comment="#").set_index(["method", "rung"])
+    assert rows.loc[("tsne", 10_000), "fit_s"] == 50.0
+    assert rows.loc[("tsne", 30_000), "fit_s"] == 70.0
+    assert rows.loc[("umap", 10_000), "fit_s"] == 41.0  # this machine's measurement wins
+    assert rows.loc[("umap", 30_000), "fit_s"] == 35.0
+    assert rows.loc[("tsne_p350", 100_000), "status"] == "timeout after 100 min"
+    assert rows.loc[("ae_tf", 10_000), "status"] == "not run yet"
+    fits = pd.read_csv(tmp_path / "ladder_fits.tsv", sep="\t").set_index("method")
+    assert fits.loc["tsne", "time_exponent_b"] == pytest.approx(np.log(70 / 50) / np.log(3))
+    assert fits.loc["tsne_p350", "status_at_target"] == "not run"
+    assert (tmp_path / "ladder_scaling.png").stat().st_size > 10_000
+    # a third table from the same files changes nothing but the header
+    ladder.table("the second machine")
+    again = (tmp_path / "ladder.tsv").read_text()
+    assert again.split("\nmethod\t", 1)[1] == text.split("\nmethod\t", 1)[1]
+    config = ladder.ladder_config()
+    skips = ladder.ladder_skips(config, 300_000, ["tsne_p350", "tsne"])
+    assert skips == {"tsne_p350": "not run: timeout after 100 min at 100,000 cells"}
