@@ -180,7 +180,8 @@ def main(argv=None) -> None:
     import anndata as ad
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from ladder import ladder_config, machine, versions
+    from ladder import ladder_config
+    from ladder_report import machine, versions
 
     config = ladder_config()
     if a.rung is not None:

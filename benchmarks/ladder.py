@@ -1,9 +1,5 @@
 """The scaling ladder: every method on the 1.3M-cell proxy at 10k ... 1.3M cells, measured.
 
-Longer than 400 lines for now: the run, table and summary commands share the config, the rung
-ids, the skip rules and the table's header; the table and figure export is the part to move
-out (``ladder_report.py``) when it next grows.
-
 Usage (from the repository root; ``make ladder`` runs ``run`` then ``table``)::
 
     python benchmarks/ladder.py run                      # every rung, smallest first
@@ -17,14 +13,10 @@ checksum differs from ``benchmarks/results/proxy_1m.json``, then runs Snakemake 
 ``benchmarks/ladder.yaml`` rung by rung (``--keep-going``; a rung's jobs that finished in an
 earlier sitting are not run again), and exports the table after each rung, so that a sitting
 that ends mid-run loses nothing. The lock such a sitting leaves behind is removed when no Snakemake
-works in the directory any more. ``table`` writes ``benchmarks/results/ladder.{tsv,md}`` (every
-method at every rung: its numbers, or its status) and ``ladder_scaling.{png,pdf}`` (log-log time
-and memory against cells, a fitted power law per method, extrapolated to 1.3M where a method did
-not get there). The numbers come from the workflow's own files: Snakemake's ``benchmark:`` rows
-(whole-job seconds, max RSS) and the embedding files (fit seconds, fit CPU seconds, kernel peak,
-status). A rung x method that this machine's ``results/`` lacks keeps its row of the committed
-table: a new machine (``results/`` is not kept between sittings) adds to the table, never
-shrinks it, and its skips and power laws see every rung measured so far.
+works in the directory any more. A method is not run at a rung where its budget already stopped
+it at a smaller one, its memory model puts it over its budget, or its power law predicts far more
+than its time budget (``ladder_skips``). ``table`` (``ladder_report.py``) writes the table, the
+fitted power laws and the scaling figure, keeping what earlier sittings measured.
 """
 
 from __future__ import annotations
@@ -33,10 +25,8 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,6 +87,7 @@ def ladder_skips(config: dict, size: int, methods: list[str]) -> dict[str, str]:
     own check, ``predicted_overruns``), or predicted by their fitted power law to run far past
     their time budget; the first reason that holds is given."""
     import numpy as np
+    from ladder_report import merged_timing
 
     from scripts.common.budget import format_duration, job_budget
     from scripts.common.config import predicted_overruns
@@ -167,6 +158,8 @@ def unlock_if_stale(root: Path = ROOT) -> bool:
 
 
 def run(rungs: list[int] | None, methods: list[str] | None, cores: int, shared_with: str):
+    from ladder_report import table
+
     config = ladder_config()
     ensure_proxy()
     unlock_if_stale()
@@ -193,273 +186,6 @@ def run(rungs: list[int] | None, methods: list[str] | None, cores: int, shared_w
         print(f"\n== rung {size:,} cells ({ds}): {' '.join(cmd)}", flush=True)
         subprocess.run(cmd, cwd=ROOT, check=False)
         table(shared_with)
-
-
-def versions() -> str:
-    names = ["numpy", "scipy", "scikit-learn", "scanpy", "anndata", "openTSNE", "umap-learn"]
-    names += ["pynndescent", "numba", "tensorflow-cpu", "tensorflow", "keras", "snakemake"]
-    out = [f"python {platform.python_version()}"]
-    for name in names:
-        try:
-            out.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            continue
-    return ", ".join(out)
-
-
-def machine() -> str:
-    import psutil
-
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = psutil.virtual_memory().total / 2**30
-    return (
-        f"{platform.node()}: {cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.system()}"
-    )
-
-
-def collect(config: dict):
-    """The timing rows (one per rung x method present) and the metrics of the ladder."""
-    import pandas as pd
-
-    from scripts.summary.tables import metrics_table, timing_table
-
-    ids = rung_ids(config)
-    methods = config["selection"]["methods"]
-    bench, emb, data, mets = [], [], [], []
-    for ds in ids.values():
-        if (ROOT / f"results/data/{ds}/pca.h5ad").exists():
-            data.append(str(ROOT / f"results/data/{ds}/pca.h5ad"))
-        for m in methods:
-            b = ROOT / f"results/benchmarks/embed/{ds}/{m}.tsv"
-            e = ROOT / f"results/embed/{ds}/{m}.h5ad"
-            if b.exists() and e.exists():
-                bench.append(str(b))
-                emb.append(str(e))
-            t = ROOT / f"results/metrics/{ds}/{m}.tsv"
-            if t.exists():
-                mets.append(str(t))
-    timing = timing_table(bench, emb, data) if bench else pd.DataFrame()
-    metrics = metrics_table(mets) if mets else pd.DataFrame()
-    return timing, metrics
-
-
-#: The status column's text -> the timing table's status code (rows measured, or stopped).
-_STATUS_CODES = {"ok": "ok", "timeout": "timeout", "out of memory": "out_of_memory"}
-_STATUS_CODES.update({"error": "error", "skipped": "skipped"})
-
-
-def recorded_rows():
-    """The rows of the committed table (``benchmarks/results/ladder.tsv``) that hold a
-    measurement or a budget's status: what earlier sittings measured, maybe on another machine
-    whose ``results/`` is gone. Empty when there is no table yet."""
-    import pandas as pd
-
-    path = RESULTS / "ladder.tsv"
-    if not path.exists():
-        return pd.DataFrame()
-    lines = path.read_text().splitlines()
-    skip = next((i for i, line in enumerate(lines) if not line.startswith("# ")), len(lines))
-    rows = pd.read_csv(path, sep="\t", skiprows=skip, float_precision="round_trip")
-    code = (
-        rows["status"]
-        .astype(str)
-        .map(lambda s: next((c for k, c in _STATUS_CODES.items() if s.startswith(k)), None))
-    )
-    rows = rows[code.notna()].copy()
-    rows["status_code"] = code[code.notna()]
-    return rows.reset_index(drop=True)
-
-
-def merged_timing(config: dict, timing=None, recorded=None):
-    """The timing rows of this machine's ``results/`` and, for every rung x method they lack,
-    the committed table's row (as a timing row): the ladder resumes across machines."""
-    import pandas as pd
-
-    timing = collect(config)[0] if timing is None else timing
-    recorded = recorded_rows() if recorded is None else recorded
-    if recorded.empty:
-        return timing
-    have = set(zip(timing["dataset"], timing["method"])) if len(timing) else set()
-    old = recorded[[(d, m) not in have for d, m in zip(recorded["dataset"], recorded["method"])]]
-    old = pd.DataFrame(
-        {
-            "method": old["method"],
-            "method_label": old["label"],
-            "dataset": old["dataset"],
-            "n_cells": old["n_cells"].astype(int),
-            "fit_seconds": old["fit_s"],
-            "s": old["job_s"],
-            "peak_rss_mb": old["peak_rss_mb"],
-            "max_rss_mb": old["max_rss_mb"],
-            "status": old["status_code"],
-            "status_message": old["status"],
-            "fit_cpu_seconds": old["fit_cpu_s"],
-            "threads_used": old["threads_used"],
-            "threads": old["threads"],
-            "cpu_seconds": old["cpu_s"],
-        }
-    )
-    merged = pd.concat([timing, old], ignore_index=True) if len(timing) else old
-    order = {m: i for i, m in enumerate(config["selection"]["methods"])}
-    merged = merged.assign(_o=merged["method"].map(order)).sort_values(["_o", "n_cells"])
-    return merged.drop(columns="_o").reset_index(drop=True)
-
-
-_STAMP = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) "
-
-
-def tsne_progress(log_text: str, total_iterations: int) -> str | None:
-    """How far a t-SNE job got before its budget ended it, from its log: the affinity time,
-    the last iteration reported, the time per iteration (the median between iteration reports) and the
-    full fit extrapolated from them (stated as such: not measured)."""
-    import re
-
-    def when(line):
-        m = re.match(_STAMP, line)
-        return dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").timestamp() + (
-            int(m.group(2)) / 1000
-        )
-
-    lines = [x for x in log_text.splitlines() if re.match(_STAMP, x)]
-    start = next((when(x) for x in lines if "input pca" in x or "input " in x), None)
-    aff = next(
-        (when(x) for x in lines if "affinities (k =" in x or "Precomputed affinities" in x), None
-    )
-    its, offset, last = [], 0, 0
-    for x in lines:
-        if m := re.search(r"iteration (\d+):", x):
-            n = int(m.group(1))
-            if n <= last:  # openTSNE counts the phase after early exaggeration from 0 again
-                offset += last
-            last = n
-            its.append((offset + n, when(x)))
-    if start is None or aff is None or not its:
-        return None
-    # the median over the intervals between reports: robust to a stretch shared with other work
-    steps = [(t - s) / (n - m) for (m, s), (n, t) in zip(its, its[1:], strict=False) if n > m]
-    n1 = its[-1][0]
-    per = float(sorted(steps)[len(steps) // 2]) if steps else (its[0][1] - aff) / its[0][0]
-    full = (aff - start) + total_iterations * per
-    return (
-        f"reached iteration {n1} of {total_iterations}; affinities {(aff - start) / 60:.1f} min; "
-        f"{per:.2f} s per iteration; full fit extrapolated to {full / 60:.0f} min (not measured)"
-    )
-
-
-def ladder_rows(config: dict, timing, metrics, recorded=None):
-    """Every method x rung: the numbers, or the status, or 'not run yet'. A rung x method that
-    this machine's ``results/`` lacks keeps its row of the committed table (``recorded``)."""
-    import numpy as np
-    import pandas as pd
-
-    rows = []
-    labels = {m: config["methods"][m]["label"] for m in config["selection"]["methods"]}
-    skips = json.loads(SKIPS.read_text()) if SKIPS.exists() else {}
-    recorded = recorded_rows() if recorded is None else recorded
-    for size, ds in rung_ids(config).items():
-        for m in config["selection"]["methods"]:
-            sub = timing[(timing["dataset"] == ds) & (timing["method"] == m)] if len(timing) else []
-            row = {"method": m, "label": labels[m], "rung": size, "dataset": ds}
-            if len(sub) == 0:
-                old = (
-                    recorded[(recorded["dataset"] == ds) & (recorded["method"] == m)]
-                    if len(recorded)
-                    else []
-                )
-                if len(old):
-                    rows.append(old.iloc[0].drop("status_code").to_dict())
-                    continue
-                row["status"] = skips.get(f"{ds}/{m}", "not run yet")
-                rows.append(row)
-                continue
-            r = sub.iloc[0]
-            row.update(
-                {
-                    "status": r["status_message"] if r["status"] != "ok" else "ok",
-                    "n_cells": int(r["n_cells"]),
-                    "job_s": r["s"],
-                    "max_rss_mb": r["max_rss_mb"],
-                    "fit_s": r["fit_seconds"],
-                    "fit_cpu_s": r["fit_cpu_seconds"],
-                    "threads_used": r["threads_used"],
-                    "threads": r["threads"],
-                    "cpu_s": r["cpu_seconds"],
-                    "peak_rss_mb": r["peak_rss_mb"],
-                }
-            )
-            entry = config["methods"][m]
-            log = ROOT / f"results/logs/embed/{ds}/{m}.log"
-            if r["status"] == "timeout" and entry.get("algorithm") == "tsne" and log.exists():
-                params = entry.get("params", {})
-                total = params.get("early_exaggeration_iter", 250) + params.get("n_iter", 750)
-                row["progress"] = tsne_progress(log.read_text(errors="replace"), total)
-            if len(metrics):
-                sel = metrics[(metrics["dataset"] == ds) & (metrics["method"] == m)]
-                for metric in ("knn_accuracy", "knc", "cpd"):
-                    v = sel.loc[sel["metric"] == metric, "value"]
-                    row[metric] = float(v.iloc[0]) if len(v) else np.nan
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def header(record: dict | None, shared_with: str) -> list[str]:
-    lines = [
-        "Scaling ladder of scdrbench on the 1.3M-cell proxy (benchmarks/ladder.py)",
-        f"date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"machine: {machine()}",
-        f"shared with: {shared_with}",
-        f"versions: {versions()}",
-        "command: make ladder  (python benchmarks/ladder.py run && python benchmarks/ladder.py table)",
-        "config: benchmarks/ladder.yaml (2 threads per job; budget 100 min and 22 GiB per "
-        "embedding job, 60 min and 16 GiB per scoring job)",
-        "columns: job_s and max_rss_mb: Snakemake's benchmark (whole job, memory sampled); "
-        "fit_s: the fit alone; fit_cpu_s: CPU seconds of the fit (all threads); threads_used = "
-        "fit_cpu_s / fit_s; cpu_s: CPU seconds of the whole job process; peak_rss_mb: the "
-        "kernel's high-water mark (getrusage)",
-    ]
-    if record:
-        lines.append(
-            f"proxy: {record.get('path')} generated in {record.get('seconds')} s, "
-            f"{record.get('nnz', 0):,} non-zeros, sha256 {record.get('sha256')}"
-        )
-    return lines
-
-
-def table(shared_with: str) -> None:
-    import pandas as pd
-
-    from scripts.summary.scaling import scaling_figure
-
-    config = ladder_config()
-    timing, metrics = collect(config)
-    recorded = recorded_rows()
-    rows = ladder_rows(config, timing, metrics, recorded)
-    timing = merged_timing(config, timing, recorded)
-    record = json.loads((ROOT / RECORD).read_text()) if (ROOT / RECORD).exists() else None
-    head = header(record, shared_with)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS / "ladder.tsv", "w") as fh:
-        fh.writelines(f"# {line}\n" for line in head)
-        rows.to_csv(fh, sep="\t", index=False)
-    md = "\n".join(f"> {line}  " for line in head) + "\n\n"
-    md += rows.to_markdown(index=False, floatfmt=".4g") + "\n"
-    (RESULTS / "ladder.md").write_text(md)
-    if len(timing):
-        fits = scaling_figure(
-            timing,
-            [str(RESULTS / "ladder_scaling.png"), str(RESULTS / "ladder_scaling.pdf")],
-            extrapolate_to=max(rung_ids(config)),
-        )
-        fits.to_csv(RESULTS / "ladder_fits.tsv", sep="\t", index=False)
-        print(pd.DataFrame(fits).to_string(index=False))
-    print(rows.to_string(index=False))
 
 
 def summary(shared_with: str, cores: int) -> None:
@@ -500,6 +226,8 @@ def summary(shared_with: str, cores: int) -> None:
         r = pd.read_csv(b, sep="\t").iloc[0]
         rows.append({"job": b.stem, "s": r["s"], "max_rss_mb": r["max_rss"]})
     df = pd.DataFrame(rows)
+    from ladder_report import header
+
     head = header(json.loads((ROOT / RECORD).read_text()), shared_with)
     head[0] = "The summary stage on the 1.3M-cell proxy (benchmarks/ladder.py summary)"
     head[5] = "command: python benchmarks/ladder.py summary"
@@ -535,6 +263,8 @@ def main(argv=None) -> None:
     elif a.command == "summary":
         summary(a.shared_with, a.cores)
     else:
+        from ladder_report import table
+
         table(a.shared_with)
 
 

@@ -164,7 +164,7 @@ def test_one_line_prefers_the_scdrbench_line():
 
 def test_ladder_reads_a_stopped_tsne_jobs_progress_from_its_log():
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from ladder import tsne_progress
+    from ladder_report import tsne_progress
 
     log = "\n".join(
         [
@@ -224,9 +224,10 @@ def test_ladder_skips_a_method_its_memory_model_puts_over_budget(monkeypatch):
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import ladder
+    import ladder_report
 
-    monkeypatch.setattr(ladder, "collect", lambda config: (pd.DataFrame(), pd.DataFrame()))
-    monkeypatch.setattr(ladder, "recorded_rows", pd.DataFrame)  # no committed table either
+    monkeypatch.setattr(ladder_report, "collect", lambda config: (pd.DataFrame(), pd.DataFrame()))
+    monkeypatch.setattr(ladder_report, "recorded_rows", pd.DataFrame)  # no committed table either
     config = ladder.ladder_config()
     skips = ladder.ladder_skips(config, 1_306_127, ["tsne_p350", "tsne_p350_lean", "umap"])
     assert list(skips) == ["tsne_p350"]
@@ -264,6 +265,7 @@ def test_ladder_table_keeps_what_an_earlier_machine_measured(monkeypatch, tmp_pa
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import ladder
+    import ladder_report
 
     monkeypatch.setattr(ladder, "RESULTS", tmp_path)
     monkeypatch.setattr(ladder, "SKIPS", tmp_path / "ladder_skips.json")
@@ -274,13 +276,13 @@ def test_ladder_table_keeps_what_an_earlier_machine_measured(monkeypatch, tmp_pa
         _timing_row("tsne_p350", 100_000, float("nan"), "timeout", "timeout after 100 min"),
     ]
     empty = pd.DataFrame()
-    monkeypatch.setattr(ladder, "collect", lambda config: (pd.DataFrame(earlier), empty))
-    ladder.table("the first machine")
+    monkeypatch.setattr(ladder_report, "collect", lambda config: (pd.DataFrame(earlier), empty))
+    ladder_report.table("the first machine")
     first = (tmp_path / "ladder.tsv").read_text()
     # the second machine measured only UMAP at 30k, and UMAP at 10k again
     later = [_timing_row("umap", 30_000, 35.0), _timing_row("umap", 10_000, 41.0)]
-    monkeypatch.setattr(ladder, "collect", lambda config: (pd.DataFrame(later), empty))
-    ladder.table("the second machine")
+    monkeypatch.setattr(ladder_report, "collect", lambda config: (pd.DataFrame(later), empty))
+    ladder_report.table("the second machine")
     text = (tmp_path / "ladder.tsv").read_text()
     assert "# shared with: the second machine" in text and "the first machine" in first
     rows = pd.read_csv(tmp_path / "ladder.tsv", sep="\t", comment="#").set_index(["method", "rung"])
@@ -290,14 +292,20 @@ def test_ladder_table_keeps_what_an_earlier_machine_measured(monkeypatch, tmp_pa
     assert rows.loc[("umap", 30_000), "fit_s"] == 35.0
     assert rows.loc[("tsne_p350", 100_000), "status"] == "timeout after 100 min"
     assert rows.loc[("ae_tf", 10_000), "status"] == "not run yet"
+    assert rows.loc[("tsne", 10_000), "machine"] == ladder_report.machine()
+    assert pd.isna(rows.loc[("ae_tf", 10_000), "machine"])
     fits = pd.read_csv(tmp_path / "ladder_fits.tsv", sep="\t").set_index("method")
     assert fits.loc["tsne", "time_exponent_b"] == pytest.approx(np.log(70 / 50) / np.log(3))
     assert fits.loc["tsne_p350", "status_at_target"] == "not run"
     assert (tmp_path / "ladder_scaling.png").stat().st_size > 10_000
     # a third table from the same files changes nothing but the header
-    ladder.table("the second machine")
+    ladder_report.table("the second machine")
     again = (tmp_path / "ladder.tsv").read_text()
     assert again.split("\nmethod\t", 1)[1] == text.split("\nmethod\t", 1)[1]
     config = ladder.ladder_config()
     skips = ladder.ladder_skips(config, 300_000, ["tsne_p350", "tsne"])
     assert skips == {"tsne_p350": "not run: timeout after 100 min at 100,000 cells"}
+    # a table from before the machine column: its header names the machine of every row
+    legacy = "# date: x\n# machine: the old box\nmethod\trung\tdataset\tstatus\tfit_s\n"
+    (tmp_path / "ladder.tsv").write_text(legacy + "tsne\t10000\tproxy_1m_n10000\tok\t50.0\n")
+    assert list(ladder_report.recorded_rows()["machine"]) == ["the old box"]

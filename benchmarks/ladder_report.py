@@ -1,0 +1,301 @@
+"""The scaling ladder's table and figure (``python benchmarks/ladder.py table``).
+
+``table`` writes ``benchmarks/results/ladder.{tsv,md}`` (every method at every rung: its numbers,
+or its status, or "not run yet"), ``ladder_fits.tsv`` (time ~ n^b and memory ~ n^c per method)
+and ``ladder_scaling.{png,pdf}``. The numbers come from the workflow's own files in ``results/``:
+Snakemake's ``benchmark:`` rows (whole-job seconds, max RSS) and the embedding files (fit
+seconds, fit CPU seconds, kernel peak, status). A rung x method that this machine's
+``results/`` lacks keeps its row of the committed table: ``results/`` is not kept between
+sittings, so a new machine adds to the table and never shrinks it, and the ladder's skips and
+power laws see every rung measured so far (``merged_timing``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import ladder as L  # noqa: E402  (the ladder's paths, config and rungs)
+
+
+def versions() -> str:
+    names = ["numpy", "scipy", "scikit-learn", "scanpy", "anndata", "openTSNE", "umap-learn"]
+    names += ["pynndescent", "numba", "tensorflow-cpu", "tensorflow", "keras", "snakemake"]
+    out = [f"python {platform.python_version()}"]
+    for name in names:
+        try:
+            out.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return ", ".join(out)
+
+
+def machine() -> str:
+    import psutil
+
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = psutil.virtual_memory().total / 2**30
+    return (
+        f"{platform.node()}: {cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.system()}"
+    )
+
+
+def collect(config: dict):
+    """The timing rows (one per rung x method present) and the metrics of the ladder."""
+    import pandas as pd
+
+    from scripts.summary.tables import metrics_table, timing_table
+
+    ids = L.rung_ids(config)
+    methods = config["selection"]["methods"]
+    bench, emb, data, mets = [], [], [], []
+    for ds in ids.values():
+        if (L.ROOT / f"results/data/{ds}/pca.h5ad").exists():
+            data.append(str(L.ROOT / f"results/data/{ds}/pca.h5ad"))
+        for m in methods:
+            b = L.ROOT / f"results/benchmarks/embed/{ds}/{m}.tsv"
+            e = L.ROOT / f"results/embed/{ds}/{m}.h5ad"
+            if b.exists() and e.exists():
+                bench.append(str(b))
+                emb.append(str(e))
+            t = L.ROOT / f"results/metrics/{ds}/{m}.tsv"
+            if t.exists():
+                mets.append(str(t))
+    timing = timing_table(bench, emb, data) if bench else pd.DataFrame()
+    metrics = metrics_table(mets) if mets else pd.DataFrame()
+    return timing, metrics
+
+
+#: The status column's text -> the timing table's status code (rows measured, or stopped).
+_STATUS_CODES = {"ok": "ok", "timeout": "timeout", "out of memory": "out_of_memory"}
+_STATUS_CODES.update({"error": "error", "skipped": "skipped"})
+
+
+def recorded_rows():
+    """The rows of the committed table (``benchmarks/results/ladder.tsv``) that hold a
+    measurement or a budget's status: what earlier sittings measured, maybe on another machine
+    whose ``results/`` is gone. Empty when there is no table yet."""
+    import pandas as pd
+
+    path = L.RESULTS / "ladder.tsv"
+    if not path.exists():
+        return pd.DataFrame()
+    lines = path.read_text().splitlines()
+    skip = next((i for i, line in enumerate(lines) if not line.startswith("# ")), len(lines))
+    rows = pd.read_csv(path, sep="\t", skiprows=skip, float_precision="round_trip")
+    if "machine" not in rows:
+        # a table from before the machine column: its header's machine measured every row
+        said = [
+            line[len("# machine: ") :] for line in lines[:skip] if line.startswith("# machine: ")
+        ]
+        rows["machine"] = said[0] if said else "not recorded"
+    code = (
+        rows["status"]
+        .astype(str)
+        .map(lambda s: next((c for k, c in _STATUS_CODES.items() if s.startswith(k)), None))
+    )
+    rows = rows[code.notna()].copy()
+    rows["status_code"] = code[code.notna()]
+    return rows.reset_index(drop=True)
+
+
+def merged_timing(config: dict, timing=None, recorded=None):
+    """The timing rows of this machine's ``results/`` and, for every rung x method they lack,
+    the committed table's row (as a timing row): the ladder resumes across machines."""
+    import pandas as pd
+
+    timing = collect(config)[0] if timing is None else timing
+    recorded = recorded_rows() if recorded is None else recorded
+    if recorded.empty:
+        return timing
+    have = set(zip(timing["dataset"], timing["method"])) if len(timing) else set()
+    old = recorded[[(d, m) not in have for d, m in zip(recorded["dataset"], recorded["method"])]]
+    old = pd.DataFrame(
+        {
+            "method": old["method"],
+            "method_label": old["label"],
+            "dataset": old["dataset"],
+            "n_cells": old["n_cells"].astype(int),
+            "fit_seconds": old["fit_s"],
+            "s": old["job_s"],
+            "peak_rss_mb": old["peak_rss_mb"],
+            "max_rss_mb": old["max_rss_mb"],
+            "status": old["status_code"],
+            "status_message": old["status"],
+            "fit_cpu_seconds": old["fit_cpu_s"],
+            "threads_used": old["threads_used"],
+            "threads": old["threads"],
+            "cpu_seconds": old["cpu_s"],
+        }
+    )
+    merged = pd.concat([timing, old], ignore_index=True) if len(timing) else old
+    order = {m: i for i, m in enumerate(config["selection"]["methods"])}
+    merged = merged.assign(_o=merged["method"].map(order)).sort_values(["_o", "n_cells"])
+    return merged.drop(columns="_o").reset_index(drop=True)
+
+
+_STAMP = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) "
+
+
+def tsne_progress(log_text: str, total_iterations: int) -> str | None:
+    """How far a t-SNE job got before its budget ended it, from its log: the affinity time,
+    the last iteration reported, the time per iteration (the median between iteration reports) and the
+    full fit extrapolated from them (stated as such: not measured)."""
+    import re
+
+    def when(line):
+        m = re.match(_STAMP, line)
+        return dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").timestamp() + (
+            int(m.group(2)) / 1000
+        )
+
+    lines = [x for x in log_text.splitlines() if re.match(_STAMP, x)]
+    start = next((when(x) for x in lines if "input pca" in x or "input " in x), None)
+    aff = next(
+        (when(x) for x in lines if "affinities (k =" in x or "Precomputed affinities" in x), None
+    )
+    its, offset, last = [], 0, 0
+    for x in lines:
+        if m := re.search(r"iteration (\d+):", x):
+            n = int(m.group(1))
+            if n <= last:  # openTSNE counts the phase after early exaggeration from 0 again
+                offset += last
+            last = n
+            its.append((offset + n, when(x)))
+    if start is None or aff is None or not its:
+        return None
+    # the median over the intervals between reports: robust to a stretch shared with other work
+    steps = [(t - s) / (n - m) for (m, s), (n, t) in zip(its, its[1:], strict=False) if n > m]
+    n1 = its[-1][0]
+    per = float(sorted(steps)[len(steps) // 2]) if steps else (its[0][1] - aff) / its[0][0]
+    full = (aff - start) + total_iterations * per
+    return (
+        f"reached iteration {n1} of {total_iterations}; affinities {(aff - start) / 60:.1f} min; "
+        f"{per:.2f} s per iteration; full fit extrapolated to {full / 60:.0f} min (not measured)"
+    )
+
+
+def ladder_rows(config: dict, timing, metrics, recorded=None):
+    """Every method x rung: the numbers, or the status, or 'not run yet'. A rung x method that
+    this machine's ``results/`` lacks keeps its row of the committed table (``recorded``)."""
+    import numpy as np
+    import pandas as pd
+
+    rows = []
+    labels = {m: config["methods"][m]["label"] for m in config["selection"]["methods"]}
+    skips = json.loads(L.SKIPS.read_text()) if L.SKIPS.exists() else {}
+    recorded = recorded_rows() if recorded is None else recorded
+    here = machine()
+    for size, ds in L.rung_ids(config).items():
+        for m in config["selection"]["methods"]:
+            sub = timing[(timing["dataset"] == ds) & (timing["method"] == m)] if len(timing) else []
+            row = {"method": m, "label": labels[m], "rung": size, "dataset": ds}
+            if len(sub) == 0:
+                old = (
+                    recorded[(recorded["dataset"] == ds) & (recorded["method"] == m)]
+                    if len(recorded)
+                    else []
+                )
+                if len(old):
+                    rows.append(old.iloc[0].drop("status_code").to_dict())
+                    continue
+                row["status"] = skips.get(f"{ds}/{m}", "not run yet")
+                rows.append(row)
+                continue
+            r = sub.iloc[0]
+            row.update(
+                {
+                    "machine": here,
+                    "status": r["status_message"] if r["status"] != "ok" else "ok",
+                    "n_cells": int(r["n_cells"]),
+                    "job_s": r["s"],
+                    "max_rss_mb": r["max_rss_mb"],
+                    "fit_s": r["fit_seconds"],
+                    "fit_cpu_s": r["fit_cpu_seconds"],
+                    "threads_used": r["threads_used"],
+                    "threads": r["threads"],
+                    "cpu_s": r["cpu_seconds"],
+                    "peak_rss_mb": r["peak_rss_mb"],
+                }
+            )
+            entry = config["methods"][m]
+            log = L.ROOT / f"results/logs/embed/{ds}/{m}.log"
+            if r["status"] == "timeout" and entry.get("algorithm") == "tsne" and log.exists():
+                params = entry.get("params", {})
+                total = params.get("early_exaggeration_iter", 250) + params.get("n_iter", 750)
+                row["progress"] = tsne_progress(log.read_text(errors="replace"), total)
+            if len(metrics):
+                sel = metrics[(metrics["dataset"] == ds) & (metrics["method"] == m)]
+                for metric in ("knn_accuracy", "knc", "cpd"):
+                    v = sel.loc[sel["metric"] == metric, "value"]
+                    row[metric] = float(v.iloc[0]) if len(v) else np.nan
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    return df[[c for c in df.columns if c != "machine"] + ["machine"]]
+
+
+def header(record: dict | None, shared_with: str) -> list[str]:
+    lines = [
+        "Scaling ladder of scdrbench on the 1.3M-cell proxy (benchmarks/ladder.py)",
+        f"date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"machine: {machine()} (this sitting's; each row's own in its machine column)",
+        f"shared with: {shared_with}",
+        f"versions: {versions()}",
+        "command: make ladder  (python benchmarks/ladder.py run && python benchmarks/ladder.py table)",
+        "config: benchmarks/ladder.yaml (2 threads per job; budget 100 min and 22 GiB per "
+        "embedding job, 60 min and 16 GiB per scoring job)",
+        "columns: job_s and max_rss_mb: Snakemake's benchmark (whole job, memory sampled); "
+        "fit_s: the fit alone; fit_cpu_s: CPU seconds of the fit (all threads); threads_used = "
+        "fit_cpu_s / fit_s; cpu_s: CPU seconds of the whole job process; peak_rss_mb: the "
+        "kernel's high-water mark (getrusage)",
+    ]
+    if record:
+        lines.append(
+            f"proxy: {record.get('path')} generated in {record.get('seconds')} s, "
+            f"{record.get('nnz', 0):,} non-zeros, sha256 {record.get('sha256')}"
+        )
+    return lines
+
+
+def table(shared_with: str) -> None:
+    import pandas as pd
+
+    from scripts.summary.scaling import scaling_figure
+
+    config = L.ladder_config()
+    timing, metrics = collect(config)
+    recorded = recorded_rows()
+    rows = ladder_rows(config, timing, metrics, recorded)
+    timing = merged_timing(config, timing, recorded)
+    record = json.loads((L.ROOT / L.RECORD).read_text()) if (L.ROOT / L.RECORD).exists() else None
+    head = header(record, shared_with)
+    L.RESULTS.mkdir(parents=True, exist_ok=True)
+    with open(L.RESULTS / "ladder.tsv", "w") as fh:
+        fh.writelines(f"# {line}\n" for line in head)
+        rows.to_csv(fh, sep="\t", index=False)
+    md = "\n".join(f"> {line}  " for line in head) + "\n\n"
+    md += rows.to_markdown(index=False, floatfmt=".4g") + "\n"
+    (L.RESULTS / "ladder.md").write_text(md)
+    if len(timing):
+        fits = scaling_figure(
+            timing,
+            [str(L.RESULTS / "ladder_scaling.png"), str(L.RESULTS / "ladder_scaling.pdf")],
+            extrapolate_to=max(L.rung_ids(config)),
+        )
+        fits.to_csv(L.RESULTS / "ladder_fits.tsv", sep="\t", index=False)
+        print(pd.DataFrame(fits).to_string(index=False))
+    print(rows.to_string(index=False))
