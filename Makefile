@@ -52,10 +52,12 @@ ladder: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/ladder.py table
 
 # The project's t-SNE and UMAP jobs against bare openTSNE and umap-learn on the ladder's 1.3M
-# rung (its input made first when missing); about 2.5 hours on 2 cores, alone on the machine.
+# rung (its input made first when missing); 2.5 hours or more on 2 cores, alone on the machine;
+# one method per sitting: `make side-by-side METHODS=umap`.
 RUNG ?= 1306127
+METHODS ?= tsne umap
 side-by-side: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/bench_side_by_side.py --rung $(RUNG)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/bench_side_by_side.py --rung $(RUNG) --methods $(METHODS)
 
 # Your own run: `make run CONFIG=my.yaml CORES=32`. The config files are checked first, so a
 # YAML syntax error names its file and line (Snakemake reads --configfile before the workflow).
