@@ -37,7 +37,18 @@ def pca_file(tmp_path):
 
 
 @pytest.mark.slow
-def test_tsne_side_by_side_appends_a_row_and_keeps_older_rows(pca_file, tmp_path):
+def test_tsne_side_by_side_appends_a_row_and_keeps_older_rows(pca_file, tmp_path, monkeypatch):
+    import ladder
+
+    real = ladder.ladder_config
+
+    def shorter():  # the ladder's t-SNE entry, 150 iterations instead of 1,000 (test time)
+        config = real()
+        params = config["methods"]["tsne"]["params"]
+        params.update(early_exaggeration_iter=50, n_iter=100)
+        return config
+
+    monkeypatch.setattr(ladder, "ladder_config", shorter)
     out = tmp_path / "side_by_side.tsv"
     # a row of the table's earlier layout (no shared_with column)
     older = pd.DataFrame([{"dataset": "old", "method": "umap", "ratio": "1.083"}])
@@ -55,7 +66,7 @@ def test_tsne_side_by_side_appends_a_row_and_keeps_older_rows(pca_file, tmp_path
     assert row["project_fit_s"] > 0 and row["bare_fit_s"] > 0
     assert row["ratio"] == pytest.approx(row["project_fit_s"] / row["bare_fit_s"], rel=0.01)
     assert row["shared_with"] == "a unit test"
-    assert '"perplexity": 30' in row["params"]
+    assert '"perplexity": 30' in row["params"] and '"n_iter": 100' in row["params"]
     assert not list(tmp_path.glob(".*.tmp"))
 
 

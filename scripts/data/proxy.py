@@ -34,6 +34,7 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -270,13 +271,12 @@ def generations(record_path: str, out: dict) -> list[dict]:
 
     import psutil
 
-    old = {}
-    if os.path.exists(record_path):
-        try:
-            old = json.loads(open(record_path).read())
-        except (OSError, ValueError):
-            old = {}
-    history = old.get("generations", []) if old.get("sha256") == out["sha256"] else []
+    try:
+        old = json.loads(Path(record_path).read_text())
+    except (OSError, ValueError):
+        old = {}  # no record yet, or not one this script wrote
+    same = isinstance(old, dict) and old.get("sha256") == out["sha256"]
+    history = list(old.get("generations", [])) if same else []
     ram = psutil.virtual_memory().total / 2**30
     history.append(
         {
