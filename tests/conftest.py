@@ -24,6 +24,26 @@ def make_blobs(n_per=70, n_classes=3, dims=50, sep=8.0, seed=0):
     return X.astype(np.float32), y
 
 
+def write_pca_file(path: Path, X: np.ndarray, y, *, n_significant_pcs: int, n_genes: int):
+    """A data set's ``pca.h5ad`` as preprocess writes it: ``X_pca``, labels, the PC count."""
+    import anndata as ad
+    import pandas as pd
+
+    adata = ad.AnnData(
+        X=np.zeros((X.shape[0], 3), dtype=np.float32),
+        obs=pd.DataFrame(
+            {"label": pd.Categorical(np.asarray(y).astype(str))},
+            index=[f"c{i}" for i in range(len(y))],
+        ),
+    )
+    adata.obsm["X_pca"] = X
+    adata.uns["n_significant_pcs"] = n_significant_pcs
+    adata.uns["n_genes"] = n_genes
+    path.parent.mkdir(parents=True)
+    adata.write_h5ad(path)
+    return path
+
+
 @pytest.fixture
 def blobs():
     """About 200 x 50: three separable blobs."""

@@ -12,7 +12,7 @@ from scripts import summary
 from scripts.common.errors import ScdrbenchError
 from scripts.common.memory import MemoryGuardError, allocated_mb, check_memory
 from scripts.summary import figures as summary_figures
-from tests.conftest import make_blobs
+from tests.conftest import make_blobs, write_pca_file
 
 ENTRY = {
     "algorithm": "pca",
@@ -28,19 +28,8 @@ ENTRY = {
 @pytest.fixture
 def pca_file(tmp_path):
     X, y = make_blobs(n_per=40, dims=20)
-    adata = ad.AnnData(
-        X=np.zeros((X.shape[0], 3), dtype=np.float32),
-        obs=pd.DataFrame(
-            {"label": pd.Categorical(y.astype(str))}, index=[f"c{i}" for i in range(len(y))]
-        ),
-    )
-    adata.obsm["X_pca"] = X
-    adata.uns["n_significant_pcs"] = 5
-    adata.uns["n_genes"] = 123
     path = tmp_path / "data" / "blobs" / "pca.h5ad"
-    path.parent.mkdir(parents=True)
-    adata.write_h5ad(path)
-    return path
+    return write_pca_file(path, X, y, n_significant_pcs=5, n_genes=123)
 
 
 def test_embedding_file_contract(pca_file, tmp_path):

@@ -7,12 +7,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import anndata as ad
-import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import make_blobs
+from tests.conftest import make_blobs, write_pca_file
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -23,17 +21,8 @@ import bench_side_by_side as sbs  # noqa: E402
 @pytest.fixture
 def pca_file(tmp_path):
     X, y = make_blobs(n_per=100, n_classes=4, dims=50)
-    adata = ad.AnnData(
-        X=np.zeros((X.shape[0], 3), dtype=np.float32),
-        obs=pd.DataFrame({"label": y.astype(str)}, index=[f"c{i}" for i in range(len(y))]),
-    )
-    adata.obsm["X_pca"] = X.astype(np.float32)
-    adata.uns["n_significant_pcs"] = 10
-    adata.uns["n_genes"] = 100
     path = tmp_path / "data" / "blobs" / "pca.h5ad"
-    path.parent.mkdir(parents=True)
-    adata.write_h5ad(path)
-    return path
+    return write_pca_file(path, X, y, n_significant_pcs=10, n_genes=100)
 
 
 @pytest.mark.slow
