@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=2 PYTHONDONTWRITEBYTECODE=1
 PY=.venv/bin/python
+# Test files run in parallel, one pytest-xdist worker per core (TEST_WORKERS overrides; 1 runs them
+# in one process); a file's tests stay in one worker, so a module's fixtures are built once.
+PAR=(-n "${TEST_WORKERS:-auto}" --dist loadfile)
 step() { printf '\n=== %s ===\n' "$*"; }
 
 step "1/5 format check (ruff format, snakefmt)"
@@ -16,13 +19,13 @@ step "2/5 lint (ruff check, snakemake --lint)"
 .venv/bin/snakemake --lint
 
 step "3/5 unit tests"
-$PY -m pytest -q -m "not workflow and not slurm" --durations=10
+$PY -m pytest -q "${PAR[@]}" -m "not workflow and not slurm" --durations=10
 
 step "4/5 dry runs, lint and config errors through Snakemake"
-$PY -m pytest -q -m "workflow and not slow"
+$PY -m pytest -q "${PAR[@]}" -m "workflow and not slow"
 
 step "5/5 tiny real run"
-$PY -m pytest -q -s -m "workflow and slow"
+$PY -m pytest -q "${PAR[@]}" -m "workflow and slow" --durations=10
 
 if [ -f tests/test_slurm.py ]; then
   step "SLURM: the tiny workflow through a real local SLURM"
