@@ -62,6 +62,15 @@ def test_memory_models_bound_the_measured_peaks():
     assert {"tsne", "umap", "parametric_umap"} <= set(checked)
 
 
+def test_tsne_memory_model_bounds_the_perplexity_350_peaks():
+    """t-SNE at perplexity 350 with openTSNE's k = 1,050: the same bound for the ladder's peaks
+    (the 300k one, 19,195 MB, raised the model from 54 to 56 bytes per neighbour)."""
+    tsne = get_method("tsne")
+    for n_cells, peak in tsne.MEASURED_PEAK_MB_P350.items():
+        model = tsne.estimate_memory_mb(n_cells, 50, perplexity=350)
+        assert peak <= model <= 1.3 * peak, (n_cells, peak, model)
+
+
 @pytest.mark.parametrize("name", ALGORITHMS)
 def test_params_match_the_embed_signature(name):
     module = get_method(name)

@@ -6,7 +6,7 @@ initialisation (scaled to a small standard deviation by openTSNE), learning rate
 
 Memory is dominated by the kNN graph: ``k_neighbors`` per cell, 3 x perplexity by default
 (openTSNE's rule). At high perplexity on many cells (the essay's perplexity 350 on 1.3M cells:
-1,050 neighbours per cell, about 78 GiB at the peak) a smaller ``k_neighbors`` (at least the perplexity) bounds
+1,050 neighbours per cell, about 81 GiB at the peak) a smaller ``k_neighbors`` (at least the perplexity) bounds
 it: the Gaussian kernel is calibrated to the same perplexity on the nearest ``k_neighbors`` cells,
 which tends to uniform weights as ``k_neighbors`` approaches the perplexity (Kobak & Berens 2019
 report that uniform affinities on a kNN graph give embeddings very close to perplexity-based ones).
@@ -221,6 +221,8 @@ def _k_neighbors(n: int, perplexity: float, k_neighbors) -> int:
 #: Measured peaks of the tsne job with its defaults (perplexity 30, 50 PCs, 2 threads; kernel
 #: high-water mark, benchmarks/results/ladder.tsv): cells -> MB.
 MEASURED_PEAK_MB = {10_000: 424, 30_000: 561, 100_000: 1_054, 1_306_127: 9_917}
+#: The same at perplexity 350 with openTSNE's k = 1,050 (the ladder's ``tsne_p350``).
+MEASURED_PEAK_MB_P350 = {10_000: 928, 30_000: 2_135, 100_000: 6_503, 300_000: 19_195}
 
 
 def estimate_memory_mb(
@@ -231,21 +233,22 @@ def estimate_memory_mb(
     affinities: str = "opentsne",
     **params,
 ) -> float:
-    """About 54 bytes per neighbour and 4 KB per cell at the peak, the input, and 400 MB.
+    """About 56 bytes per neighbour and 4 KB per cell at the peak, the input, and 400 MB.
 
     openTSNE keeps the kNN indices and distances (int64 + float64), then builds the conditional
     affinities and their symmetrised sparse matrix. Fitted to ``benchmarks/bench_tsne.py`` and
     ``bench_memory.py`` (2 threads, 50 dimensions): 7.4 KB per cell with k = 90 (perplexity 30),
-    23.1 KB with k = 350 and 60.8 KB with k = 1,050 (perplexity 350). At 1.3M cells and
-    perplexity 350 that is about 78 GiB with k = 1,050 and 30 GiB with k = 350. The jobs of the
-    scaling ladder stay below it: MEASURED_PEAK_MB (perplexity 30), and with perplexity 350
-    2,135 MB at 30k cells and 6,503 MB at 100k (k = 1,050), 17,275 MB at 1.3M (k = 350, lean).
+    23.1 KB with k = 350 and 60.8 KB with k = 1,050 (perplexity 350); 54 bytes per neighbour
+    until the scaling ladder's 300k job at k = 1,050 peaked at 19,195 MB, 2.5% above that model.
+    At 1.3M cells and perplexity 350 that is about 81 GiB with k = 1,050 and 31 GiB with
+    k = 350. The jobs of the scaling ladder stay below it: MEASURED_PEAK_MB (perplexity 30),
+    MEASURED_PEAK_MB_P350, and 17,275 MB at 1.3M with k = 350 and lean affinities.
     """
     if k_neighbors == "auto":
         k = min(n_cells - 1, 3 * perplexity)
     else:
         k = min(n_cells - 1, int(k_neighbors))
-    per_neighbour = LEAN_BYTES_PER_NEIGHBOUR if affinities == "lean" else 54
+    per_neighbour = LEAN_BYTES_PER_NEIGHBOUR if affinities == "lean" else 56
     return (n_cells * (k * per_neighbour + 4000) + n_cells * n_features * 4 * 2) / 1e6 + 400
 
 
