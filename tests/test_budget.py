@@ -231,9 +231,7 @@ def test_ladder_skips_a_method_its_memory_model_puts_over_budget(monkeypatch):
     config = ladder.ladder_config()
     skips = ladder.ladder_skips(config, 1_306_127, ["tsne_p350", "tsne_p350_lean", "umap"])
     assert list(skips) == ["tsne_p350"]
-    assert (
-        "needs about 81 GiB by its memory model (scripts/methods/tsne.py)" in skips["tsne_p350"]
-    )
+    assert "needs about 81 GiB by its memory model (scripts/methods/tsne.py)" in skips["tsne_p350"]
     assert "more than its budget 22 GiB" in skips["tsne_p350"]
     assert ladder.ladder_skips(config, 100_000, ["tsne_p350"]) == {}
 
