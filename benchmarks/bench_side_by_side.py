@@ -196,6 +196,12 @@ def main(argv=None) -> None:
             cmd, cwd=ROOT, env=_env(a.threads), check=True, capture_output=True, text=True
         )
         b = json.loads(proc.stdout.strip().splitlines()[-1])
+        # in the log at once: a sitting that ends during the project's fit keeps the bare one
+        print(
+            f"{method} on {n:,} cells, {a.threads} threads: bare {b['fit_s']:.2f} s "
+            f"({b['fit_cpu_s']:.1f} CPU s, peak {b['peak_rss_mb']:.0f} MB)",
+            flush=True,
+        )
         j = project(method, entry, a.pca, a.threads, a.seed)
         row = {
             "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
