@@ -2,7 +2,7 @@
 
 Usage (from the repository root, nothing else running; ``make side-by-side`` runs the 1.3M one)::
 
-    python benchmarks/bench_side_by_side.py --rung 100000
+    python benchmarks/bench_side_by_side.py --rung 100000 --repeats 3
     python benchmarks/bench_side_by_side.py --rung 1306127 --methods tsne
     python benchmarks/bench_side_by_side.py results/data/proxy_1m_n100000/pca.h5ad  # a given input
 
@@ -21,7 +21,11 @@ after the other, each with every thread pool pinned as the workflow's rules pin 
 
 It prints fit seconds, CPU seconds of the fit (all threads) and the ratio project / bare, and
 appends them to ``benchmarks/results/side_by_side.tsv`` with the date, machine, versions and what
-else ran on the machine (``--shared-with``), a row as soon as its method is measured.
+else ran on the machine (``--shared-with``), a row as soon as a pair is measured.
+
+``--repeats N`` measures each pair N times, the order alternating (bare first, then project
+first), since a VM's speed drifts over an hour; each pair is a row (its ``order`` column says
+which ran first) and the medians of the N fit times and ratios are printed at the end.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import datetime as dt
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -124,6 +129,27 @@ def project(method: str, entry: dict, pca_path: str, threads: int, seed: int) ->
             }
 
 
+MEDIAN_OF = ("project_fit_s", "bare_fit_s", "ratio")
+
+
+def run_bare(method: str, entry: dict, a: argparse.Namespace, n: int) -> dict:
+    """The bare library in a fresh process, as :func:`bare`; its numbers printed at once (a
+    sitting that ends during the project's fit keeps them in the log)."""
+    cmd = [sys.executable, __file__, a.pca, "--bare", method]
+    cmd += ["--params", json.dumps(entry["params"]), "--threads", str(a.threads)]
+    cmd += ["--seed", str(a.seed)]
+    proc = subprocess.run(
+        cmd, cwd=ROOT, env=_env(a.threads), check=True, capture_output=True, text=True
+    )
+    b = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(
+        f"{method} on {n:,} cells, {a.threads} threads: bare {b['fit_s']:.2f} s "
+        f"({b['fit_cpu_s']:.1f} CPU s, peak {b['peak_rss_mb']:.0f} MB)",
+        flush=True,
+    )
+    return b
+
+
 def rung_input(config: dict, size: int, cores: int) -> str:
     """``results/data/{rung}/pca.h5ad`` of the ladder's rung of ``size`` cells, made through the
     workflow (proxy, prepare, preprocess) when it is missing."""
@@ -145,8 +171,8 @@ def rung_input(config: dict, size: int, cores: int) -> str:
 
 def append_row(row: dict, out: Path) -> None:
     """Add ``row`` to the table at ``out``; rows of an older layout keep their values (a column
-    they lack stays empty, ``shared_with`` says "not recorded"), and the file is replaced whole,
-    never half-written."""
+    they lack stays empty, ``shared_with`` says "not recorded", ``order`` "bare first"), and the
+    file is replaced whole, never half-written."""
     import pandas as pd
 
     old = pd.read_csv(out, sep="\t", dtype=str) if out.exists() else None
@@ -154,6 +180,7 @@ def append_row(row: dict, out: Path) -> None:
     if old is not None:
         old = old.reindex(columns=list(dict.fromkeys([*new.columns, *old.columns])))
         old["shared_with"] = old["shared_with"].fillna("not recorded")
+        old["order"] = old["order"].fillna("bare first")  # as every earlier version ran them
         new = pd.concat([old, new], ignore_index=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
@@ -169,6 +196,7 @@ def main(argv=None) -> None:
     p.add_argument("--methods", nargs="+", default=["tsne", "umap"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeats", type=int, default=1, help="pairs per method (order alternates)")
     p.add_argument("--shared-with", default="nothing else", help="what else ran meanwhile")
     p.add_argument("--out", type=Path, default=OUT, help=f"the table (default {OUT.name})")
     p.add_argument("--bare", help=argparse.SUPPRESS)  # internal: run the bare library
@@ -176,6 +204,8 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     if a.bare:
         return bare(a.bare, a.pca, json.loads(a.params), a.threads, a.seed)
+    if a.repeats < 1:
+        raise SystemExit(f"--repeats {a.repeats}: must be 1 or more (pairs per method)")
 
     import anndata as ad
 
@@ -189,45 +219,50 @@ def main(argv=None) -> None:
     n = ad.read_h5ad(a.pca, backed="r").n_obs
     for method in a.methods:
         entry = config["methods"][method]
-        cmd = [sys.executable, __file__, a.pca, "--bare", method]
-        cmd += ["--params", json.dumps(entry["params"]), "--threads", str(a.threads)]
-        cmd += ["--seed", str(a.seed)]
-        proc = subprocess.run(
-            cmd, cwd=ROOT, env=_env(a.threads), check=True, capture_output=True, text=True
-        )
-        b = json.loads(proc.stdout.strip().splitlines()[-1])
-        # in the log at once: a sitting that ends during the project's fit keeps the bare one
-        print(
-            f"{method} on {n:,} cells, {a.threads} threads: bare {b['fit_s']:.2f} s "
-            f"({b['fit_cpu_s']:.1f} CPU s, peak {b['peak_rss_mb']:.0f} MB)",
-            flush=True,
-        )
-        j = project(method, entry, a.pca, a.threads, a.seed)
-        row = {
-            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "dataset": Path(a.pca).parent.name,
-            "n_cells": n,
-            "method": method,
-            "params": json.dumps(entry["params"], sort_keys=True),
-            "threads": a.threads,
-            "project_fit_s": round(j["fit_s"], 2),
-            "bare_fit_s": round(b["fit_s"], 2),
-            "ratio": round(j["fit_s"] / b["fit_s"], 3),
-            "project_threads_used": round(j["fit_cpu_s"] / j["fit_s"], 2),
-            "bare_threads_used": round(b["fit_cpu_s"] / b["fit_s"], 2),
-            "project_peak_mb": round(j["peak_rss_mb"]),
-            "bare_peak_mb": round(b["peak_rss_mb"]),
-            "machine": machine(),
-            "versions": versions(),
-            "shared_with": a.shared_with,
-        }
-        # each method's row as soon as it is measured: at 1.3M a pair takes an hour or more
-        append_row(row, a.out)
-        print(
-            f"{method} on {n:,} cells, {a.threads} threads: project {row['project_fit_s']} s, "
-            f"bare {row['bare_fit_s']} s, ratio {row['ratio']}",
-            flush=True,
-        )
+        rows = []
+        for rep in range(a.repeats):
+            bare_first = rep % 2 == 0
+            if bare_first:
+                b = run_bare(method, entry, a, n)
+            j = project(method, entry, a.pca, a.threads, a.seed)
+            if not bare_first:
+                b = run_bare(method, entry, a, n)
+            row = {
+                "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                "dataset": Path(a.pca).parent.name,
+                "n_cells": n,
+                "method": method,
+                "params": json.dumps(entry["params"], sort_keys=True),
+                "threads": a.threads,
+                "project_fit_s": round(j["fit_s"], 2),
+                "bare_fit_s": round(b["fit_s"], 2),
+                "ratio": round(j["fit_s"] / b["fit_s"], 3),
+                "project_threads_used": round(j["fit_cpu_s"] / j["fit_s"], 2),
+                "bare_threads_used": round(b["fit_cpu_s"] / b["fit_s"], 2),
+                "project_peak_mb": round(j["peak_rss_mb"]),
+                "bare_peak_mb": round(b["peak_rss_mb"]),
+                "order": "bare first" if bare_first else "project first",
+                "machine": machine(),
+                "versions": versions(),
+                "shared_with": a.shared_with,
+            }
+            # each pair's row as soon as it is measured: at 1.3M a pair takes an hour or more
+            append_row(row, a.out)
+            rows.append(row)
+            print(
+                f"{method} on {n:,} cells, {a.threads} threads, pair {rep + 1} of {a.repeats} "
+                f"({row['order']}): project {row['project_fit_s']} s, bare {row['bare_fit_s']} s, "
+                f"ratio {row['ratio']}",
+                flush=True,
+            )
+        if a.repeats > 1:
+            med = {k: statistics.median(r[k] for r in rows) for k in MEDIAN_OF}
+            print(
+                f"{method} on {n:,} cells, median of {a.repeats} pairs: project "
+                f"{med['project_fit_s']:.2f} s, bare {med['bare_fit_s']:.2f} s, "
+                f"ratio {med['ratio']:.3f}",
+                flush=True,
+            )
     return None
 
 

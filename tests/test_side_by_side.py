@@ -1,6 +1,7 @@
 """benchmarks/bench_side_by_side.py: the project's t-SNE job against bare openTSNE, one table row
-each, appended to an existing table without losing its rows; a rung that does not exist stops
-with one line."""
+per pair, repeated pairs alternating their order with the median printed, appended to an
+existing table without losing its rows; a rung that does not exist or no repeats stop with one
+line."""
 
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ def pca_file(tmp_path):
 
 
 @pytest.mark.slow
-def test_tsne_side_by_side_appends_a_row_and_keeps_older_rows(pca_file, tmp_path, monkeypatch):
+def test_tsne_side_by_side_appends_rows_and_keeps_older_rows(
+    pca_file, tmp_path, monkeypatch, capsys
+):
     import ladder
 
     real = ladder.ladder_config
@@ -43,13 +46,18 @@ def test_tsne_side_by_side_appends_a_row_and_keeps_older_rows(pca_file, tmp_path
     older = pd.DataFrame([{"dataset": "old", "method": "umap", "ratio": "1.083"}])
     older.to_csv(out, sep="\t", index=False)
     sbs.main(
-        [str(pca_file), "--methods", "tsne", "--threads", "1"]
+        [str(pca_file), "--methods", "tsne", "--threads", "1", "--repeats", "2"]
         + ["--out", str(out), "--shared-with", "a unit test"]
     )
     table = pd.read_csv(out, sep="\t")
-    assert list(table["method"]) == ["umap", "tsne"]
+    assert list(table["method"]) == ["umap", "tsne", "tsne"]
     assert table.loc[0, "ratio"] == pytest.approx(1.083)
     assert table.loc[0, "shared_with"] == "not recorded"
+    assert list(table["order"]) == ["bare first", "bare first", "project first"]
+    lines = capsys.readouterr().out.splitlines()
+    median = [line for line in lines if "median of 2 pairs" in line]
+    assert len(median) == 1 and median[0].startswith("tsne on 400 cells, median of 2 pairs:")
+    assert median[0].endswith(f"ratio {table['ratio'].iloc[1:].median():.3f}")
     row = table.iloc[1]
     assert row["dataset"] == "blobs" and row["n_cells"] == 400 and row["threads"] == 1
     assert row["project_fit_s"] > 0 and row["bare_fit_s"] > 0
@@ -57,6 +65,12 @@ def test_tsne_side_by_side_appends_a_row_and_keeps_older_rows(pca_file, tmp_path
     assert row["shared_with"] == "a unit test"
     assert '"perplexity": 30' in row["params"] and '"n_iter": 100' in row["params"]
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_no_repeats_is_one_line():
+    with pytest.raises(SystemExit) as stop:
+        sbs.main(["--rung", "100000", "--repeats", "0"])
+    assert str(stop.value) == "--repeats 0: must be 1 or more (pairs per method)"
 
 
 def test_a_rung_that_is_not_in_the_ladder_is_one_line(capsys):
