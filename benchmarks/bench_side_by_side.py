@@ -129,9 +129,6 @@ def project(method: str, entry: dict, pca_path: str, threads: int, seed: int) ->
             }
 
 
-MEDIAN_OF = ("project_fit_s", "bare_fit_s", "ratio")
-
-
 def run_bare(method: str, entry: dict, a: argparse.Namespace, n: int) -> dict:
     """The bare library in a fresh process, as :func:`bare`; its numbers printed at once (a
     sitting that ends during the project's fit keeps them in the log)."""
@@ -256,7 +253,10 @@ def main(argv=None) -> None:
                 flush=True,
             )
         if a.repeats > 1:
-            med = {k: statistics.median(r[k] for r in rows) for k in MEDIAN_OF}
+            med = {
+                k: statistics.median(r[k] for r in rows)
+                for k in ("project_fit_s", "bare_fit_s", "ratio")
+            }
             print(
                 f"{method} on {n:,} cells, median of {a.repeats} pairs: project "
                 f"{med['project_fit_s']:.2f} s, bare {med['bare_fit_s']:.2f} s, "
