@@ -126,8 +126,9 @@ def check_counts(adata, *, source_name: str):
     if not adata.obs_names.is_unique:
         dup = adata.obs_names[adata.obs_names.duplicated()][0]
         raise ScdrbenchError(f"{source_name}: duplicated cell barcode {dup!r}")
-    if not adata.var_names.is_unique:
-        adata.var_names_make_unique()
+    from scripts.data.readers import unique_gene_names
+
+    adata.var_names = unique_gene_names(adata.var_names, where=source_name)
     totals = np.asarray(adata.X.sum(axis=1)).ravel()
     empty = totals == 0
     if empty.any():

@@ -24,17 +24,17 @@ import scipy.sparse as sp
 from scripts.common.errors import ScdrbenchError, cli_errors
 from scripts.common.io import read_h5ad, write_h5ad
 from scripts.common.runtime import Stopwatch, peak_rss_mb, pin_threads, setup_logging
-from scripts.data.steps import knn_transformer, leiden_labels, significant_pcs
+from scripts.data.steps import knn_transformer, leiden_labels, significant_pcs, warn_n_hvg
 
 __all__ = ["knn_transformer", "leiden_labels", "preprocess", "significant_pcs", "subsample"]
 
 log = logging.getLogger("scdrbench.preprocess")
 
 
-def preprocess(counts, *, params: dict, labels: dict, seed: int = 0):
+def preprocess(counts, *, params: dict, labels: dict, seed: int = 0, where: str = "the counts"):
     """Normalise, log, select HVGs, PCA, test PCs and label; returns the pca AnnData.
 
-    ``counts`` is not modified.
+    ``counts`` is not modified; ``where`` names it in warnings.
     """
     import scanpy as sc
 
@@ -42,7 +42,7 @@ def preprocess(counts, *, params: dict, labels: dict, seed: int = 0):
     n_genes = adata.n_vars
     sc.pp.normalize_total(adata, target_sum=params["target_sum"])
     sc.pp.log1p(adata)
-    n_hvg = min(params["n_hvg"], n_genes)
+    n_hvg = warn_n_hvg(params["n_hvg"], n_genes, where=where)
     if n_hvg < n_genes:
         sc.pp.highly_variable_genes(adata, n_top_genes=n_hvg, flavor="seurat")
         adata = adata[:, adata.var["highly_variable"].to_numpy()].copy()
@@ -182,7 +182,7 @@ def main(
         counts.obs["label"] = pd.Categorical(np.full(counts.n_obs, "unlabelled"))
         labels = {"from": "none (benchmark)"}
     with Stopwatch() as sw:
-        out = preprocess(counts, params=params, labels=labels, seed=seed)
+        out = preprocess(counts, params=params, labels=labels, seed=seed, where=counts_path)
     log.info("preprocessed in %.1f s; %d HVGs", sw.seconds, out.n_vars)
     write_h5ad(out, output)
     log.info("wrote %s; peak RSS %.0f MB", output, peak_rss_mb())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 
+import anndata as ad
 import h5py
 import numpy as np
 import pandas as pd
@@ -153,16 +154,18 @@ def test_hdf5_without_expected_group(tmp_path):
         readers.read_tenx_h5(path)
 
 
-def test_zero_count_cells_dropped_and_logged(tmp_path, caplog):
+def test_zero_count_cells_dropped_and_logged(tmp_path):
     path = tmp_path / "z.csv"
     path.write_text(",A,B,C\ng1,1,0,2\ng2,3,0,0\n")
     out = tmp_path / "counts.h5ad"
+    log = tmp_path / "prepare.log"
     entry = _entry("geo_csv", path=str(path))
-    with caplog.at_level("WARNING"):
-        adata = prepare("z", entry, {"file": str(path)})
-    assert list(adata.obs_names) == ["A", "C"]
-    assert "dropping 1 cells with zero counts" in caplog.text
-    assert not out.exists()
+    prepare_main("z", entry, str(out), inputs={"file": str(path)}, log_path=str(log))
+    # the dropped cell is not an error: the counts file is written without it, and said so
+    written = ad.read_h5ad(out)
+    assert list(written.obs_names) == ["A", "C"]
+    assert written.X.toarray().tolist() == [[1, 3], [2, 0]]
+    assert log.read_text().count("dropping 1 cells with zero counts") == 1
 
 
 def test_labels_file(tmp_path):
@@ -290,3 +293,51 @@ def test_damaged_local_file_advice_never_says_downloaded(tmp_path):
         prepare("c", _entry("tenx_h5", path=str(path)), {"file": str(path)})
     assert "downloaded" not in str(err.value)
     assert "replace it with a complete copy (a local file" in str(err.value)
+
+
+def _duplicated_gene_names_h5(tmp_path):
+    """A Cell Ranger v3 HDF5 whose gene names repeat: gene 3 as gene 1, genes 5 and 6 as gene 2."""
+    path = tmp_path / "dup.h5"
+    write_tenx_h5(SPEC, str(path), layout="v3")
+    with h5py.File(path, "a") as f:
+        names = f["matrix/features/name"][:]
+        names[3] = names[1]
+        names[5] = names[6] = names[2]
+        del f["matrix/features/name"]
+        f["matrix/features"].create_dataset("name", data=names)
+    return path, [n.decode() for n in names]
+
+
+@pytest.mark.parametrize("route", ["memory", "stream"])
+def test_duplicated_gene_names_renamed_with_one_warning(tmp_path, capfd, route):
+    import logging
+    import warnings
+
+    from scripts.common.runtime import setup_logging
+    from scripts.data.stream import write_counts_h5ad
+
+    path, names = _duplicated_gene_names_h5(tmp_path)
+    out, log = tmp_path / "counts.h5ad", tmp_path / "prepare.log"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if route == "memory":
+            entry = _entry("tenx_h5", path=str(path))
+            prepare_main("d", entry, str(out), inputs={"file": str(path)}, log_path=str(log))
+        else:
+            setup_logging(str(log))
+            write_counts_h5ad(path, out, chunk_size=50)
+    logging.basicConfig(force=True, handlers=[logging.NullHandler()])
+    # every gene kept, the repeats suffixed as anndata does; the same names on both routes
+    var_names = list(ad.read_h5ad(out).var_names)
+    expected = list(names)
+    expected[3], expected[5], expected[6] = f"{names[1]}-1", f"{names[2]}-1", f"{names[2]}-2"
+    assert var_names == expected
+    line = (
+        f"{path}: 3 gene name(s) repeat an earlier one (2 distinct names, first "
+        f"{names[1]!r}); renamed {names[1]!r} -> '{names[1]}-1' and so on"
+    )
+    assert log.read_text().count(line) == 1
+    err = [e for e in capfd.readouterr().err.splitlines() if "gene name" in e]
+    assert len(err) == 1 and err[0].startswith(f"scdrbench warning: {line}")
+    # anndata's own "Variable names are not unique" warning never fires: the names are fixed first
+    assert [str(w.message) for w in caught if "not unique" in str(w.message)] == []

@@ -186,3 +186,32 @@ def test_prepare_unknown_label_source_column(tiny_counts):
     ad_ = ad.AnnData(X=tiny_counts.X, obs=pd.DataFrame(index=tiny_counts.obs_names))
     with pytest.raises(ScdrbenchError, match="none"):
         attach_labels(ad_, {"from": "column", "column": "x"}, source_name="x")
+
+
+@pytest.mark.parametrize("route", ["memory", "stream"])
+def test_n_hvg_above_the_gene_count_says_so_once(tiny_counts, tmp_path, capfd, route):
+    import logging
+
+    from scripts.common.io import write_h5ad
+    from scripts.preprocess import main
+
+    counts, out, log = tmp_path / "counts.h5ad", tmp_path / "pca.h5ad", tmp_path / "pp.log"
+    write_h5ad(tiny_counts, str(counts))
+    params = {**PARAMS, "n_hvg": 1000}
+    main(
+        str(counts),
+        str(out),
+        params=params,
+        labels={"from": "column"},
+        log_path=str(log),
+        route=route,
+    )
+    logging.basicConfig(force=True, handlers=[logging.NullHandler()])
+    assert ad.read_h5ad(out).n_vars == 400  # every gene kept
+    line = (
+        f"config key 'preprocess.n_hvg' = 1,000 is more than the 400 genes of {counts}; using "
+        "all 400 (set preprocess.n_hvg to 400 or fewer to silence this)"
+    )
+    assert log.read_text().count(line) == 1
+    err = [e for e in capfd.readouterr().err.splitlines() if "n_hvg" in e]
+    assert err == [f"scdrbench warning: {line}"]

@@ -26,13 +26,14 @@ import scipy.sparse as sp
 
 from scripts.common.errors import ScdrbenchError
 from scripts.common.runtime import import_umap_without_tensorflow
+from scripts.data.readers import unique_gene_names
 
 log = logging.getLogger("scdrbench.cbmc")
 
 HUMAN, MOUSE, ERCC = "HUMAN_", "MOUSE_", "ERCC_"
 
 
-def split_species(rna, *, mouse_threshold: float = 0.5):
+def split_species(rna, *, mouse_threshold: float = 0.5, source: str = "RNA counts"):
     """Human genes of ``rna`` (prefix stripped) and per-cell species statistics.
 
     Returns ``(human AnnData, mouse_fraction array)``; ``mouse_fraction`` is the share of a
@@ -57,8 +58,7 @@ def split_species(rna, *, mouse_threshold: float = 0.5):
     frac = np.divide(mouse_umis, total, out=np.zeros_like(total, dtype=float), where=total > 0)
     human = rna[:, np.flatnonzero(is_h)].copy()
     human.var_names = pd.Index(names[is_h].str.slice(len(HUMAN)))
-    if not human.var_names.is_unique:
-        human.var_names_make_unique()
+    human.var_names = unique_gene_names(human.var_names, where=f"{source} (human genes)")
     human.obs["mouse_fraction"] = frac.astype(np.float32)
     human.obs["is_mouse"] = frac > mouse_threshold
     log.info(
@@ -159,7 +159,7 @@ def read_citeseq(
         log.warning(
             "RNA has %d cells, ADT %d; keeping the %d in both", rna.n_obs, adt.n_obs, len(common)
         )
-    human, _ = split_species(rna[common], mouse_threshold=mouse_threshold)
+    human, _ = split_species(rna[common], mouse_threshold=mouse_threshold, source=str(rna_path))
     keep = ~human.obs["is_mouse"].to_numpy()
     n_mouse = int((~keep).sum())
     human = human[keep].copy()

@@ -81,19 +81,42 @@ def check_unique_barcodes(barcodes, *, where: str) -> None:
         )
 
 
-def _make_anndata(X, barcodes, genes, var: pd.DataFrame | None = None):
+def unique_gene_names(names, *, where: str) -> pd.Index:
+    """Gene names made unique as anndata's ``var_names_make_unique`` does (the repeats of a name
+    get ``-1``, ``-2``, ...), with one warning line naming ``where``; unique names pass as they
+    are."""
+    from anndata.utils import make_index_unique
+
+    index = pd.Index(np.asarray(names, dtype=str))
+    if index.is_unique:
+        return index
+    repeats = np.flatnonzero(index.duplicated())
+    renamed = make_index_unique(index.copy())
+    first = repeats[0]
+    log.warning(
+        "%s: %d gene name(s) repeat an earlier one (%d distinct names, first %r); renamed "
+        "%r -> %r and so on (anndata's var_names_make_unique) so that every gene is kept",
+        where,
+        len(repeats),
+        index[repeats].nunique(),
+        index[first],
+        index[first],
+        renamed[first],
+    )
+    return pd.Index(renamed)
+
+
+def _make_anndata(X, barcodes, genes, var: pd.DataFrame | None = None, *, where: str):
     import anndata as ad
 
-    var = var if var is not None else pd.DataFrame(index=pd.Index(genes, dtype=str))
-    var.index = pd.Index(np.asarray(genes, dtype=str))
-    adata = ad.AnnData(
+    genes = unique_gene_names(genes, where=where)
+    var = var if var is not None else pd.DataFrame(index=genes)
+    var.index = genes
+    return ad.AnnData(
         X=sp.csr_matrix(X, dtype=np.float32),
         obs=pd.DataFrame(index=pd.Index(np.asarray(barcodes, dtype=str))),
         var=var,
     )
-    if not adata.var_names.is_unique:
-        adata.var_names_make_unique()
-    return adata
 
 
 # --- GEO CSV: features in rows, barcodes in columns, first column the feature name ---------
@@ -152,7 +175,7 @@ def read_geo_csv(path: str | Path, *, chunksize: int = 2000):
         raise ScdrbenchError(f"{path}: no feature rows; expected GEO layout (features x cells)")
     X = sp.vstack(blocks, format="csr").T.tocsr()
     log.info("read %s: %d features x %d cells", path, len(genes), len(barcodes))
-    return _make_anndata(X, barcodes, genes)
+    return _make_anndata(X, barcodes, genes, where=str(path))
 
 
 # --- Cell Ranger HDF5 ------------------------------------------------------------------------
@@ -250,7 +273,7 @@ def read_tenx_h5(path: str | Path):
         X = X[:, mask]
     var = pd.DataFrame({"gene_ids": meta["gene_ids"][mask]})
     log.info("read %s (%s layout): %d cells x %d genes", path, meta["layout"], *X.shape)
-    adata = _make_anndata(X, meta["barcodes"], meta["gene_names"][mask], var)
+    adata = _make_anndata(X, meta["barcodes"], meta["gene_names"][mask], var, where=str(path))
     if protein is not None:
         # CITE-seq in one file: the "Antibody Capture" features (checked by prepare)
         adata.obsm["protein_counts"] = pd.DataFrame(
@@ -322,7 +345,7 @@ def read_tenx_mtx(folder: str | Path):
     X = M.T.tocsr()[:, mask]
     var = pd.DataFrame({"gene_ids": features[0].to_numpy()[mask]})
     log.info("read %s: %d cells x %d genes", folder, *X.shape)
-    return _make_anndata(X, barcodes, names.to_numpy()[mask], var)
+    return _make_anndata(X, barcodes, names.to_numpy()[mask], var, where=str(feat))
 
 
 # --- h5ad -------------------------------------------------------------------------------------
@@ -352,6 +375,5 @@ def read_h5ad_counts(path: str | Path):
     check_values(values, where=str(path))
     check_unique_barcodes(adata.obs_names, where=str(path))
     adata.X = sp.csr_matrix(X, dtype=np.float32)
-    if not adata.var_names.is_unique:
-        adata.var_names_make_unique()
+    adata.var_names = unique_gene_names(adata.var_names, where=str(path))
     return adata

@@ -1,5 +1,5 @@
-"""Preprocessing steps shared by both routes and the CITE-seq reader: the significant-PC test,
-the PCA kNN graph and Leiden labels.
+"""Preprocessing steps shared by both routes and the CITE-seq reader: the HVG count, the
+significant-PC test, the PCA kNN graph and Leiden labels.
 
 Used by the in-memory route (:mod:`scripts.preprocess`), the streamed route
 (:mod:`scripts.data.stream`) and the protein labels of CITE-seq data (:mod:`scripts.data.citeseq`);
@@ -17,6 +17,23 @@ import scipy.sparse as sp
 from scripts.common.runtime import import_umap_without_tensorflow
 
 log = logging.getLogger("scdrbench.preprocess")
+
+
+def warn_n_hvg(n_hvg: int, n_genes: int, *, where: str) -> int:
+    """The number of HVGs to keep: ``n_hvg``, or all ``n_genes`` with one warning line when
+    ``n_hvg`` (config key ``preprocess.n_hvg``) asks for more genes than ``where`` has."""
+    if n_hvg <= n_genes:
+        return n_hvg
+    log.warning(
+        "config key 'preprocess.n_hvg' = %s is more than the %s genes of %s; using all %s "
+        "(set preprocess.n_hvg to %s or fewer to silence this)",
+        f"{n_hvg:,}",
+        f"{n_genes:,}",
+        where,
+        f"{n_genes:,}",
+        f"{n_genes:,}",
+    )
+    return n_genes
 
 
 def _top_variances(X: np.ndarray, n_pcs: int, seed: int) -> np.ndarray:

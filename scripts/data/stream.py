@@ -46,6 +46,7 @@ from scripts.data.readers import (
     fix_advice,
     open_h5,
     tenx_h5_layout,
+    unique_gene_names,
 )
 
 log = logging.getLogger("scdrbench.stream")
@@ -211,8 +212,7 @@ def write_counts_h5ad(
         n = min(chunks.n_cells, max_cells) if max_cells else chunks.n_cells
         barcodes = barcodes[:n]
         check_unique_barcodes(barcodes, where=str(source))
-        if not var.index.is_unique:
-            var.index = pd.Index(_unique_names(var.index))
+        var.index = unique_gene_names(var.index, where=str(source))
         keep = np.zeros(n, dtype=bool)
         with h5py.File(tmp, "w") as f:
             X = None
@@ -240,19 +240,6 @@ def write_counts_h5ad(
         log.warning("dropped %d cells with zero counts", n_zero)
     log.info("wrote %s: %d cells x %d genes (streamed)", output, int(keep.sum()), chunks.n_vars)
     return {"n_cells": int(keep.sum()), "n_genes": chunks.n_vars, "n_zero_dropped": n_zero}
-
-
-def _unique_names(names) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for name in map(str, names):
-        if name in seen:
-            seen[name] += 1
-            out.append(f"{name}-{seen[name]}")
-        else:
-            seen[name] = 0
-            out.append(name)
-    return out
 
 
 # --- preprocessing -----------------------------------------------------------------------
@@ -318,7 +305,7 @@ def preprocess_streamed(
     import h5py
     from anndata.io import read_elem
 
-    from scripts.data.steps import leiden_labels, significant_pcs
+    from scripts.data.steps import leiden_labels, significant_pcs, warn_n_hvg
 
     target = params["target_sum"]
     with open_cells(counts_path) as (chunks, barcodes, var):
@@ -335,7 +322,7 @@ def preprocess_streamed(
             log.info("pass 1 (gene statistics): %d of %d cells", stop, n)
         mean = s1 / n
         gvar = (s2 / n - mean**2) * (n / (n - 1))
-        n_hvg = min(params["n_hvg"], n_genes)
+        n_hvg = warn_n_hvg(params["n_hvg"], n_genes, where=str(counts_path))
         hvg = seurat_hvg(mean, gvar, n_hvg) if n_hvg < n_genes else np.ones(n_genes, bool)
         hvg_idx = np.flatnonzero(hvg)
         p = hvg_idx.size
