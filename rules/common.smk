@@ -20,7 +20,7 @@ from scripts.check_config import load as load_config_file
 from scripts.common.errors import ScdrbenchError
 from scripts.common.io import check_writable
 from scripts.common.keep import rerun_failures
-from scripts.common.runtime import THREAD_VARIABLES
+from scripts.common.runtime import TENSORFLOW_QUIET, THREAD_VARIABLES
 
 # 1. Validate first: nothing reads the config before this (defaults are filled in here). A bad
 # config is one line naming the key, without Snakemake's traceback of this file.
@@ -45,6 +45,9 @@ FAMILIES = {
 }
 REPEATS = config["repeats"]
 ROOT = workflow.basedir
+# Every job starts with TensorFlow's start-up lines off (plain, SLURM or any executor: the
+# prefix is part of the shell command); a value set in the user's environment wins.
+QUIET_ENV = " ".join(f"{var}=${{{var}:-{value}}}" for var, value in TENSORFLOW_QUIET.items())
 # The summary stage's command (every summary rule runs one of its sub-commands).
 SUMMARY = f"PYTHONPATH={ROOT}:${{PYTHONPATH:-}} python -m scripts.summary"
 # Jobs whose method's memory model exceeds the memory budget (budget.over_estimate: skip; with
@@ -123,10 +126,7 @@ wildcard_constraints:
 def get_thread_env(wildcards, threads):
     """Shell prefix pinning every thread pool to the job's threads before Python starts."""
     pools = " ".join(f"{var}={threads}" for var in THREAD_VARIABLES)
-    return (
-        f"{pools} TF_NUM_INTEROP_THREADS=1 TF_CPP_MIN_LOG_LEVEL=2 "
-        f"PYTHONPATH={ROOT}:${{PYTHONPATH:-}}"
-    )
+    return f"{pools} TF_NUM_INTEROP_THREADS=1 {QUIET_ENV} PYTHONPATH={ROOT}:${{PYTHONPATH:-}}"
 
 
 def _pairs(pattern, pairs=None):

@@ -179,7 +179,9 @@ def main(
         coords = np.full((data.n_obs, 2), np.nan, dtype=np.float32)
         coords[cells] = align(runs[first], runs[name]) if kind == "seed" else runs[name]
         obsm[f"run_{name}"] = coords
-    out = ad.AnnData(obs=pd.DataFrame({"label": labels}, index=data.obs_names.copy()), obsm=obsm)
+    # categorical already: anndata would convert it while writing and say so on the console
+    obs = pd.DataFrame({"label": pd.Categorical(labels)}, index=data.obs_names.copy())
+    out = ad.AnnData(obs=obs, obsm=obsm)
     out.uns.update(
         {
             "dataset_id": dataset,

@@ -19,6 +19,11 @@ THREAD_VARIABLES = (
     "TF_NUM_INTRAOP_THREADS",
 )
 
+#: TensorFlow's start-up chatter off (its C++ INFO/WARNING lines, oneDNN's notice: oneDNN custom
+#: ops also vary results with the order of floating-point sums, against op determinism); its
+#: C++ ERROR lines still print. A value the caller's environment sets wins.
+TENSORFLOW_QUIET = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0"}
+
 
 def pin_threads(threads: int) -> None:
     """Pin every thread pool we know of to ``threads``.
@@ -121,7 +126,7 @@ def import_umap_without_tensorflow() -> None:
 @contextmanager
 def quiet_tensorflow():
     """Silence TensorFlow's C++ and Python start-up noise for the enclosed import/use."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    for var, value in TENSORFLOW_QUIET.items():
+        os.environ.setdefault(var, value)
     yield
     logging.getLogger("tensorflow").setLevel(logging.ERROR)

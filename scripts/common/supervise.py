@@ -25,6 +25,7 @@ on and the tables show the failure.
 from __future__ import annotations
 
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -39,6 +40,16 @@ from scripts.common.budget import Budget, status_message
 #: Exit code of a child stopped by the memory guard (its estimate exceeds the allocation):
 #: passed on as a failure, so that Snakemake resubmits the job with more memory.
 EXIT_MEMORY_GUARD = 3
+#: Known-harmless lines TensorFlow's C++ prints whatever TF_CPP_MIN_LOG_LEVEL says: absl's
+#: preamble before its first message, and tf.data's ERROR-level note on an attribute missing
+#: from its op registry (every parametric UMAP fit with TensorFlow 2.21; the fit is unaffected).
+#: They go to the log, not to the console; every other line, TensorFlow's real errors among
+#: them, goes to both.
+CONSOLE_NOISE = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$"
+    r"|E\d{4} \S+\s+\d+ node_def_util\.cc:\d+\] NodeDef mentions attribute "
+    r"use_unbounded_threadpool which is not in the op definition"
+)
 
 
 @dataclass
@@ -129,8 +140,9 @@ def supervise(
     def pump():
         for line in child.stderr:
             tail.append(line.rstrip("\n"))
-            sys.stderr.write(line)
-            sys.stderr.flush()
+            if not CONSOLE_NOISE.match(line):
+                sys.stderr.write(line)
+                sys.stderr.flush()
             if log_fh:
                 log_fh.write(line)
                 log_fh.flush()

@@ -47,13 +47,16 @@ def import_backend(module: ModuleType) -> None:
     """
     import sys
 
+    from scripts.common.runtime import quiet_tensorflow
+
     blocked = [m for m in getattr(module, "BLOCKED_MODULES", ()) if m not in sys.modules]
     for name in blocked:
         sys.modules[name] = None
     try:
         import warnings
 
-        with warnings.catch_warnings():
+        # a backend that is (or imports) TensorFlow starts quietly, as _nn.import_tensorflow does
+        with warnings.catch_warnings(), quiet_tensorflow():
             warnings.simplefilter("ignore", ImportWarning)
             for name in getattr(module, "BACKEND_MODULES", ()):
                 importlib.import_module(name)

@@ -8,6 +8,8 @@ nearest neighbours come from faiss, its optimisation from numba: both on the job
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from scripts.methods._checks import check_input, check_neighbours
@@ -47,21 +49,33 @@ def embed(
 
     X = check_input(np.asarray(X, dtype=np.float32), "pacmap", min_cells=5)
     check_neighbours("pacmap", "n_neighbors", n_neighbors, X.shape[0])
-    model = pacmap.PaCMAP(
-        n_components=2,
-        n_neighbors=n_neighbors,
-        MN_ratio=MN_ratio,
-        FP_ratio=FP_ratio,
-        lr=lr,
-        num_iters=tuple(int(i) for i in num_iters),
-        apply_pca=apply_pca,
-        random_state=seed,
-        verbose=False,
-    )
-    emb = model.fit_transform(X, init=init)
+    # PaCMAP logs "Warning: random state is set to <seed>" whenever it is seeded, as every
+    # run here is: not news to the user, so that one record is dropped, no other.
+    pacmap_log = logging.getLogger("pacmap.pacmap")
+    pacmap_log.addFilter(_seed_notice)
+    try:
+        model = pacmap.PaCMAP(
+            n_components=2,
+            n_neighbors=n_neighbors,
+            MN_ratio=MN_ratio,
+            FP_ratio=FP_ratio,
+            lr=lr,
+            num_iters=tuple(int(i) for i in num_iters),
+            apply_pca=apply_pca,
+            random_state=seed,
+            verbose=False,
+        )
+        emb = model.fit_transform(X, init=init)
+    finally:
+        pacmap_log.removeFilter(_seed_notice)
     if info is not None:
         info["n_neighbors"] = int(model.n_neighbors)
     return np.asarray(emb, dtype=np.float32)
+
+
+def _seed_notice(record: logging.LogRecord) -> bool:
+    """False (drop) for PaCMAP's notice that the random state is set."""
+    return not record.getMessage().startswith("Warning: random state is set to ")
 
 
 def estimate_memory_mb(

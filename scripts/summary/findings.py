@@ -71,7 +71,9 @@ def nonlinear_resolves(metrics, timing, ds):
 
 
 def autoencoders_match(metrics, timing, ds):
-    best = np.nanmax([_value(metrics, ds, m, "knn_accuracy") for m in ("tsne", "umap")] + [np.nan])
+    found = [_value(metrics, ds, m, "knn_accuracy") for m in ("tsne", "umap")]
+    found = [v for v in found if np.isfinite(v)]
+    best = max(found) if found else np.nan
     aes = {m: _value(metrics, ds, m, "knn_accuracy") for m in AUTOENCODERS}
     aes = {m: v for m, v in aes.items() if np.isfinite(v)}
     rows = [_row(ds, m, "knn_accuracy", v) for m, v in aes.items()]
