@@ -8,6 +8,8 @@ library's defaults. The input is already 50 PCs, so PHATE's own PCA (100) is a n
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from scripts.methods._checks import check_input, check_neighbours
@@ -60,10 +62,27 @@ def embed(
         random_state=seed,
         verbose=0,
     )
-    emb = model.fit_transform(X)
+    # PHATE's SGD-MDS speaks through graphtools' logger, which prints to stdout whatever
+    # ``verbose`` says ("SGD-MDS may not have converged ..."): into the job's log instead.
+    graphtools_log = logging.getLogger("graphtools")
+    saved = graphtools_log.handlers[:], graphtools_log.propagate
+    graphtools_log.handlers, graphtools_log.propagate = [_ToJobLog()], False
+    try:
+        emb = model.fit_transform(X)
+    finally:
+        graphtools_log.handlers, graphtools_log.propagate = saved
     if info is not None:
         info["t"] = int(model.optimal_t if t == "auto" else t)
     return np.asarray(emb, dtype=np.float32)
+
+
+class _ToJobLog(logging.Handler):
+    """A library's log record, passed to the job's log at INFO (not to the console)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger("scdrbench.methods.phate").info(
+            "graphtools %s: %s", record.levelname.lower(), record.getMessage().strip()
+        )
 
 
 def estimate_memory_mb(
