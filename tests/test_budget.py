@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import signal
 import sys
 
 import numpy as np
@@ -124,7 +125,7 @@ def test_supervisor_timeout(tmp_path):
     out = supervise(_python("import time; time.sleep(60)"), budget=Budget(1.0, None), log_path=log)
     assert out.status == "timeout"
     assert out.message == "timeout after 1 s"
-    assert out.seconds < 15
+    assert out.returncode == -signal.SIGTERM  # stopped by the supervisor, not run to its end
     assert "job ended with status timeout: timeout after 1 s" in log.read_text()
 
 
@@ -133,7 +134,7 @@ def test_supervisor_out_of_memory(tmp_path):
     out = supervise(_python(code), budget=Budget(60, 200))
     assert out.status == "out_of_memory"
     assert out.message == "out of memory at 200 MiB"
-    assert out.seconds < 20
+    assert out.returncode == -signal.SIGKILL  # killed at the budget, not run to its end
 
 
 def test_supervisor_error_keeps_the_one_line_and_the_traceback_in_the_log(tmp_path):

@@ -6,9 +6,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import signal
+import subprocess
 import sys
 import textwrap
+import time
 
+import psutil
 import pytest
 
 from scripts.common import keep
@@ -27,7 +31,30 @@ JOB = textwrap.dedent(
     if a.value == "bad":
         print("scdrbench error: value 'bad' is not allowed", file=sys.stderr)
         sys.exit(1)
+    if a.value == "hang":  # says it started, then works until a signal stops it
+        import os, time
+        Path(a.input).with_name("child.pid").write_text(str(os.getpid()))
+        while True:
+            time.sleep(0.1)
     Path(a.output).write_text(Path(a.input).read_text() + a.value)
+    """
+)
+# The job's supervisor as its own process (the parent Snakemake or scancel signals).
+DRIVER = textwrap.dedent(
+    """
+    import argparse, sys
+    from pathlib import Path
+    from scripts.common.supervise import add_budget_arguments, run_job
+    inp, out, log, value = sys.argv[1:]
+    argv = ["--input", inp, "--output", out, "--value", value, "--log", log]
+    p = argparse.ArgumentParser()
+    for name in ("--input", "--output", "--value", "--log"):
+        p.add_argument(name)
+    add_budget_arguments(p)
+    def record(outcome, budget):
+        Path(out).write_text(f"STATUS {outcome.status}: {outcome.message}")
+    run_job("fakejob", argv, p.parse_args(argv), child=None, record=record, what="job",
+            outputs=[Path(out)], inputs=[Path(inp)])
     """
 )
 
@@ -116,16 +143,28 @@ def test_state_files_are_hidden_beside_their_output(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="process groups as on the cluster nodes")
-def test_an_interrupted_job_writes_nothing(job, monkeypatch):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupted_job_writes_nothing(job, tmp_path, sig):
     run, inp, out, log = job
     run("1")
-    before = sha(out)
-    from scripts.common import supervise
-
-    def interrupted(*a, **k):
-        return supervise.Outcome("interrupted", "interrupted by signal 15", 143, 1.0, 0, 0)
-
-    monkeypatch.setattr(supervise, "supervise", interrupted)
-    with pytest.raises(SystemExit):
-        run("bad")
-    assert sha(out) == before
+    before, state = sha(out), keep.read_state(out)
+    (tmp_path / "driver.py").write_text(DRIVER)
+    driver = subprocess.Popen(
+        [sys.executable, str(tmp_path / "driver.py"), str(inp), str(out), str(log), "hang"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    pid_file = tmp_path / "child.pid"
+    while not pid_file.exists() or not pid_file.read_text():  # the child is at work
+        assert driver.poll() is None, driver.stderr.read()
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    driver.send_signal(sig)  # a real signal to the supervisor, as Snakemake or scancel sends
+    err = driver.communicate(timeout=120)[1]
+    assert driver.returncode != 0
+    # the signal reached the child's process group: it is gone, not left working
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie"
+    assert sha(out) == before and keep.read_state(out) == state  # nothing written
+    assert keep.rerun_failure(out) is None
+    assert "recorded as its status" not in err and "kept the previous result" not in err
+    assert f"job ended with status interrupted: interrupted (signal {int(sig)})" in log.read_text()
