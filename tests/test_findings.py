@@ -78,3 +78,14 @@ def test_missing_methods_are_not_measured():
     v = verdicts(metrics, timing)
     assert v["Autoencoders match t-SNE/UMAP"] == UNKNOWN
     assert v["t-SNE at high perplexity keeps more global structure"] == UNKNOWN
+
+
+def test_a_selection_without_tsne_and_umap_warns_nothing():
+    import warnings
+
+    metrics, timing = tables()
+    metrics = metrics[~metrics["method"].isin(["tsne", "umap"])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's All-NaN RuntimeWarning would raise here
+        v = verdicts(metrics, timing)
+    assert v["Autoencoders match t-SNE/UMAP"] == UNKNOWN
