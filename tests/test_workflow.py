@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from scripts.common.runtime import TENSORFLOW_QUIET
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.workflow
@@ -20,8 +22,8 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
 TEST_CONFIG = ROOT / "tests" / "config" / "test.yaml"
 
 
-def run_snakemake(*args, cwd=ROOT, timeout=600, check=True):
-    env = dict(os.environ)
+def run_snakemake(*args, cwd=ROOT, timeout=600, check=True, unset=()):
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     proc = subprocess.run(
         [*SNAKEMAKE, *args],
@@ -130,7 +132,7 @@ def tiny_run(tmp_path_factory):
     """The test config through the whole workflow, in a scratch directory."""
     scratch = tmp_path_factory.mktemp("tiny_run")
     start = time.perf_counter()
-    run_snakemake(
+    proc = run_snakemake(
         "--cores",
         "2",
         "--directory",
@@ -139,9 +141,38 @@ def tiny_run(tmp_path_factory):
         str(TEST_CONFIG),
         "--show-failed-logs",
         timeout=1500,
+        unset=TENSORFLOW_QUIET,  # launched as a user would, without the tests' quiet settings
     )
     print(f"tiny run: {time.perf_counter() - start:.1f} s")
+    (scratch / "console.txt").write_text(proc.stderr + proc.stdout)
     return scratch
+
+
+# Snakemake's own console lines in a run that goes well (its banner, plan, job blocks, progress)
+SNAKEMAKE_LINE = re.compile(
+    r"$|SNAKEMAKE$|=+$|Building DAG of jobs\.\.\.$|Using shell: |Provided cores: \d+$"
+    r"|Rules claiming more threads will be scaled down\.$|Conda environments: ignored$"
+    r"|Job stats:$|job +count$|-+ +-+$|\w+ +\d+$|Select jobs to execute\.\.\.$"
+    r"|Execute \d+ jobs\.\.\.$|\[\w{3} \w{3} +\d+ [\d:]{8} \d{4}\]$|(local)?rule \w+:$"
+    r"|    (input|output|log|jobid|benchmark|reason|wildcards|resources|threads): "
+    r"|Shell command: |Finished jobid: \d+ \(Rule: \w+\)$|\d+ of \d+ steps \(\d+%\) done$"
+    r"|Complete log\(s\): |Elapsed time: |Assuming unrestricted shared filesystem usage\.$"
+    r"|Using (workflow specific )?profiles? .* for setting default command line arguments\.$"
+    r"|Config file .* is extended by additional config specified via the command line\.$"
+    r"|  (Date|Workflow ID|Platform|Host|User|Snakemake version|Python version|Command"
+    r"|Snakefile|Base directory|Run directory|Working directory|Config file\(s\)|Config MD5): "
+)
+
+
+@pytest.mark.slow
+def test_tiny_run_console_is_snakemakes_and_scdrbenchs_only(tiny_run):
+    """No TensorFlow C++/absl line, no Python warning, no library chatter on the console."""
+    lines = (tiny_run / "console.txt").read_text().splitlines()
+    ours = [line for line in lines if line.startswith("scdrbench")]
+    others = [line for line in lines if not SNAKEMAKE_LINE.match(line) and line not in ours]
+    assert others == []
+    assert sum(line.startswith("Finished jobid: ") for line in lines) >= 20  # the jobs ran
+    assert any(line.startswith("scdrbench: 2 data sets x 4 methods") for line in ours)
 
 
 @pytest.mark.slow
