@@ -308,3 +308,19 @@ def test_ladder_table_keeps_what_an_earlier_machine_measured(monkeypatch, tmp_pa
     legacy = "# date: x\n# machine: the old box\nmethod\trung\tdataset\tstatus\tfit_s\n"
     (tmp_path / "ladder.tsv").write_text(legacy + "tsne\t10000\tproxy_1m_n10000\tok\t50.0\n")
     assert list(ladder_report.recorded_rows()["machine"]) == ["the old box"]
+
+
+def test_supervisor_keeps_tensorflows_harmless_lines_off_the_console(tmp_path, capfd):
+    log = tmp_path / "job.log"
+    lines = [
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        "E0000 00:00:1796477978.655524   27972 node_def_util.cc:682] NodeDef mentions attribute "
+        "use_unbounded_threadpool which is not in the op definition: Op<name=MapDataset>",
+        "E0000 00:00:1796477978.700000   27972 cuda_executor.cc:1] a real TensorFlow error",
+    ]
+    code = f"import sys; sys.stderr.write({''.join(line + chr(10) for line in lines)!r})"
+    out = supervise(_python(code), budget=Budget(), log_path=log)
+    assert out.status == "ok"
+    console = capfd.readouterr().err.splitlines()
+    assert console == [lines[2]]  # the real error still reaches the console
+    assert [line for line in log.read_text().splitlines() if line] == lines  # all in the log
