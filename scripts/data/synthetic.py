@@ -202,7 +202,8 @@ def simulate_anndata(spec: SyntheticSpec):
             columns=antibody_names(counts.shape[1]),
         )
         names = obs["cell_type"].astype(str).to_numpy().copy()
-        adata.obs["rna_type"] = obs["cell_type"].astype(str).to_numpy()
+        # categorical already: anndata would convert it while writing and say so on the console
+        adata.obs["rna_type"] = pd.Categorical(obs["cell_type"].astype(str).to_numpy())
         names[group == 1] = [f"{n}_hi" for n in names[group == 1]]
         names[group == 0] = [f"{n}_lo" for n in names[group == 0]]
         adata.obs["cell_type"] = pd.Categorical(names)
