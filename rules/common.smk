@@ -19,7 +19,7 @@ from scripts.common.config import (
 from scripts.check_config import load as load_config_file
 from scripts.common.errors import ScdrbenchError
 from scripts.common.io import check_writable
-from scripts.common.keep import rerun_failures
+from scripts.common.keep import rerun_failures, retry_token
 from scripts.common.runtime import THREAD_VARIABLES
 
 # 1. Validate first: nothing reads the config before this (defaults are filled in here). A bad
@@ -377,6 +377,25 @@ def get_retry_token(wildcards):
     if status["status"] != "ok" and budget.exceeds(Budget.from_token(status["budget"])):
         return f"retry with {budget.token()}"
     return status["retry_token"]
+
+
+class NoRetry:
+    """The retry_after param when no failure is noted: not a builtin type, so Snakemake neither
+    records nor compares it, and results made before the param existed are not re-run."""
+
+    def __str__(self):
+        return ""
+
+
+def get_retry_after(pattern):
+    """A param function: the id of the last failure by the environment of the job that makes
+    ``pattern`` (no space, a signal...; for a summary job, any failure), from its state file: a
+    new id re-runs the job once (scripts/common/keep.py)."""
+
+    def retry_after(wildcards):
+        return retry_token(pattern.format(**dict(wildcards.items()))) or NoRetry()
+
+    return retry_after
 
 
 def get_precomputed_file(wildcards):
