@@ -307,9 +307,11 @@ def run_job(
     try:
         line, code = _conclude(outcome, budget, keep, record, outputs, inputs, guard_retries, what)
     except ScdrbenchError as err:  # the job's own files cannot be written (a full disk)
+        line, code = f"scdrbench error: {what}: {err}", err.exit_code
         if outcome.status != "ok":
             keep.note_retry(outputs, outcome.status)
-        line, code = f"scdrbench error: {what}: {err}", err.exit_code
+            also = "" if str(err) in outcome.message else f" ({err})"
+            line = f"scdrbench error: {what}: {outcome.message}; nothing written{also}"
     if line:
         # the log has the child's message already: there, the line says what became of the job
         log.write(line.replace(f": {outcome.message}; ", ": ", 1) + "\n")
