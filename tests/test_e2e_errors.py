@@ -313,3 +313,89 @@ def test_a_cut_download_without_size_is_refused_by_the_workflow(case, tmp_path):
     assert not (case / "results/data/remote").exists()
     after = digests(case)
     assert {k: after[k] for k in before} == before
+
+
+def _can_mount_tmpfs() -> bool:
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs tmpfs /mnt"])
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs root and mount namespaces (CI has)")
+def test_a_full_disk_is_one_line_and_the_next_run_retries_the_job(case):
+    """results/embed on a full tmpfs: the re-run of one embedding cannot write its file. One
+    line, once; the previous file kept byte for byte; once space is back a plain run retries
+    the job, and after that nothing more runs. (tests/test_os_errors.py: the same job alone.)"""
+    embed = case / "results/embed"
+    emb = embed / "synthetic_tiny/random.h5ad"
+    before = emb.read_bytes()
+    target = ("--configfile", str(CONFIG), "--cores", "2", "--directory", str(case))
+    snakemake = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), *target]
+    forced = [*snakemake, "results/tables/timing.tsv", "--forcerun", str(emb.relative_to(case))]
+    stage = case.parent / "stage"
+    # mount a small tmpfs over results/embed, copy its files in, fill it; run; then copy what
+    # the run left back onto the real disk (the space is back)
+    script = (
+        f"mount -t tmpfs -o size=1m tmpfs {embed} && cp -a {stage}/. {embed}/ && "
+        f"(dd if=/dev/zero of={embed}/filler bs=4k 2>/dev/null; true) && "
+        f"{shlex.join(forced)}; rc=$?; rm {embed}/filler; "
+        f"rm -rf {stage} && cp -a {embed} {stage}; exit $rc"
+    )
+    shutil.copytree(embed, stage)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    shutil.rmtree(embed)
+    shutil.copytree(stage, embed)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [x for x in proc.stderr.splitlines() if "No space left on device" in x]
+    assert len(lines) == 1, proc.stderr[-3000:]
+    assert lines[0].startswith("scdrbench error: synthetic_tiny/random: ")
+    assert "cannot write results/embed/synthetic_tiny/random.h5ad: No space left" in lines[0]
+    assert "kept the previous result" in lines[0] and "the next run retries it" in lines[0]
+    assert "log: results/logs/embed/synthetic_tiny/random.log" in lines[0]
+    for noise in ("a bug", "Traceback", "--- Logging error ---", "scdrbench warning"):
+        assert noise not in proc.stderr, noise
+    log = (case / "results/logs/embed/synthetic_tiny/random.log").read_text()
+    assert log.count("No space left on device") == 1
+    assert emb.read_bytes() == before
+    assert not [p for p in embed.rglob("*") if p.name.endswith(".tmp")]
+    timing = pd.read_csv(case / "results/tables/timing.tsv", sep="\t").set_index("method")
+    assert "No space left on device" in timing.loc["random", "status_message"]
+    # the space is back: a plain run retries that job (and only the ones that read it)
+    plan = run(case, "-n", "results/tables/timing.tsv", check=True).stdout
+    assert plan.count("rule embed_python:") == 1 and "Params have changed" in plan
+    run(case, "results/tables/timing.tsv", check=True)
+    timing = pd.read_csv(case / "results/tables/timing.tsv", sep="\t").set_index("method")
+    assert timing.loc["random", "status"] == "ok"
+    assert timing.loc["random", "status_message"] == "ok"
+    again = run(case, "-n", "results/tables/timing.tsv", check=True)
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_a_summary_output_restored_after_a_failure_is_rebuilt_on_the_next_run(case):
+    """A cut timing table stops the scaling figure; Snakemake restores the previous figure.
+    With the table whole again (and its old modification time), the next plain run draws the
+    figure again: nothing but the failure's note can tell Snakemake to."""
+    timing = case / "results/tables/timing.tsv"
+    whole, stat = timing.read_bytes(), timing.stat()
+    timing.write_text("dataset\n")  # cut
+    proc = run(case, "results/figures/scaling.png")
+    assert proc.returncode != 0
+    errors = [x for x in proc.stderr.splitlines() if x.startswith("scdrbench error:")]
+    assert len(errors) == 1 and "timing table" in errors[0], proc.stderr[-3000:]
+    assert "Restored previous version of results/figures/scaling.png" in proc.stderr
+    timing.write_bytes(whole)
+    os.utime(timing, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    plan = run(case, "-n", "results/figures/scaling.png", check=True).stdout
+    assert "rule scaling_figure:" in plan and "Params have changed" in plan
+    run(case, "results/figures/scaling.png", check=True)
+    again = run(case, "-n", "results/figures/scaling.png", check=True)
+    assert "Nothing to be done" in again.stdout + again.stderr
