@@ -213,3 +213,26 @@ def test_the_retry_note_is_written_in_place_on_a_full_disk(tmp_path):
     assert proc.returncode == 0, proc.stderr
     note, token = proc.stdout.split("\n")[:2]
     assert note == "None" and token.startswith("error at "), proc.stdout
+
+
+@needs_mount
+def test_the_log_keeps_its_whole_message_when_the_disk_fills_meanwhile(tmp_path):
+    """Space is reserved for the log when it is opened: a disk filled afterwards (another job,
+    another user) does not cut its last lines at a block boundary."""
+    where = tmp_path / "disk"
+    where.mkdir()
+    code = (
+        f"import logging, subprocess, sys; sys.path.insert(0, {str(ROOT)!r}); "
+        "from scripts.common import runtime; "
+        f"runtime.setup_logging({str(where / 'job.log')!r}); "
+        f"subprocess.run('dd if=/dev/zero of={where}/filler bs=4k 2>/dev/null', shell=True); "
+        "logging.getLogger('scdrbench').info('x' * 20000 + ' end'); "
+        "print(runtime.LOG_FAILED)"
+    )
+    after = f"tail -c 5 {where}/job.log; wc -c < {where}/job.log;"
+    proc = run_in_namespace(
+        f"mount -t tmpfs -o size=256k tmpfs {where}", [sys.executable, "-c", code], after
+    )
+    assert proc.returncode == 0, proc.stderr
+    failed, tail, size = proc.stdout.split("\n")[:3]
+    assert failed == "None" and tail == " end" and int(size) > 20000, proc.stdout
