@@ -325,7 +325,10 @@ def run_job(
 def _conclude(outcome, budget, keep, record, outputs, inputs, guard_retries, what):
     """What the supervisor does after the child ended: ``(line, exit code)``."""
     if outcome.status == "ok":
-        keep.record(outputs, inputs, "ok")
+        try:
+            keep.record(outputs, inputs, "ok")
+        except ScdrbenchError as err:  # the result is whole: keep it (it is not kept on a re-run)
+            return f"scdrbench warning: {what}: the result is complete; its state: {err}", 0
         return None, 0
     guarded = guard_retries and outcome.status == "skipped" and budget.mem_mb is None
     code = outcome.returncode if outcome.returncode > 0 else 1
