@@ -311,7 +311,8 @@ def run_job(
         if outcome.status != "ok":
             keep.note_retry(outputs, outcome.status)
             also = "" if str(err) in outcome.message else f" ({err})"
-            line = f"scdrbench error: {what}: {outcome.message}; nothing written{also}"
+            again = ", the next run retries it" if outcome.environment else ""
+            line = f"scdrbench error: {what}: {outcome.message}; nothing written{also}{again}"
     if line:
         # the log has the child's message already: there, the line says what became of the job
         log.write(line.replace(f": {outcome.message}; ", ": ", 1) + "\n")
