@@ -13,6 +13,7 @@ from scripts.common.config import (
     digest,
     grid_pairs,
     predicted_overruns,
+    semantic_labels,
     url_filename,
     validate_config,
 )
@@ -261,8 +262,8 @@ def get_method_digest(wildcards):
 
 
 def get_labels_json(wildcards):
-    """The dataset's labels entry, as JSON."""
-    return json.dumps(DATASET_ENTRIES[wildcards.dataset]["labels"], sort_keys=True)
+    """The dataset's labels entry (a key at its default left out, as in the digest), as JSON."""
+    return json.dumps(semantic_labels(DATASET_ENTRIES[wildcards.dataset]["labels"]), sort_keys=True)
 
 
 def get_preprocess_json():

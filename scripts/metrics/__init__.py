@@ -28,7 +28,7 @@ import pandas as pd
 
 from scripts.common import embedding_file
 from scripts.common.errors import ScdrbenchError, cli_errors
-from scripts.metrics.base import subsample_indices
+from scripts.metrics.base import encode_labels, subsample_indices
 from scripts.metrics.corank import (
     density_preservation,
     distance_correlation,
@@ -267,7 +267,7 @@ def protein_set_tables(emb, ref, labels, rna_labels, seed, threads) -> list[pd.D
             "metric": [f"recall:{k}" for k in recall],
             "value": list(recall.values()),
             "higher_is_better": True,
-            "n_cells_scored": len(labels),
+            "n_cells_scored": int(np.count_nonzero(encode_labels(labels)[0] >= 0)),
             "note": "fraction of the label's cells whose 10-NN classifier vote (5-fold) is right",
             "seconds": np.nan,
         }
