@@ -95,6 +95,16 @@ def test_a_method_that_fails_on_rerun_keeps_its_last_good_result_and_says_so(cas
     assert row["status"] == "ok" and np.isnan(row["s"])
     assert row["status_message"].startswith("kept the result of ")
     assert "params.perplexity 300 is too large" in row["status_message"]
+    # the scores of the kept embedding are marked in metrics.tsv, the ranking and the findings
+    tables = case / "results/tables"
+    kept = pd.read_csv(tables / "metrics.tsv", sep="\t").groupby("method")["kept"].first()
+    assert kept["tsne"] == row["status_message"] and kept.drop("tsne").isna().all()
+    ranking = pd.read_csv(tables / "ranking.tsv", sep="\t").set_index("method")
+    assert ranking.loc["tsne", "kept"] == row["status_message"]
+    assert "tsne (kept: re-run failed)" in (tables / "metrics.md").read_text()
+    findings = (tables / "findings.md").read_text()
+    assert "synthetic_tiny / tsne / knn_accuracy = " in findings
+    assert "(a kept result: its re-run failed)" in findings
     # the same configuration again: nothing to re-run, and the start says what is kept
     again = run_snakemake(*with_overlay, "--directory", str(case), check=True)
     assert "Nothing to be done" in again.stdout + again.stderr

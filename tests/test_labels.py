@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from scripts import metrics
+from scripts.common import keep
 from scripts.common.errors import ScdrbenchError
 from scripts.metrics.base import UNLABELLED, encode_labels
 from scripts.prepare import attach_labels, read_labels_file
@@ -165,6 +166,88 @@ def test_the_new_keys_are_in_the_schema_and_a_default_reruns_nothing():
     assert digest(lowered, "dataset") != digest(entry, "dataset")
     with pytest.raises(ConfigError, match="min_labelled_fraction"):
         validate_config(cfg({"from": "file", "file": "l.csv", "min_labelled_fraction": 1.5}))
+
+
+# --- kept results are marked in metrics.tsv, the ranking and the findings -------------------
+
+
+def _metric_file(path, dataset, method, values):
+    rows = [
+        {
+            "dataset": dataset,
+            "method": method,
+            "metric": metric,
+            "value": value,
+            "higher_is_better": True,
+            "n_cells_scored": 100,
+            "seed": 0,
+            "note": "",
+            "control": "",
+        }
+        for metric, value in values.items()
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows, columns=metrics.COLUMNS).to_csv(path, sep="\t", index=False)
+    return str(path)
+
+
+def test_scores_of_a_kept_result_are_marked_everywhere(tmp_path):
+    from scripts.summary import cli
+    from scripts.summary.findings import findings, findings_markdown
+    from scripts.summary.render import ranking_markdown
+    from scripts.summary.tables import ranking_table
+
+    scores = {"pca": (0.6, 0.4), "tsne": (0.9, 0.5), "umap": (0.88, 0.45)}
+    files, embeddings = [], []
+    for method, (acc, knc) in scores.items():
+        files.append(
+            _metric_file(
+                tmp_path / f"results/metrics/ds/{method}.tsv",
+                "ds",
+                method,
+                {"knn_accuracy": acc, "knc": knc},
+            )
+        )
+        emb = tmp_path / f"results/embed/ds/{method}.h5ad"
+        emb.parent.mkdir(parents=True, exist_ok=True)
+        emb.write_bytes(method.encode())
+        keep.record([emb], [], "ok")
+        embeddings.append(str(emb))
+    # t-SNE's re-run failed and its previous embedding was kept (its scores are of that one)
+    keep.note_failure([embeddings[1]], "error", "error: perplexity 300 is too large")
+
+    tsv, md = tmp_path / "metrics.tsv", tmp_path / "metrics.md"
+    cli(["metrics", "--metrics", *files, "--embeddings", *embeddings, "--tsv", str(tsv)]
+        + ["--md", str(md)])  # fmt: skip
+    table = pd.read_csv(tsv, sep="\t", keep_default_na=False)
+    kept = table.groupby("method")["kept"].first()
+    assert kept["tsne"].startswith("kept the result of ")
+    assert "perplexity 300 is too large" in kept["tsne"]
+    assert kept["pca"] == "" and kept["umap"] == ""
+    assert "| tsne (kept: re-run failed) " in md.read_text()
+    assert "| pca " in md.read_text() and "pca (kept" not in md.read_text()
+
+    metrics_tsv = pd.read_csv(tsv, sep="\t")
+    ranking = ranking_table(metrics_tsv).set_index("method")
+    assert ranking.loc["tsne", "kept"] == kept["tsne"]
+    assert ranking.loc["pca", "kept"] == "" and ranking.loc["umap", "kept"] == ""
+    rmd = ranking_markdown(ranking.reset_index())
+    assert rmd.count("(kept: re-run failed)") == 1 and "tsne (kept: re-run failed)" in rmd
+
+    verdicts = findings(metrics_tsv, None).set_index("claim")
+    pca_claim = verdicts.loc["PCA fails to resolve the populations"]
+    assert pca_claim["kept"] == "tsne"
+    assert (
+        "ds / tsne / knn_accuracy = 0.900 (a kept result: its re-run failed)"
+        in (pca_claim["evidence"])
+    )
+    assert "ds / pca / knn_accuracy = 0.600; " in pca_claim["evidence"]
+    text = findings_markdown(verdicts.reset_index())
+    assert "holds.** *From kept results (tsne): their re-run failed.*" in text
+    # without kept results nothing is marked
+    fresh = metrics_tsv.assign(kept=np.nan)
+    assert "kept" not in findings_markdown(findings(fresh, None))
+    assert (ranking_table(fresh)["kept"] == "").all()
 
 
 # --- through snakemake: a labels file covering 30% of the cells -----------------------------
