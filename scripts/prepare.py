@@ -374,6 +374,12 @@ def add_protein(adata, entry: dict, inputs: dict, *, dataset: str, seed: int = 0
 
 def provenance(dataset: str, entry: dict) -> dict:
     """What ``uns['provenance']`` records: source, address or path, label origin."""
+    labels = entry["labels"]
+    label_source = labels.get("column", "")
+    if labels["from"] == "file":  # the file, and its label column when it has a header
+        label_source = labels["file"] + (
+            f" (column {labels['column']})" if "column" in labels else ""
+        )
     return {
         "dataset_id": dataset,
         "source": entry["source"],
@@ -381,12 +387,7 @@ def provenance(dataset: str, entry: dict) -> dict:
         "address": entry.get("path", entry.get("url", "")),
         "copy_of": entry.get("url", "") if "path" in entry else "",
         "labels_from": entry["labels"]["from"],
-        "labels_column": (
-            f"{entry['labels']['file']}"
-            + (f" (column {entry['labels']['column']})" if "column" in entry["labels"] else "")
-            if entry["labels"]["from"] == "file"
-            else entry["labels"].get("column", "")
-        ),
+        "labels_column": label_source,
     }
 
 
