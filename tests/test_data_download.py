@@ -120,6 +120,10 @@ def _cut_first_attempt(httpd, base, out, name="big.bin"):
     assert "\n" not in str(err.value)
     part = out.with_name(out.name + ".part")
     assert 0 < part.stat().st_size < len(BIG)
+    if getattr(httpd, "validators", True):  # a validator was recorded: the next run resumes
+        assert f"a re-run resumes from the {part.stat().st_size} bytes kept in {part}" in str(
+            err.value
+        )
     assert not out.exists()
     return part.stat().st_size
 

@@ -295,7 +295,9 @@ def download(
         ):
             have, validator = 0, {}
     except requests.RequestException as err:
-        raise ScdrbenchError(offline_message(url, output, dataset, err)) from None
+        kept = part.stat().st_size if part.exists() and meta.exists() else 0
+        resume = f"; a re-run resumes from the {kept} bytes kept in {part}" if kept else ""
+        raise ScdrbenchError(offline_message(url, output, dataset, err) + resume) from None
     except OSError as err:
         raise ScdrbenchError(f"cannot write {part}: {err}") from None
     try:
