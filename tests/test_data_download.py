@@ -115,14 +115,18 @@ def _cut_first_attempt(httpd, base, out, name="big.bin"):
     """A first download whose transfer is cut after 1.5 MiB: a partial file is left (the
     downloader writes whole 1 MiB blocks) and the error is one line."""
     httpd.cut_after = 3 << 19
-    with pytest.raises(ScdrbenchError, match=f"cannot download {base}/{name}") as err:
+    # urllib3 2 stops at the short body (IncompleteRead); without that, the Content-Length check
+    with pytest.raises(
+        ScdrbenchError, match=f"cannot download {base}/{name}|{name}: received"
+    ) as err:
         download(f"{base}/{name}", str(out), dataset="x")
     assert "\n" not in str(err.value)
     part = out.with_name(out.name + ".part")
     assert 0 < part.stat().st_size < len(BIG)
     if getattr(httpd, "validators", True):  # a validator was recorded: the next run resumes
-        assert f"a re-run resumes from the {part.stat().st_size} bytes kept in {part}" in str(
-            err.value
+        assert "re-run to resume" in str(err.value) or (
+            f"a re-run resumes from the {part.stat().st_size} bytes kept in {part}"
+            in str(err.value)
         )
     assert not out.exists()
     return part.stat().st_size
