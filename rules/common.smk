@@ -437,12 +437,12 @@ def get_download_url(wildcards):
 
 
 def get_download_checks(wildcards):
-    """Command-line checks of a download: the registry's size and sha256 (they describe `url`)."""
+    """Command-line checks of a download: the registry's size, sha256, md5 (they describe `url`)."""
     entry = DATASET_ENTRIES[wildcards.dataset]
     if url_filename(entry.get("url", "")) != wildcards.filename:
         return ""
     checks = [f"--size {entry['size']}"] if "size" in entry else []
-    checks += [f"--sha256 {entry['sha256']}"] if "sha256" in entry else []
+    checks += [f"--{k} {entry[k]}" for k in ("sha256", "md5") if k in entry]
     return " ".join(checks)
 
 
