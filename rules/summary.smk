@@ -41,7 +41,8 @@ rule timing_table:
 
 rule metrics_table:
     input:
-        get_metric_outputs(),
+        metrics=get_metric_outputs(),
+        embeddings=get_embedding_outputs(),
     output:
         tsv=update(
             report(
@@ -74,8 +75,8 @@ rule metrics_table:
         "../envs/python.yaml"
     shell:
         "{params.run} metrics "
-        "--metrics {input:q} --tsv {output.tsv:q} --md {output.md:q} --html {output.html:q} "
-        "--log {log:q}"
+        "--metrics {input.metrics:q} --embeddings {input.embeddings:q} --tsv {output.tsv:q} "
+        "--md {output.md:q} --html {output.html:q} --log {log:q}"
 
 
 rule comparison_figure:

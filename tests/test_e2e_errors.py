@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -95,6 +96,16 @@ def test_a_method_that_fails_on_rerun_keeps_its_last_good_result_and_says_so(cas
     assert row["status"] == "ok" and np.isnan(row["s"])
     assert row["status_message"].startswith("kept the result of ")
     assert "params.perplexity 300 is too large" in row["status_message"]
+    # the scores of the kept embedding are marked in metrics.tsv, the ranking and the findings
+    tables = case / "results/tables"
+    kept = pd.read_csv(tables / "metrics.tsv", sep="\t").groupby("method")["kept"].first()
+    assert kept["tsne"] == row["status_message"] and kept.drop("tsne").isna().all()
+    ranking = pd.read_csv(tables / "ranking.tsv", sep="\t").set_index("method")
+    assert ranking.loc["tsne", "kept"] == row["status_message"]
+    assert "tsne (kept: re-run failed)" in (tables / "metrics.md").read_text()
+    findings = (tables / "findings.md").read_text()
+    assert "synthetic_tiny / tsne / knn_accuracy = " in findings
+    assert "(a kept result: its re-run failed)" in findings
     # the same configuration again: nothing to re-run, and the start says what is kept
     again = run_snakemake(*with_overlay, "--directory", str(case), check=True)
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -102,23 +113,38 @@ def test_a_method_that_fails_on_rerun_keeps_its_last_good_result_and_says_so(cas
     # (a later success clears the note: tests/test_keep.py)
 
 
-def test_a_damaged_result_names_itself_and_the_command_that_rebuilds_it(case):
+def test_a_damaged_embedding_keeps_its_scores_and_the_printed_command_repairs_it(case):
+    """The demo extended by a file (its profile, two config files) in another directory: the
+    command printed for a cut embedding is run as printed, from where the run was started."""
     emb = case / "results/embed/synthetic_tiny/pca.h5ad"
     emb.write_bytes(emb.read_bytes()[:2000])  # truncated
     start = digests(case)
     others = {k: v for k, v in start.items() if "embed/synthetic_tiny/random" in k}
     figures = {k: v for k, v in start.items() if k.startswith("results/figures/")}
-    proc = run(case)
+    mine = case / "mine.yaml"  # the tiny selection, without the demo's stability stage
+    mine.write_text(CONFIG.read_text() + "stability: {datasets: []}\n")
+    demo = ("--profile", "profiles/demo", "--configfile", "profiles/demo/demo.yaml", str(mine))
+    proc = run_snakemake(*demo, "--cores", "2", "--directory", str(case), check=False)
     text = proc.stdout + proc.stderr
     expected = "embedding file results/embed/synthetic_tiny/pca.h5ad is not a readable h5ad file"
     assert expected in text
+    commands = set(re.findall(r"rebuild it with: (snakemake .*? --forcerun [^\s;]+)", text))
+    assert commands == {
+        shlex.join(
+            ["snakemake", "--snakefile", str(ROOT / "Snakefile"), *demo, "--cores", "2"]
+            + ["--directory", str(case), "--forcerun", "results/embed/synthetic_tiny/pca.h5ad"]
+        )
+    }, commands
+    # the scores of the good embedding stay, byte for byte, marked; not NaN rows over them
+    kept = "scdrbench: scoring synthetic_tiny/pca: error: embedding file results/embed/"
+    assert kept in text and "; kept the previous result (made " in text
     assert (
-        "rebuild it with: snakemake --cores 2 --forcerun results/embed/synthetic_tiny/pca.h5ad"
-        in text
+        "kept the previous result"
+        in (case / "results/logs/score/synthetic_tiny/pca.log").read_text()
     )
-    metrics = (case / "results/metrics/synthetic_tiny/pca.tsv").read_text()
-    assert "not scored: the score job ended with error: embedding file" in metrics
+    metrics = "results/metrics/synthetic_tiny/pca.tsv"
     after = digests(case)
+    assert after[metrics] == start[metrics]
     assert all(after[k] == v for k, v in others.items())
     # the figures that could not read it are the previous ones (Snakemake's update() restore)
     for fig in (
@@ -126,9 +152,21 @@ def test_a_damaged_result_names_itself_and_the_command_that_rebuilds_it(case):
         "results/figures/embeddings/synthetic_tiny/pca.png",
     ):
         assert after[fig] == figures[fig], fig
-    # the command it names repairs it
-    run(case, "--forcerun", "results/embed/synthetic_tiny/pca.h5ad", check=True)
-    assert "pca" in (case / "results/tables/metrics.tsv").read_text()
+    # the command it names, run as printed where the run was started, repairs it
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    repair = subprocess.run(
+        commands.pop(), shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert repair.returncode == 0, repair.stderr[-3000:]
+    import anndata as ad
+
+    assert ad.read_h5ad(emb).obsm["X_emb"].shape == (400, 2)
+    table = pd.read_csv(case / "results/tables/metrics.tsv", sep="\t")
+    pca = table[table["method"] == "pca"]
+    assert len(pca) and pca["value"].notna().all() and not pca["note"].str.contains("kept").any()
+    again = run_snakemake(*demo, "--cores", "2", "--directory", str(case), "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+    assert "kept the result of" not in again.stderr  # the note is cleared
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,10 @@ JOB = textwrap.dedent(
     if a.value == "bad":
         print("scdrbench error: value 'bad' is not allowed", file=sys.stderr)
         sys.exit(1)
+    if Path(a.input).read_text().startswith("CUT"):
+        from scripts.common.errors import DamagedInputError
+        print(f"scdrbench error: input {a.input} is cut; rebuild it", file=sys.stderr)
+        sys.exit(DamagedInputError.exit_code)
     Path(a.output).write_text(Path(a.input).read_text() + a.value)
     """
 )
@@ -91,6 +95,28 @@ def test_a_result_of_other_inputs_is_not_kept(job):
     assert out.read_text().startswith("STATUS error: error: value 'bad'")
     assert keep.read_state(out)["status"] == "error"
     assert keep.rerun_failure(out) is None
+
+
+def test_a_damaged_input_keeps_the_good_result_until_it_is_rebuilt(job, capsys):
+    run, inp, out, log = job
+    run("1")
+    before = sha(out)
+    inp.write_text("CUT")  # an input cut since: it changed, but nothing can be made of it
+    run("1")
+    assert sha(out) == before
+    assert "is cut; rebuild it; kept the previous result (made " in capsys.readouterr().err
+    assert "input " in keep.rerun_failure(out) and "is cut" in keep.rerun_failure(out)
+    inp.write_text("input again:")  # rebuilt
+    run("1")
+    assert out.read_text() == "input again:1" and keep.rerun_failure(out) is None
+
+
+def test_a_damaged_input_without_a_good_result_is_recorded(job):
+    run, inp, out, log = job
+    inp.write_text("CUT")
+    run("1")
+    assert out.read_text().startswith("STATUS error: error: input ")
+    assert keep.read_state(out)["status"] == "error"
 
 
 def test_a_status_record_or_a_replaced_file_is_not_kept(job):

@@ -16,6 +16,14 @@ class ScdrbenchError(Exception):
     exit_code = 1
 
 
+class DamagedInputError(ScdrbenchError):
+    """An input results file is missing, cut or unreadable: the message names it and the command
+    that rebuilds it. Its exit code tells the supervisor (:func:`scripts.common.supervise.run_job`)
+    to keep the job's previous good output rather than record the failure over it."""
+
+    exit_code = 4
+
+
 class ConfigError(ScdrbenchError):
     """The configuration is invalid; the message names the key."""
 

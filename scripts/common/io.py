@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from scripts.common.errors import ScdrbenchError, environment_failure
+from scripts.common.errors import DamagedInputError, ScdrbenchError, environment_failure
 
 
 def _umask() -> int:
@@ -88,8 +88,13 @@ def write_text(text: str, path: str | os.PathLike) -> None:
 
 
 def rebuild_hint(path) -> str:
-    """The command that makes a results file again."""
-    return f"rebuild it with: snakemake --cores 2 --forcerun {path}"
+    """The command that makes a results file again: this run's own ``snakemake`` command (its
+    profile, config files and working directory: :mod:`scripts.common.command`)."""
+    import shlex
+
+    from scripts.common import command
+
+    return f"rebuild it with: {command.current()} --forcerun {shlex.quote(str(path))}"
 
 
 def read_h5ad(path: str | os.PathLike, *, what: str = "file", backed: bool = False):
@@ -99,11 +104,11 @@ def read_h5ad(path: str | os.PathLike, *, what: str = "file", backed: bool = Fal
 
     path = Path(path)
     if not path.exists():
-        raise ScdrbenchError(f"{what} {path} does not exist; {rebuild_hint(path)}")
+        raise DamagedInputError(f"{what} {path} does not exist; {rebuild_hint(path)}")
     try:
         return ad.read_h5ad(path, backed="r" if backed else None)
     except Exception as err:  # h5py/anndata raise many types for a bad file
-        raise ScdrbenchError(
+        raise DamagedInputError(
             f"{what} {path} is not a readable h5ad file ({type(err).__name__}: "
             f"{' '.join(str(err).split())}); {rebuild_hint(path)}"
         ) from None

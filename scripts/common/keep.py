@@ -140,11 +140,14 @@ def _write_state(output, state: dict) -> None:
 
 
 def keepable(outputs, inputs) -> bool:
-    """True when every output is a good result made from these very input files."""
-    fp = fingerprint(inputs)
+    """True when every output is a good result made from these very input files (``inputs``
+    None: from any, when an input is damaged and the job could not read it)."""
+    fp = None if inputs is None else fingerprint(inputs)
     for out in outputs:
         state = read_state(out)
-        if state is None or state.get("status") != "ok" or state.get("inputs") != fp:
+        if state is None or state.get("status") != "ok":
+            return False
+        if fp is not None and state.get("inputs") != fp:
             return False
         try:
             if state.get("output") != _content(out):

@@ -46,7 +46,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from scripts.common.budget import Budget, status_message
-from scripts.common.errors import EXIT_ENVIRONMENT, ScdrbenchError
+from scripts.common.errors import EXIT_ENVIRONMENT, DamagedInputError, ScdrbenchError
 
 #: Exit code of a child stopped by the memory guard (its estimate exceeds the allocation):
 #: passed on as a failure, so that Snakemake resubmits the job with more memory.
@@ -291,8 +291,9 @@ def run_job(
 
     ``args`` are the parsed ``argv`` (with :func:`add_budget_arguments`). When the child ends
     with another status than ``ok``: if ``outputs`` hold a good result made from the same
-    ``inputs`` (:mod:`scripts.common.keep`), they stay as they are and the failed re-run is
-    noted beside them; else ``record(outcome, budget)`` writes them as a status record. One line
+    ``inputs`` (:mod:`scripts.common.keep`; from any, when the child could not read an input:
+    exit code of :class:`~scripts.common.errors.DamagedInputError`), they stay as they are and
+    the failed re-run is noted beside them; else ``record(outcome, budget)`` writes them as a status record. One line
     names the status and the log either way. An interrupted job exits non-zero without writing
     anything. With ``guard_retries`` and no memory budget, a memory-guard stop exits 3 instead,
     so that Snakemake resubmits the job with more memory.
@@ -340,7 +341,10 @@ def _conclude(outcome, budget, keep, record, outputs, inputs, guard_retries, wha
         return f"scdrbench error: {what}: {outcome.message}", code
     again = ", the next run retries it" if outcome.environment else ""
     prefix = "scdrbench error" if outcome.environment else "scdrbench"
-    if outputs and keep.keepable(outputs, inputs):
+    # an input it could not read (cut, missing): its previous good result stays, whatever the
+    # inputs it was made from, until the input is rebuilt
+    damaged = outcome.returncode == DamagedInputError.exit_code
+    if outputs and keep.keepable(outputs, None if damaged else inputs):
         made = keep.note_failure(
             outputs, outcome.status, outcome.message, retry=outcome.environment
         )

@@ -86,6 +86,7 @@ def cli(argv=None) -> None:
     t.add_argument("--labels", default="{}", help="method id -> label (JSON), the config's")
     m = sub.add_parser("metrics")
     m.add_argument("--metrics", nargs="+", required=True)
+    m.add_argument("--embeddings", nargs="*", default=[], help="marks scores of kept embeddings")
     m.add_argument("--tsv", required=True)
     m.add_argument("--md", required=True)
     m.add_argument("--html")
@@ -154,7 +155,7 @@ def _run(a) -> None:
         write_text(to_markdown(df), a.md)
         log.info("timing table: %d rows", len(df))
     elif a.command == "metrics":
-        df = metrics_table(a.metrics)
+        df = metrics_table(a.metrics, a.embeddings)
         write_table(df, a.tsv)
         write_text(metrics_markdown(df), a.md)
         if a.html:
