@@ -19,7 +19,7 @@ import pytest
 
 from scripts.common import keep
 from scripts.common.budget import Budget
-from scripts.common.errors import EXIT_ENVIRONMENT, os_error_message
+from scripts.common.errors import EXIT_ENVIRONMENT, DamagedInputError, os_error_message
 from scripts.common.supervise import supervise
 from tests.conftest import ROOT, make_blobs, write_pca_file
 
@@ -125,7 +125,7 @@ def test_a_log_on_a_full_device_is_said_on_the_console_not_as_a_logging_error(pc
         capture_output=True,
         text=True,
     )
-    assert bad.returncode == 1
+    assert bad.returncode == DamagedInputError.exit_code
     assert_one_line(
         bad.stderr,
         "missing.h5ad does not exist",
