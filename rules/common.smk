@@ -13,13 +13,15 @@ from scripts.common.config import (
     digest,
     grid_pairs,
     predicted_overruns,
+    semantic_labels,
     url_filename,
     validate_config,
 )
 from scripts.check_config import load as load_config_file
+from scripts.common import command
 from scripts.common.errors import ScdrbenchError
 from scripts.common.io import check_writable
-from scripts.common.keep import rerun_failures
+from scripts.common.keep import rerun_failures, retry_token
 from scripts.common.runtime import TENSORFLOW_QUIET, THREAD_VARIABLES
 
 # 1. Validate first: nothing reads the config before this (defaults are filled in here). A bad
@@ -69,6 +71,14 @@ def plan_banner():
     files = ", ".join(str(f) for f in workflow.configfiles) or "config.yaml"
     base = os.path.realpath(os.path.join(ROOT, "config.yaml"))
     yours = [f for f in workflow.configfiles if os.path.realpath(f) != base]
+    demo = os.path.join(ROOT, "profiles", "demo")
+    used = {os.path.realpath(f) for f in workflow.configfiles}
+    if _demo_profile(demo) and os.path.realpath(os.path.join(demo, "demo.yaml")) not in used:
+        files += (
+            " (the demo profile's demo.yaml is replaced by your --configfile: extend the "
+            "demo with 'make demo CONFIG=my.yaml' or "
+            "'--configfile profiles/demo/demo.yaml my.yaml')"
+        )
     if yours and not any("selection" in load_config_file(f) for f in yours):
         files += (
             " (no 'selection' in yours: config.yaml's, the paper run; "
@@ -85,7 +95,21 @@ def plan_banner():
     )
 
 
+def _demo_profile(demo):
+    """Whether this run's --profile (or $SNAKEMAKE_PROFILE) is the demo's."""
+    given = command.profiles(sys.argv[1:]) or [os.environ.get("SNAKEMAKE_PROFILE", "")]
+    paths = {os.path.realpath(demo), os.path.realpath(os.path.join(demo, "config.yaml"))}
+    # a relative path is the original directory's: the workflow's, or here (no --directory)
+    return any(
+        p and {os.path.realpath(p), os.path.realpath(os.path.join(ROOT, p))} & paths for p in given
+    )
+
+
 print(plan_banner(), file=sys.stderr)
+if workflow.is_main_process:
+    # this run's own command, for the repair commands its jobs print (--forcerun <file>): the
+    # same profile, config files and directory (scripts/common/command.py)
+    os.environ[command.ENV] = command.run_command(sys.argv[1:], workflow.resource_settings.cores)
 
 
 def _dry_run():
@@ -261,8 +285,8 @@ def get_method_digest(wildcards):
 
 
 def get_labels_json(wildcards):
-    """The dataset's labels entry, as JSON."""
-    return json.dumps(DATASET_ENTRIES[wildcards.dataset]["labels"], sort_keys=True)
+    """The dataset's labels entry (a key at its default left out, as in the digest), as JSON."""
+    return json.dumps(semantic_labels(DATASET_ENTRIES[wildcards.dataset]["labels"]), sort_keys=True)
 
 
 def get_preprocess_json():
@@ -379,6 +403,25 @@ def get_retry_token(wildcards):
     return status["retry_token"]
 
 
+class NoRetry:
+    """The retry_after param when no failure is noted: not a builtin type, so Snakemake neither
+    records nor compares it, and results made before the param existed are not re-run."""
+
+    def __str__(self):
+        return ""
+
+
+def get_retry_after(pattern):
+    """A param function: the id of the last failure by the environment of the job that makes
+    ``pattern`` (no space, a signal...; for a summary job, any failure), from its state file: a
+    new id re-runs the job once (scripts/common/keep.py)."""
+
+    def retry_after(wildcards):
+        return retry_token(pattern.format(**dict(wildcards.items()))) or NoRetry()
+
+    return retry_after
+
+
 def get_precomputed_file(wildcards):
     """The coordinates file of a precomputed method (params.path)."""
     return config["methods"][wildcards.method]["params"]["path"]
@@ -436,12 +479,12 @@ def get_download_url(wildcards):
 
 
 def get_download_checks(wildcards):
-    """Command-line checks of a download: the registry's size and sha256 (they describe `url`)."""
+    """Command-line checks of a download: the registry's size, sha256, md5 (they describe `url`)."""
     entry = DATASET_ENTRIES[wildcards.dataset]
     if url_filename(entry.get("url", "")) != wildcards.filename:
         return ""
     checks = [f"--size {entry['size']}"] if "size" in entry else []
-    checks += [f"--sha256 {entry['sha256']}"] if "sha256" in entry else []
+    checks += [f"--{k} {entry[k]}" for k in ("sha256", "md5") if k in entry]
     return " ".join(checks)
 
 

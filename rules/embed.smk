@@ -24,6 +24,7 @@ for _family, _env in EMBED_ENVS.items():
             digest=get_method_digest,
             seed=get_seed(),
             retry=get_retry_token,
+            retry_after=get_retry_after("results/embed/{dataset}/{method}.h5ad"),
         threads: get_threads("embed")
         resources:
             cpus_per_task=get_cpus_per_task,
@@ -59,6 +60,7 @@ rule embed_precomputed:
         entry=get_method_entry_json,
         digest=get_method_digest,
         seed=get_seed(),
+        retry_after=get_retry_after("results/embed/{dataset}/{method}.h5ad"),
     threads: 1
     resources:
         cpus_per_task=get_cpus_per_task,

@@ -15,6 +15,7 @@ rule score_embedding:
     params:
         env=get_thread_env,
         seed=get_seed(),
+        retry_after=get_retry_after("results/metrics/{dataset}/{method}.tsv"),
     threads: get_threads("score")
     resources:
         cpus_per_task=get_cpus_per_task,

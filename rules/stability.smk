@@ -20,6 +20,7 @@ for _family, _env in EMBED_ENVS.items():
             digest=get_method_digest,
             stability=get_stability_json(),
             seed=get_seed(),
+            retry_after=get_retry_after("results/stability/{dataset}/{method}.tsv"),
         threads: get_threads("embed")
         resources:
             cpus_per_task=get_cpus_per_task,
@@ -64,6 +65,7 @@ rule stability_summary:
         "results/logs/summary/stability.log",
     params:
         run=SUMMARY,
+        retry_after=get_retry_after("results/tables/stability.tsv"),
     threads: 1
     resources:
         cpus_per_task=get_cpus_per_task,

@@ -23,6 +23,7 @@ rule timing_table:
         "results/benchmarks/summary/timing.tsv"
     params:
         run=SUMMARY,
+        retry_after=get_retry_after("results/tables/timing.tsv"),
         labels=get_method_labels_json(),
     threads: 1
     resources:
@@ -40,7 +41,8 @@ rule timing_table:
 
 rule metrics_table:
     input:
-        get_metric_outputs(),
+        metrics=get_metric_outputs(),
+        embeddings=get_embedding_outputs(),
     output:
         tsv=update(
             report(
@@ -63,6 +65,7 @@ rule metrics_table:
         "results/benchmarks/summary/metrics.tsv"
     params:
         run=SUMMARY,
+        retry_after=get_retry_after("results/tables/metrics.tsv"),
     threads: 1
     resources:
         cpus_per_task=get_cpus_per_task,
@@ -72,8 +75,8 @@ rule metrics_table:
         "../envs/python.yaml"
     shell:
         "{params.run} metrics "
-        "--metrics {input:q} --tsv {output.tsv:q} --md {output.md:q} --html {output.html:q} "
-        "--log {log:q}"
+        "--metrics {input.metrics:q} --embeddings {input.embeddings:q} --tsv {output.tsv:q} "
+        "--md {output.md:q} --html {output.html:q} --log {log:q}"
 
 
 rule comparison_figure:
@@ -96,6 +99,7 @@ rule comparison_figure:
         "results/benchmarks/summary/comparison.tsv"
     params:
         run=SUMMARY,
+        retry_after=get_retry_after("results/figures/comparison.png"),
     threads: 1
     resources:
         cpus_per_task=get_cpus_per_task,
@@ -127,6 +131,7 @@ rule scaling_figure:
         "results/benchmarks/summary/scaling.tsv"
     params:
         run=SUMMARY,
+        retry_after=get_retry_after("results/figures/scaling.png"),
     threads: 1
     resources:
         cpus_per_task=get_cpus_per_task,
@@ -165,6 +170,7 @@ rule ranking_table:
         "results/benchmarks/summary/ranking.tsv"
     params:
         run=SUMMARY,
+        retry_after=get_retry_after("results/tables/ranking.tsv"),
     threads: 1
     resources:
         cpus_per_task=get_cpus_per_task,
@@ -198,6 +204,7 @@ rule metrics_heatmap:
         "results/benchmarks/summary/heatmap.tsv"
     params:
         run=SUMMARY,
+        retry_after=get_retry_after("results/figures/metrics_heatmap.png"),
     threads: 1
     resources:
         cpus_per_task=get_cpus_per_task,
@@ -223,6 +230,7 @@ rule embedding_panels:
         "results/benchmarks/summary/panels.tsv"
     params:
         run=SUMMARY,
+        retry_after=get_retry_after(get_embedding_panels()[0]),
         labels=get_method_labels_json(),
     threads: 1
     resources:
@@ -255,6 +263,7 @@ rule findings:
         "results/benchmarks/summary/findings.tsv"
     params:
         run=SUMMARY,
+        retry_after=get_retry_after("results/tables/findings.md"),
     threads: 1
     resources:
         cpus_per_task=get_cpus_per_task,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -95,6 +96,16 @@ def test_a_method_that_fails_on_rerun_keeps_its_last_good_result_and_says_so(cas
     assert row["status"] == "ok" and np.isnan(row["s"])
     assert row["status_message"].startswith("kept the result of ")
     assert "params.perplexity 300 is too large" in row["status_message"]
+    # the scores of the kept embedding are marked in metrics.tsv, the ranking and the findings
+    tables = case / "results/tables"
+    kept = pd.read_csv(tables / "metrics.tsv", sep="\t").groupby("method")["kept"].first()
+    assert kept["tsne"] == row["status_message"] and kept.drop("tsne").isna().all()
+    ranking = pd.read_csv(tables / "ranking.tsv", sep="\t").set_index("method")
+    assert ranking.loc["tsne", "kept"] == row["status_message"]
+    assert "tsne (kept: re-run failed)" in (tables / "metrics.md").read_text()
+    findings = (tables / "findings.md").read_text()
+    assert "synthetic_tiny / tsne / knn_accuracy = " in findings
+    assert "(a kept result: its re-run failed)" in findings
     # the same configuration again: nothing to re-run, and the start says what is kept
     again = run_snakemake(*with_overlay, "--directory", str(case), check=True)
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -102,23 +113,38 @@ def test_a_method_that_fails_on_rerun_keeps_its_last_good_result_and_says_so(cas
     # (a later success clears the note: tests/test_keep.py)
 
 
-def test_a_damaged_result_names_itself_and_the_command_that_rebuilds_it(case):
+def test_a_damaged_embedding_keeps_its_scores_and_the_printed_command_repairs_it(case):
+    """The demo extended by a file (its profile, two config files) in another directory: the
+    command printed for a cut embedding is run as printed, from where the run was started."""
     emb = case / "results/embed/synthetic_tiny/pca.h5ad"
     emb.write_bytes(emb.read_bytes()[:2000])  # truncated
     start = digests(case)
     others = {k: v for k, v in start.items() if "embed/synthetic_tiny/random" in k}
     figures = {k: v for k, v in start.items() if k.startswith("results/figures/")}
-    proc = run(case)
+    mine = case / "mine.yaml"  # the tiny selection, without the demo's stability stage
+    mine.write_text(CONFIG.read_text() + "stability: {datasets: []}\n")
+    demo = ("--profile", "profiles/demo", "--configfile", "profiles/demo/demo.yaml", str(mine))
+    proc = run_snakemake(*demo, "--cores", "2", "--directory", str(case), check=False)
     text = proc.stdout + proc.stderr
     expected = "embedding file results/embed/synthetic_tiny/pca.h5ad is not a readable h5ad file"
     assert expected in text
+    commands = set(re.findall(r"rebuild it with: (snakemake .*? --forcerun [^\s;]+)", text))
+    assert commands == {
+        shlex.join(
+            ["snakemake", "--snakefile", str(ROOT / "Snakefile"), *demo, "--cores", "2"]
+            + ["--directory", str(case), "--forcerun", "results/embed/synthetic_tiny/pca.h5ad"]
+        )
+    }, commands
+    # the scores of the good embedding stay, byte for byte, marked; not NaN rows over them
+    kept = "scdrbench: scoring synthetic_tiny/pca: error: embedding file results/embed/"
+    assert kept in text and "; kept the previous result (made " in text
     assert (
-        "rebuild it with: snakemake --cores 2 --forcerun results/embed/synthetic_tiny/pca.h5ad"
-        in text
+        "kept the previous result"
+        in (case / "results/logs/score/synthetic_tiny/pca.log").read_text()
     )
-    metrics = (case / "results/metrics/synthetic_tiny/pca.tsv").read_text()
-    assert "not scored: the score job ended with error: embedding file" in metrics
+    metrics = "results/metrics/synthetic_tiny/pca.tsv"
     after = digests(case)
+    assert after[metrics] == start[metrics]
     assert all(after[k] == v for k, v in others.items())
     # the figures that could not read it are the previous ones (Snakemake's update() restore)
     for fig in (
@@ -126,9 +152,21 @@ def test_a_damaged_result_names_itself_and_the_command_that_rebuilds_it(case):
         "results/figures/embeddings/synthetic_tiny/pca.png",
     ):
         assert after[fig] == figures[fig], fig
-    # the command it names repairs it
-    run(case, "--forcerun", "results/embed/synthetic_tiny/pca.h5ad", check=True)
-    assert "pca" in (case / "results/tables/metrics.tsv").read_text()
+    # the command it names, run as printed where the run was started, repairs it
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    repair = subprocess.run(
+        commands.pop(), shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert repair.returncode == 0, repair.stderr[-3000:]
+    import anndata as ad
+
+    assert ad.read_h5ad(emb).obsm["X_emb"].shape == (400, 2)
+    table = pd.read_csv(case / "results/tables/metrics.tsv", sep="\t")
+    pca = table[table["method"] == "pca"]
+    assert len(pca) and pca["value"].notna().all() and not pca["note"].str.contains("kept").any()
+    again = run_snakemake(*demo, "--cores", "2", "--directory", str(case), "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+    assert "kept the result of" not in again.stderr  # the note is cleared
 
 
 @pytest.mark.parametrize(
@@ -313,3 +351,89 @@ def test_a_cut_download_without_size_is_refused_by_the_workflow(case, tmp_path):
     assert not (case / "results/data/remote").exists()
     after = digests(case)
     assert {k: after[k] for k in before} == before
+
+
+def _can_mount_tmpfs() -> bool:
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs tmpfs /mnt"])
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs root and mount namespaces (CI has)")
+def test_a_full_disk_is_one_line_and_the_next_run_retries_the_job(case):
+    """results/embed on a full tmpfs: the re-run of one embedding cannot write its file. One
+    line, once; the previous file kept byte for byte; once space is back a plain run retries
+    the job, and after that nothing more runs. (tests/test_os_errors.py: the same job alone.)"""
+    embed = case / "results/embed"
+    emb = embed / "synthetic_tiny/random.h5ad"
+    before = emb.read_bytes()
+    target = ("--configfile", str(CONFIG), "--cores", "2", "--directory", str(case))
+    snakemake = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), *target]
+    forced = [*snakemake, "results/tables/timing.tsv", "--forcerun", str(emb.relative_to(case))]
+    stage = case.parent / "stage"
+    # mount a small tmpfs over results/embed, copy its files in, fill it; run; then copy what
+    # the run left back onto the real disk (the space is back)
+    script = (
+        f"mount -t tmpfs -o size=1m tmpfs {embed} && cp -a {stage}/. {embed}/ && "
+        f"(dd if=/dev/zero of={embed}/filler bs=4k 2>/dev/null; true) && "
+        f"{shlex.join(forced)}; rc=$?; rm {embed}/filler; "
+        f"rm -rf {stage} && cp -a {embed} {stage}; exit $rc"
+    )
+    shutil.copytree(embed, stage)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    shutil.rmtree(embed)
+    shutil.copytree(stage, embed)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [x for x in proc.stderr.splitlines() if "No space left on device" in x]
+    assert len(lines) == 1, proc.stderr[-3000:]
+    assert lines[0].startswith("scdrbench error: synthetic_tiny/random: ")
+    assert "cannot write results/embed/synthetic_tiny/random.h5ad: No space left" in lines[0]
+    assert "kept the previous result" in lines[0] and "the next run retries it" in lines[0]
+    assert "log: results/logs/embed/synthetic_tiny/random.log" in lines[0]
+    for noise in ("a bug", "Traceback", "--- Logging error ---", "scdrbench warning"):
+        assert noise not in proc.stderr, noise
+    log = (case / "results/logs/embed/synthetic_tiny/random.log").read_text()
+    assert log.count("No space left on device") == 1
+    assert emb.read_bytes() == before
+    assert not [p for p in embed.rglob("*") if p.name.endswith(".tmp")]
+    timing = pd.read_csv(case / "results/tables/timing.tsv", sep="\t").set_index("method")
+    assert "No space left on device" in timing.loc["random", "status_message"]
+    # the space is back: a plain run retries that job (and only the ones that read it)
+    plan = run(case, "-n", "results/tables/timing.tsv", check=True).stdout
+    assert plan.count("rule embed_python:") == 1 and "Params have changed" in plan
+    run(case, "results/tables/timing.tsv", check=True)
+    timing = pd.read_csv(case / "results/tables/timing.tsv", sep="\t").set_index("method")
+    assert timing.loc["random", "status"] == "ok"
+    assert timing.loc["random", "status_message"] == "ok"
+    again = run(case, "-n", "results/tables/timing.tsv", check=True)
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_a_summary_output_restored_after_a_failure_is_rebuilt_on_the_next_run(case):
+    """A cut timing table stops the scaling figure; Snakemake restores the previous figure.
+    With the table whole again (and its old modification time), the next plain run draws the
+    figure again: nothing but the failure's note can tell Snakemake to."""
+    timing = case / "results/tables/timing.tsv"
+    whole, stat = timing.read_bytes(), timing.stat()
+    timing.write_text("dataset\n")  # cut
+    proc = run(case, "results/figures/scaling.png")
+    assert proc.returncode != 0
+    errors = [x for x in proc.stderr.splitlines() if x.startswith("scdrbench error:")]
+    assert len(errors) == 1 and "timing table" in errors[0], proc.stderr[-3000:]
+    assert "Restored previous version of results/figures/scaling.png" in proc.stderr
+    timing.write_bytes(whole)
+    os.utime(timing, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    plan = run(case, "-n", "results/figures/scaling.png", check=True).stdout
+    assert "rule scaling_figure:" in plan and "Params have changed" in plan
+    run(case, "results/figures/scaling.png", check=True)
+    again = run(case, "-n", "results/figures/scaling.png", check=True)
+    assert "Nothing to be done" in again.stdout + again.stderr

@@ -119,6 +119,127 @@ def test_comparison_figure_writes_png_and_pdf(pca_file, tmp_path):
     summary.comparison_figure([str(out)], timing, metrics, [str(png), str(pdf)])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert pdf.read_bytes()[:5] == b"%PDF-"
+    fig = summary_figures.draw_comparison([str(out)], timing, metrics)
+    assert_panels_draw_points(fig, {"blobs/pca": 120}, tmp_path / "again.png")
+    assert "kNN acc 0.97" in panel_axes(fig)["blobs/pca"].get_title()
+
+
+def panel_axes(fig) -> dict:
+    """The panels of a comparison or stability figure: ``{"dataset/method": axis}``."""
+    return {ax.get_gid(): ax for ax in fig.axes if ax.get_gid()}
+
+
+def panel_pixels(fig, ax, image: np.ndarray) -> np.ndarray:
+    """The RGB pixels of the saved figure ``image`` inside the panel ``ax`` (frame left out),
+    from the layout of the figure's last drawing."""
+    x0, y0, x1, y1 = ax.get_window_extent().transformed(fig.transFigure.inverted()).extents
+    h, w = image.shape[:2]
+    return image[
+        round((1 - y1) * h) + 3 : round((1 - y0) * h) - 3, round(x0 * w) + 3 : round(x1 * w) - 3, :3
+    ]
+
+
+def assert_panels_draw_points(fig, points: dict, png, failed: dict | None = None) -> None:
+    """Every panel ``points`` names draws that many finite, rasterised points, and its region of
+    the saved PNG is not blank; every panel ``failed`` names draws none and says its message."""
+    import matplotlib.image
+
+    failed = failed or {}
+    panels = panel_axes(fig)
+    assert set(panels) == set(points) | set(failed)
+    summary_figures.save_figure(fig, [str(png)])
+    image = matplotlib.image.imread(png)
+    fig.canvas.draw()
+    for gid, n in points.items():
+        offsets = [np.asarray(c.get_offsets()) for c in panels[gid].collections]
+        assert sum(len(o) for o in offsets) == n, gid
+        assert all(np.isfinite(o).all() for o in offsets), gid
+        assert all(c.get_rasterized() for c in panels[gid].collections), gid
+        inked = (panel_pixels(fig, panels[gid], image).min(axis=2) < 0.8).mean()
+        assert inked > 0.005, f"{gid}: blank panel ({inked:.4f} of its pixels drawn)"
+    for gid, message in failed.items():
+        assert not any(len(c.get_offsets()) for c in panels[gid].collections), gid
+        texts = [" ".join(t.get_text().split()) for t in panels[gid].texts]
+        assert message in texts, (gid, texts)
+
+
+def write_embedding(path, xy, labels, label, **uns):
+    """An embedding file as the embed stage writes it (coordinates, labels, uns)."""
+    obs = pd.DataFrame(
+        {"label": pd.Categorical(labels)}, index=[f"c{i}" for i in range(len(labels))]
+    )
+    emb = ad.AnnData(obs=obs, obsm={"X_emb": np.asarray(xy, dtype=np.float32)})
+    emb.uns.update(method_label=label, **uns)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    emb.write_h5ad(path)
+    return str(path)
+
+
+LONG_LABEL = "t-SNE, perplexity 350, k=350, lean affinities"
+TIMEOUT = "timeout: ran past its time budget of 10 s (budget.stages.embed)"
+
+
+def test_comparison_figure_of_18_methods_wraps_and_reads_at_laptop_width(tmp_path):
+    """18 methods x 2 data sets: a block per data set, at most 6 panels a row, at most 2,400
+    pixels wide at the saved dpi, every panel title whole, apart from its neighbours and at
+    least 7 pt, every panel drawing its points (a failed method's panel says why instead)."""
+    methods = [f"m{i:02d}" for i in range(18)]
+    names = {m: f"Method {i}" for i, m in enumerate(methods)} | {"m03": LONG_LABEL}
+    paths, rows, points, failed = [], [], {}, {}
+    for ds, n_per in (("pbmc68k", 20), ("citeseq", 30)):
+        X, y = make_blobs(n_per=n_per, n_classes=4, dims=2)
+        for m in methods:
+            uns = {}
+            if (ds, m) == ("pbmc68k", "m05"):
+                uns = {"status": "timeout", "status_message": TIMEOUT}
+                failed[f"{ds}/{m}"] = TIMEOUT
+            else:
+                points[f"{ds}/{m}"] = len(y)
+            xy = np.full_like(X, np.nan) if uns else X
+            paths.append(
+                write_embedding(tmp_path / ds / f"{m}.h5ad", xy, y.astype(str), "x", **uns)
+            )
+            rows.append(
+                {
+                    "dataset": ds,
+                    "method": m,
+                    "method_label": names[m],
+                    "s": 61.0,
+                    "fit_seconds": 2.5,
+                }
+            )
+    fig = summary_figures.draw_comparison(paths, pd.DataFrame(rows), None)
+    png = tmp_path / "comparison.png"
+    assert_panels_draw_points(fig, points, png, failed)
+    import matplotlib.image
+
+    height, width = matplotlib.image.imread(png).shape[:2]
+    assert width <= 2400 and width == round(fig.get_figwidth() * summary_figures.FIGURE_DPI)
+    panels = panel_axes(fig)
+    renderer = fig.canvas.get_renderer()
+    box = {gid: ax.get_window_extent() for gid, ax in panels.items()}
+    for ds in ("pbmc68k", "citeseq"):
+        mine = [gid for gid in panels if gid.startswith(f"{ds}/")]
+        rows_of = sorted({round(box[g].y0) for g in mine}, reverse=True)
+        assert len(rows_of) == 3  # 18 panels wrapped into 3 rows of 6
+        for y0 in rows_of:
+            row = sorted((g for g in mine if round(box[g].y0) == y0), key=lambda g: box[g].x0)
+            assert len(row) == 6
+            titles = [panels[g].title.get_window_extent(renderer) for g in row]
+            for left, right in zip(titles, titles[1:]):
+                assert left.x1 < right.x0  # neighbouring titles do not overlap
+    fig_box = fig.bbox
+    for gid, ax in panels.items():
+        title = ax.title
+        assert title.get_fontsize() >= 7
+        extent = title.get_window_extent(renderer)
+        assert fig_box.x0 <= extent.x0 and extent.x1 <= fig_box.x1, gid
+        assert title.get_text().startswith(names[gid.split("/")[1]].split(",")[0])
+    assert " ".join(panels["pbmc68k/m03"].get_title().split()).startswith(LONG_LABEL)
+    assert panels["pbmc68k/m00"].get_title().splitlines()[1] == "job 1.0 min, fit 2.5 s"
+    # each data set's block has its title row
+    block_titles = [sf.get_suptitle() for sf in fig.subfigs]
+    assert block_titles == ["pbmc68k (80 cells)", "citeseq (120 cells)"]
 
 
 def _timing_rows():

@@ -31,6 +31,10 @@ JOB = textwrap.dedent(
     if a.value == "bad":
         print("scdrbench error: value 'bad' is not allowed", file=sys.stderr)
         sys.exit(1)
+    if Path(a.input).read_text().startswith("CUT"):
+        from scripts.common.errors import DamagedInputError
+        print(f"scdrbench error: input {a.input} is cut; rebuild it", file=sys.stderr)
+        sys.exit(DamagedInputError.exit_code)
     if a.value == "hang":  # says it started, then works until a signal stops it
         import os, time
         Path(a.input).with_name("child.pid").write_text(str(os.getpid()))
@@ -120,6 +124,28 @@ def test_a_result_of_other_inputs_is_not_kept(job):
     assert keep.rerun_failure(out) is None
 
 
+def test_a_damaged_input_keeps_the_good_result_until_it_is_rebuilt(job, capsys):
+    run, inp, out, log = job
+    run("1")
+    before = sha(out)
+    inp.write_text("CUT")  # an input cut since: it changed, but nothing can be made of it
+    run("1")
+    assert sha(out) == before
+    assert "is cut; rebuild it; kept the previous result (made " in capsys.readouterr().err
+    assert "input " in keep.rerun_failure(out) and "is cut" in keep.rerun_failure(out)
+    inp.write_text("input again:")  # rebuilt
+    run("1")
+    assert out.read_text() == "input again:1" and keep.rerun_failure(out) is None
+
+
+def test_a_damaged_input_without_a_good_result_is_recorded(job):
+    run, inp, out, log = job
+    inp.write_text("CUT")
+    run("1")
+    assert out.read_text().startswith("STATUS error: error: input ")
+    assert keep.read_state(out)["status"] == "error"
+
+
 def test_a_status_record_or_a_replaced_file_is_not_kept(job):
     run, inp, out, log = job
     run("bad")  # first run fails: its status record
@@ -164,7 +190,11 @@ def test_an_interrupted_job_writes_nothing(job, tmp_path, sig):
     assert driver.returncode != 0
     # the signal reached the child's process group: it is gone, not left working
     assert not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie"
-    assert sha(out) == before and keep.read_state(out) == state  # nothing written
+    assert sha(out) == before  # nothing written
+    # the state is the same but for the note that makes the next plain run retry the job
+    after = keep.read_state(out)
+    assert after["retry"].startswith("interrupted") and after["retry"] != state["retry"]
+    assert {**after, "retry": state["retry"]} == state
     assert keep.rerun_failure(out) is None
     assert "recorded as its status" not in err and "kept the previous result" not in err
     assert f"job ended with status interrupted: interrupted (signal {int(sig)})" in log.read_text()

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from scripts import metrics
-from scripts.common.errors import ScdrbenchError
+from scripts.common.errors import DamagedInputError, ScdrbenchError
 
 N_BLOB_CLASSES = 6
 
@@ -244,6 +244,9 @@ def test_main_rejects_different_cell_count(tmp_path, blob_data):
     with pytest.raises(ScdrbenchError, match="595 cells") as err:
         run_main(embedding_path, dataset_path, tmp_path / "out.tsv")
     assert str(embedding_path) in str(err.value) and str(dataset_path) in str(err.value)
+    assert str(err.value).endswith(
+        f"rebuild it with: snakemake --cores 2 --forcerun {embedding_path}"
+    )
     assert not (tmp_path / "out.tsv").exists()
 
 
@@ -270,9 +273,11 @@ def test_main_rejects_embedding_of_another_job(tmp_path, blob_data):
 
 def test_main_missing_file_names_it(tmp_path, blob_data):
     ref, emb, labels = blob_data
-    _, dataset_path = write_files(tmp_path, ref, emb, labels)
-    with pytest.raises(ScdrbenchError, match="nope.h5ad"):
+    embedding_path, dataset_path = write_files(tmp_path, ref, emb, labels)
+    with pytest.raises(DamagedInputError, match="nope.h5ad"):  # the supervisor keeps the scores
         run_main(tmp_path / "nope.h5ad", dataset_path, tmp_path / "out.tsv")
+    with pytest.raises(DamagedInputError, match="dataset file .*nope.h5ad does not exist; rebuild"):
+        run_main(embedding_path, tmp_path / "nope.h5ad", tmp_path / "out.tsv")
 
 
 def test_main_nan_coordinates_write_nan_rows(tmp_path, blob_data):

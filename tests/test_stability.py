@@ -12,7 +12,10 @@ import yaml
 from scripts.common.config import ConfigError, validate_config
 from scripts.common.errors import ScdrbenchError
 from scripts.stability import align, knn_jaccard, procrustes_disparity, runs_plan
+from scripts.summary import figures
+from scripts.summary.stability import draw_stability, stability_markdown, stability_table
 from tests.conftest import ROOT
+from tests.test_embed_summary import assert_panels_draw_points
 
 
 def test_agreements_know_the_answers():
@@ -47,6 +50,82 @@ def test_runs_plan_and_its_bad_input():
         runs_plan(100, seed=0, seeds=1, subsamples=1, fraction=1.5)
     with pytest.raises(ScdrbenchError, match="'stability.seeds': 0"):
         runs_plan(100, seed=0, seeds=0, subsamples=1, fraction=0.5)
+
+
+def _stability_tsv(path, method, seeds: int, *, knn=0.9):
+    """A stability job's tidy file: ``seeds`` seed runs and their pairs (values made up)."""
+    rows = []
+    names = [f"seed{i}" for i in range(seeds)]
+    for i, name in enumerate(names):
+        rows.append(("seed", name, "knn_accuracy", knn + 0.01 * i))
+    for i, pair in enumerate(f"{a}~{b}" for j, a in enumerate(names) for b in names[j + 1 :]):
+        rows.append(("seed", pair, "procrustes", 0.5 + 0.02 * i))
+        rows.append(("seed", pair, "jaccard", 0.4 + 0.01 * i))
+    df = pd.DataFrame(rows, columns=["kind", "run", "metric", "value"])
+    df.insert(0, "method", method)
+    df.insert(0, "dataset", "d1")
+    df.to_csv(path, sep="\t", index=False)
+    return str(path)
+
+
+def test_a_single_pair_has_no_spread_and_counts_are_shown(tmp_path):
+    """Two seeds: one pair, whose spread is not available (never 0.000); three seeds: three
+    pairs and a spread; the runs and pairs stand beside the means."""
+    files = [
+        _stability_tsv(tmp_path / "tsne.tsv", "tsne", 2),
+        _stability_tsv(tmp_path / "umap.tsv", "umap", 3),
+    ]
+    table = stability_table(files).set_index(["method", "metric"])
+    assert table.loc[("tsne", "procrustes"), "n"] == 1
+    assert np.isnan(table.loc[("tsne", "procrustes"), "sd"])
+    assert table.loc[("tsne", "knn_accuracy"), "sd"] == pytest.approx(np.std([0.9, 0.91], ddof=1))
+    assert table.loc[("umap", "procrustes"), "n"] == 3
+    assert table.loc[("umap", "procrustes"), "sd"] == pytest.approx(0.02)
+    md = stability_markdown(stability_table(files))
+    rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
+    cells = [c.strip() for c in rows["tsne"].split("|")[1:-1]]
+    assert cells[:5] == ["tsne", "seed", "2", "1", "0.500 +- n/a"]
+    assert cells[5] == "0.400 +- n/a" and cells[6] == "0.905 +- 0.007"
+    cells = [c.strip() for c in rows["umap"].split("|")[1:-1]]
+    assert cells[:5] == ["umap", "seed", "3", "3", "0.520 +- 0.020"]
+    assert "+- 0.000" not in md
+
+
+def _stability_h5ad(path, label, xy=None, message=None):
+    """A stability job's figure file: two aligned seed runs, or a status and no runs."""
+    import anndata as ad
+
+    n = 60 if xy is None else len(xy)
+    obsm = {}
+    if xy is not None:
+        obsm = {"run_seed0": xy, "run_seed1": xy + 0.1, "run_sub1": np.full_like(xy, np.nan)}
+    a = ad.AnnData(obs=pd.DataFrame(index=[f"c{i}" for i in range(n)]), obsm=obsm)
+    a.uns.update(
+        method_label=label, status="error" if message else "ok", status_message=message or "ok"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    a.write_h5ad(path)
+    return str(path)
+
+
+def test_stability_figure_has_the_comparison_layout_and_draws_every_run(tmp_path):
+    rng = np.random.default_rng(0)
+    methods = [f"m{i:02d}" for i in range(18)]
+    paths, points = [], {}
+    for m in methods:
+        if m == "m07":
+            paths.append(_stability_h5ad(tmp_path / "d1" / f"{m}.h5ad", m, message="error: boom"))
+            continue
+        xy = rng.normal(size=(60, 2)).astype(np.float32)
+        paths.append(_stability_h5ad(tmp_path / "d1" / f"{m}.h5ad", f"Method {m}", xy))
+        points[f"d1/{m}"] = 2 * 60  # the two seed runs, not the subsample
+    fig = draw_stability(paths)
+    png = tmp_path / "stability.png"
+    assert_panels_draw_points(fig, points, png, failed={"d1/m07": "error: boom"})
+    assert fig.get_figwidth() * figures.FIGURE_DPI <= 2400
+    lefts = {round(ax.get_position().x0, 3) for ax in fig.axes if ax.get_gid()}
+    assert len(lefts) == figures.MAX_COLUMNS
+    assert [sf.get_suptitle() for sf in fig.subfigs] == ["d1"]
 
 
 @pytest.mark.parametrize(
@@ -98,6 +177,18 @@ def test_stability_stage_pca_has_zero_seed_spread(tmp_path):
         assert stat.loc[(method, "seed", "procrustes"), "mean"] > 1e-4
         assert np.isfinite(stat.loc[(method, "seed", "knn_accuracy"), "sd"])
         assert stat.loc[(method, "subsample", "jaccard"), "n"] == 1  # two subsamples: one pair
+    # two seeds make one pair: its spread is not available, never 0
+    assert np.isnan(stat.loc[("pca", "seed", "procrustes"), "sd"])
     md = (tmp_path / "results/tables/stability.md").read_text()
-    assert "## synthetic_tiny" in md and "0.000 +- 0.000" in md
+    assert "## synthetic_tiny" in md
+    rows = [
+        [c.strip() for c in line.split("|")[1:-1]]
+        for line in md.splitlines()
+        if line.startswith("| ") and ("| seed " in line or "| subsample " in line)
+    ]
+    assert len(rows) == 6  # 3 methods x (seed, subsample)
+    for method, kind, runs, pairs, procrustes, jaccard, *_ in rows:
+        assert (runs, pairs) == ("2", "1"), (method, kind)
+        assert procrustes.endswith(" +- n/a") and jaccard.endswith(" +- n/a"), (method, kind)
+    assert ["pca", "seed", "2", "1", "0.000 +- n/a", "1.000 +- n/a"] in [r[:6] for r in rows]
     assert (tmp_path / "results/figures/stability.png").stat().st_size > 5000

@@ -202,8 +202,9 @@ def test_metrics_cli_writes_tidy_tsv_and_wide_md(tmp_path):
     tsv, md = tmp_path / "metrics.tsv", tmp_path / "metrics.md"
     summary.cli(["metrics", "--metrics", *files, "--tsv", str(tsv), "--md", str(md)])
     df = pd.read_csv(tsv, sep="\t")
-    assert df.shape == (6, 9)  # the 8 tidy columns and the scaled score (NaN: no controls)
-    assert df["scaled"].isna().all()
+    # the 8 tidy columns, kept (empty: no kept result) and the scaled score (NaN: no controls)
+    assert df.shape == (6, 10)
+    assert df["scaled"].isna().all() and df["kept"].isna().all()
     assert list(df.columns[:5]) == ["dataset", "method", "metric", "value", "higher_is_better"]
     header = next(line for line in md.read_text().splitlines() if line.startswith("| method"))
     assert header.split("|")[1:-1] == [" method   ", " knn_accuracy   ", " knn   ", " cpd   "]

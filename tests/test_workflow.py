@@ -74,6 +74,37 @@ def test_demo_dry_run(tmp_path):
     assert "rule download" not in proc.stdout  # offline
 
 
+def test_demo_extended_by_a_file_is_the_demo_plus_its_addition(tmp_path):
+    """`make demo CONFIG=my.yaml` (its snakemake command, dry run): the demo's data sets and
+    methods plus the file's data set, nothing downloaded; a bare --configfile says what it
+    replaced."""
+    mine = tmp_path / "my.yaml"
+    mine.write_text(
+        "selection: {datasets: [pbmc68k, synthetic_citeseq, my_small]}\n"
+        "datasets:\n  my_small: {source: synthetic, labels: {from: column, column: cell_type},\n"
+        "    synthetic: {n_cells: 300, n_genes: 400, n_types: 3, seed: 1}, n_cells: 300}\n"
+    )
+    make = subprocess.run(
+        ["make", "-n", "demo", f"CONFIG={mine}"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert make.returncode == 0, make.stderr
+    line = next(x for x in make.stdout.splitlines() if "bin/snakemake " in x)
+    args = line.split("bin/snakemake ", 1)[1].split()
+    assert args[:4] == ["--profile", "profiles/demo", "--configfile", "profiles/demo/demo.yaml"]
+    assert str(mine) in args
+    proc = run_snakemake(*args, "-n", "--directory", str(tmp_path / "run"))
+    # pbmc68k and my_small lack protein counts: no ae_citeseq there
+    assert "3 data sets x 17 methods = 49 embedding jobs" in proc.stderr
+    assert "nothing to download" in proc.stderr and "rule download" not in proc.stdout
+    assert proc.stdout.count("rule embed_") == 49
+    assert "wildcards: dataset=my_small, method=scvis" in proc.stdout
+    bare = run_snakemake(
+        "-n", "--profile", "profiles/demo", "--configfile", str(mine), "--directory", str(tmp_path)
+    )
+    assert "the demo profile's demo.yaml is replaced by your --configfile" in bare.stderr
+    assert "make demo CONFIG=my.yaml" in bare.stderr
+
+
 def test_lint():
     proc = run_snakemake("--lint", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr

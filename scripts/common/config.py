@@ -349,6 +349,14 @@ def _schema_defaults(kind: str) -> dict:
     return json.loads(_schema_defaults_cached(kind))
 
 
+def semantic_labels(labels: dict) -> dict:
+    """A dataset's ``labels`` entry as its digest sees it: a key at its default is left out,
+    except ``resolution`` (in the digest since the first release: leaving it out now would re-run
+    every data set once)."""
+    defaults = _schema_defaults("labels")
+    return {k: v for k, v in labels.items() if k == "resolution" or defaults.get(k, object()) != v}
+
+
 def digest(entry: dict, kind: str) -> str:
     """What a job of this entry computes, as a stable JSON string (a Snakemake param).
 
@@ -364,6 +372,8 @@ def digest(entry: dict, kind: str) -> str:
     if kind == "dataset" and "parent" in entry:
         drop.discard("n_cells")
     out = {k: v for k, v in entry.items() if k not in drop and defaults.get(k, object()) != v}
+    if kind == "dataset" and isinstance(out.get("labels"), dict):
+        out["labels"] = semantic_labels(out["labels"])
     if kind == "method" and "params" in out:
         from scripts.methods import get_method
 

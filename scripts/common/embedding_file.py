@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from scripts.common.errors import ScdrbenchError
+from scripts.common.errors import DamagedInputError
 from scripts.common.io import rebuild_hint
 
 EMB_KEY = "X_emb"
 
 
-class EmbeddingFileError(ScdrbenchError):
+class EmbeddingFileError(DamagedInputError):
     """An embedding file is missing, unreadable or breaks the contract."""
 
 

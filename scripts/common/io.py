@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from scripts.common.errors import ScdrbenchError
+from scripts.common.errors import DamagedInputError, ScdrbenchError, environment_failure
 
 
 def _umask() -> int:
@@ -24,20 +24,27 @@ def atomic_path(final_path: str | os.PathLike) -> Iterator[str]:
     A crash or an exception leaves ``final_path`` untouched (an older complete file stays) and
     removes the temporary file, so nothing half-written is ever seen under the final name. The
     file gets the permissions of an ordinary new file (0666 less the umask), not mkstemp's 0600,
-    so results stay readable by the group on a shared cluster file system.
+    so results stay readable by the group on a shared cluster file system. An operating-system
+    error of the machine (no space, permission, read-only, too many open files) becomes an
+    :class:`~scripts.common.errors.EnvironmentFailure` naming ``final_path`` and the system's
+    message, after the temporary file is gone (so the space it took is free for the log).
     """
     final = Path(final_path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
+    tmp = None
     try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        os.close(fd)
         yield tmp
         if os.path.isfile(tmp):
             os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, final)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as err:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        failure = environment_failure(err, final) if isinstance(err, OSError) else None
+        if failure is not None:
+            raise failure from None
         raise
 
 
@@ -81,8 +88,13 @@ def write_text(text: str, path: str | os.PathLike) -> None:
 
 
 def rebuild_hint(path) -> str:
-    """The command that makes a results file again."""
-    return f"rebuild it with: snakemake --cores 2 --forcerun {path}"
+    """The command that makes a results file again: this run's own ``snakemake`` command (its
+    profile, config files and working directory: :mod:`scripts.common.command`)."""
+    import shlex
+
+    from scripts.common import command
+
+    return f"rebuild it with: {command.current()} --forcerun {shlex.quote(str(path))}"
 
 
 def read_h5ad(path: str | os.PathLike, *, what: str = "file", backed: bool = False):
@@ -92,11 +104,11 @@ def read_h5ad(path: str | os.PathLike, *, what: str = "file", backed: bool = Fal
 
     path = Path(path)
     if not path.exists():
-        raise ScdrbenchError(f"{what} {path} does not exist; {rebuild_hint(path)}")
+        raise DamagedInputError(f"{what} {path} does not exist; {rebuild_hint(path)}")
     try:
         return ad.read_h5ad(path, backed="r" if backed else None)
     except Exception as err:  # h5py/anndata raise many types for a bad file
-        raise ScdrbenchError(
+        raise DamagedInputError(
             f"{what} {path} is not a readable h5ad file ({type(err).__name__}: "
             f"{' '.join(str(err).split())}); {rebuild_hint(path)}"
         ) from None

@@ -15,11 +15,28 @@ takes when the work fails with a status (error, timeout, out of memory, skipped)
 
 The state of each output lives in a small JSON file beside it, ``.<name>.state.json``:
 ``{"status": ..., "finished": ..., "inputs": [[path, size, mtime_ns], ...], "output": [size,
-sha256], "rerun_failed": null | {"status", "message", "date"}}``. A later successful run
-rewrites it (the note disappears). Snakemake records the re-run's parameters for the kept file,
-so running again with the same configuration does nothing: the failure stays shown until the
-configuration changes (or ``--forcerun``); ``rerun_failures`` lists every such note and the
-plan banner prints them at each start.
+sha256], "rerun_failed": null | {"status", "message", "date"}, "retry": ""}``. A later
+successful run rewrites it (the note disappears). Snakemake records the re-run's parameters for
+the kept file, so running again with the same configuration does nothing after a
+*deterministic* failure (an error of the method with these inputs and parameters, or a stop at
+a budget that has not changed): the failure stays shown until the configuration changes (or
+``--forcerun``); ``rerun_failures`` lists every such note and the plan banner prints them at
+each start.
+
+**A failure caused by the environment is retried by the next plain run.** No space, no
+permission, a read-only file system, too many open files (exit 75 of a job,
+:data:`~scripts.common.errors.EXIT_ENVIRONMENT`), a signal (interrupted) or the kernel's
+out-of-memory killer are not the inputs' fault. Snakemake alone would never retry such a job:
+after a failed job it restores the previous version of an ``update()`` output with a new
+modification time, and after a kept result the job even counts as done. So every job that
+keeps or restores its outputs has a parameter ``retry_after``, :func:`retry_token` of
+its first output: the ``retry`` field of the state, the id of that output's *last* failure by
+the environment (or, for the summary jobs, its last failure of any kind: a restored table or
+figure must be drawn again). :func:`note_retry` writes a new id at such a failure; a success
+keeps it. Snakemake compares parameters with the ones recorded at the last success, so the
+next run sees a changed ``retry_after`` exactly once after each such failure and runs the job again
+(``reason: Params have changed``); once that run succeeded, its record holds the same id and
+nothing more runs.
 """
 
 from __future__ import annotations
@@ -30,6 +47,7 @@ import json
 import os
 from pathlib import Path
 
+from scripts.common.errors import EnvironmentFailure, ScdrbenchError
 from scripts.common.io import write_text
 
 STATE_SUFFIX = ".state.json"
@@ -79,8 +97,9 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def record(outputs, inputs, status: str) -> None:
-    """After a job wrote its outputs (a result, or a status record): remember how they were made."""
+def record(outputs, inputs, status: str, *, retry: bool = False) -> None:
+    """After a job wrote its outputs (a result, or a status record): remember how they were
+    made; with ``retry`` (a status caused by the environment) the next run makes them again."""
     fp = fingerprint(inputs)
     for out in outputs:
         if not os.path.exists(out):
@@ -91,16 +110,44 @@ def record(outputs, inputs, status: str) -> None:
             "inputs": fp,
             "output": _content(out),
             "rerun_failed": None,
+            "retry": _new_retry(status) if retry else retry_token(out),
         }
-        write_text(json.dumps(state, indent=1) + "\n", state_path(out))
+        _write_state(out, state)
+
+
+def _write_state(output, state: dict) -> None:
+    """Write the state file atomically; on a full disk, in place when the new text fits in the
+    disk blocks the file has already (a state file is a few hundred bytes in one block), so
+    the note that makes the next run retry the job is written even then."""
+    text = json.dumps(state, indent=1) + "\n"
+    path = state_path(output)
+    try:
+        write_text(text, path)
+    except EnvironmentFailure:
+        data = text.encode()
+        try:
+            room = os.stat(path).st_blocks * 512
+        except OSError:
+            room = 0
+        if len(data) > room:
+            raise
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
+        finally:
+            os.close(fd)
 
 
 def keepable(outputs, inputs) -> bool:
-    """True when every output is a good result made from these very input files."""
-    fp = fingerprint(inputs)
+    """True when every output is a good result made from these very input files (``inputs``
+    None: from any, when an input is damaged and the job could not read it)."""
+    fp = None if inputs is None else fingerprint(inputs)
     for out in outputs:
         state = read_state(out)
-        if state is None or state.get("status") != "ok" or state.get("inputs") != fp:
+        if state is None or state.get("status") != "ok":
+            return False
+        if fp is not None and state.get("inputs") != fp:
             return False
         try:
             if state.get("output") != _content(out):
@@ -110,15 +157,47 @@ def keepable(outputs, inputs) -> bool:
     return True
 
 
-def note_failure(outputs, status: str, message: str) -> str:
-    """Mark the kept outputs with the failed re-run; returns when the kept result was made."""
+def note_failure(outputs, status: str, message: str, *, retry: bool = False) -> str:
+    """Mark the kept outputs with the failed re-run; returns when the kept result was made.
+    With ``retry`` (a failure caused by the environment) the next run tries again."""
     made = ""
     for out in outputs:
         state = read_state(out) or {}
         made = state.get("finished", "")
         state["rerun_failed"] = {"status": status, "message": message, "date": _now()}
-        write_text(json.dumps(state, indent=1) + "\n", state_path(out))
+        if retry:
+            state["retry"] = _new_retry(status)
+        _write_state(out, state)
     return made
+
+
+def _new_retry(why: str) -> str:
+    """A new, unique retry id (see the module's docstring)."""
+    return f"{why} at {dt.datetime.now(dt.UTC).isoformat(timespec='microseconds')}"
+
+
+def retry_token(output: str | os.PathLike) -> str:
+    """The id of ``output``'s last failure caused by the environment, "" if none: the value of
+    the ``retry`` parameter of the rule that makes it (see the module's docstring)."""
+    state = read_state(output)
+    return str(state.get("retry") or "") if state else ""
+
+
+def note_retry(outputs, why: str) -> str | None:
+    """After a failure caused by the environment (or a summary job's failure): make the next run
+    retry the job that makes ``outputs``. Returns None, or why the note could not be written
+    (the disk is still full: then only a changed input or ``--forcerun`` runs it again)."""
+    token = _new_retry(why)
+    for out in outputs:
+        if not os.path.exists(out):
+            continue  # nothing restored: Snakemake runs a missing output's job anyway
+        state = read_state(out) or {}
+        state["retry"] = token
+        try:
+            _write_state(out, state)
+        except (OSError, ScdrbenchError) as err:
+            return str(err)
+    return None
 
 
 def rerun_failure(output: str | os.PathLike) -> str | None:

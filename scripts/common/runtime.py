@@ -81,20 +81,82 @@ class Stopwatch:
 
 #: the log file of this job (set by :func:`setup_logging`; named by the console error line)
 LOG_PATH: str | None = None
+#: a log record with this attribute set goes to the log file only, not to the console
+FILE_ONLY = "scdrbench_file_only"
+#: bytes reserved for the log file when it is opened, so that its last lines (the error line
+#: of a job stopped by a full disk) still fit when the file system fills up meanwhile
+LOG_RESERVE = 64 * 1024
+
+
+def reserve_space(fh, nbytes: int = LOG_RESERVE) -> None:
+    """Reserve ``nbytes`` of disk blocks after the end of an open file without changing its
+    size (Linux ``fallocate(FALLOC_FL_KEEP_SIZE)``); a no-op where that is not supported."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        offset = os.fstat(fh.fileno()).st_size
+        libc.fallocate(fh.fileno(), 1, ctypes.c_long(offset), ctypes.c_long(nbytes))
+    except (OSError, AttributeError, ValueError):
+        pass
+
+
+class LogFileHandler(logging.FileHandler):
+    """The job's log file: space reserved when opened (:func:`reserve_space`), and a write
+    that fails (a full disk) is remembered in :data:`LOG_FAILED`, never printed as Python's
+    "--- Logging error ---" with a traceback; later records are still tried."""
+
+    def _open(self):
+        stream = super()._open()
+        reserve_space(stream)
+        return stream
+
+    def handleError(self, record):
+        global LOG_FAILED
+        err = sys.exc_info()[1]
+        if LOG_FAILED is None:
+            LOG_FAILED = (
+                os.strerror(err.errno) if isinstance(err, OSError) and err.errno else str(err)
+            )
+
+
+#: why the log file could not be written (None while it could)
+LOG_FAILED: str | None = None
+
+
+def log_note() -> str:
+    """`` (log: <path>)`` for a console line, or says that the log could not be written."""
+    if not LOG_PATH:
+        return ""
+    if LOG_FAILED:
+        return f" (log: {LOG_PATH} could not be written: {LOG_FAILED})"
+    return f" (log: {LOG_PATH})"
+
+
+def _not_file_only(record) -> bool:
+    return not getattr(record, FILE_ONLY, False)
 
 
 def setup_logging(log_path: str | None = None, level: int = logging.INFO) -> logging.Logger:
     """Log to ``log_path`` (appending) or stderr, with timestamps; with a log file, warnings
     also reach stderr (the console, or SLURM's output file) as "scdrbench warning: ..."."""
-    global LOG_PATH
+    global LOG_PATH, LOG_FAILED
     LOG_PATH = log_path
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    LOG_FAILED = None
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.addFilter(_not_file_only)
+    handlers: list[logging.Handler] = [stderr]
     if log_path:
         os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
         console = logging.StreamHandler(sys.stderr)
         console.setLevel(logging.WARNING)
         console.setFormatter(logging.Formatter("scdrbench warning: %(message)s"))
-        handlers = [logging.FileHandler(log_path), console]
+        console.addFilter(_not_file_only)
+        try:
+            handlers = [LogFileHandler(log_path), console]
+        except OSError as err:  # cannot even open it: the console still gets every line
+            LOG_FAILED = os.strerror(err.errno) if err.errno else str(err)
+            handlers = [stderr]
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -14,8 +14,19 @@ SLURM's output file), samples the resident memory of the child's whole process t
   that Snakemake resubmits the job with more memory;
 - on any other non-zero exit: status ``error`` with the child's one-line message (the line after
   ``scdrbench error:``, else the last line of its traceback);
+- on exit code 75 (:data:`~scripts.common.errors.EXIT_ENVIRONMENT`: no space, no permission, a
+  read-only file system, too many open files): status ``error`` with the child's one line,
+  marked as caused by the environment, so that the next run retries the job
+  (:func:`scripts.common.keep.note_retry`); so are an interruption and the kernel's
+  out-of-memory killer;
 - when the supervisor itself is interrupted (Ctrl-C, scancel): status ``interrupted``, and the
   caller exits non-zero without writing anything (Snakemake restores the previous output, flagged update()).
+
+Each line is said once: the child writes its warnings and its ``scdrbench error:`` line into
+the log itself (:func:`scripts.common.runtime.setup_logging`), so the supervisor copies every
+other line of the child's stderr into the log, passes its warnings to the console, and prints
+the job's one line in place of the child's error line. A log file that cannot be written (a
+full disk) never stops the supervisor: the console line says so.
 
 The caller then keeps its previous good result (:mod:`scripts.common.keep`) or writes its
 output as a status record (see ``scripts.embed`` and ``scripts.metrics``), so the workflow goes
@@ -36,6 +47,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from scripts.common.budget import Budget, status_message
+from scripts.common.errors import EXIT_ENVIRONMENT, DamagedInputError, ScdrbenchError
 
 #: Exit code of a child stopped by the memory guard (its estimate exceeds the allocation):
 #: passed on as a failure, so that Snakemake resubmits the job with more memory.
@@ -63,6 +75,47 @@ class Outcome:
     cpu_seconds: float
     peak_rss_mb: float
     stderr_tail: list[str] = field(default_factory=list)
+    #: caused by the environment (no space, a signal, the kernel's OOM killer): retried next run
+    environment: bool = False
+
+
+class JobLog:
+    """The job's log file as the supervisor appends to it (unbuffered, space reserved): a write
+    that fails (a full disk) is remembered in ``failed``, never raised."""
+
+    def __init__(self, path: str | None):
+        from scripts.common.runtime import reserve_space
+
+        self.path, self.failed, self.fd = path, None, None
+        if not path:
+            return
+        try:
+            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+            with os.fdopen(os.dup(self.fd), "ab") as fh:
+                reserve_space(fh)
+        except OSError as err:
+            self.failed = os.strerror(err.errno) if err.errno else str(err)
+
+    def write(self, text: str) -> None:
+        if self.fd is None:
+            return
+        try:
+            os.write(self.fd, text.encode(errors="replace"))
+        except OSError as err:
+            self.failed = self.failed or (os.strerror(err.errno) if err.errno else str(err))
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def note(self) -> str:
+        """`` (log: <path>)`` for a console line, or that the log could not be written."""
+        if not self.path:
+            return " (log: stderr)"
+        if self.failed:
+            return f" (log: {self.path} could not be written: {self.failed})"
+        return f" (log: {self.path})"
 
 
 def _tree_rss_mb(proc) -> float:
@@ -135,17 +188,19 @@ def supervise(
         preexec_fn=_die_with_parent,
     )
     tail: deque[str] = deque(maxlen=200)
-    log_fh = open(log_path, "a") if log_path else None  # noqa: SIM115 - closed below
+    log = JobLog(log_path)
 
     def pump():
         for line in child.stderr:
             tail.append(line.rstrip("\n"))
-            if not CONSOLE_NOISE.match(line):
+            # the child logged its warnings and its error line itself; its error line is said
+            # once, by the caller's line for the job; TensorFlow's known-harmless lines go to
+            # the log only
+            if not line.startswith("scdrbench error:") and not CONSOLE_NOISE.match(line):
                 sys.stderr.write(line)
                 sys.stderr.flush()
-            if log_fh:
-                log_fh.write(line)
-                log_fh.flush()
+            if not line.startswith(("scdrbench error:", "scdrbench warning:")):
+                log.write(line)
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
@@ -189,13 +244,19 @@ def supervise(
     seconds = time.perf_counter() - started
     rc = child.returncode
     lines = list(tail)
+    environment = False
     if interrupted:
         status, detail = "interrupted", f"signal {interrupted[0]}"
+        environment = True
     elif killed_for == "timeout":
         status, detail = "timeout", ""
     elif killed_for == "out_of_memory" or rc in (-signal.SIGKILL, 137):
         status = "out_of_memory"
         detail = "" if killed_for else "killed by SIGKILL, most likely the out-of-memory killer"
+        environment = killed_for is None
+    elif rc == EXIT_ENVIRONMENT:
+        status, detail = "error", one_line(lines)
+        environment = True
     elif rc == 0:
         status, detail = "ok", ""
     elif rc == EXIT_MEMORY_GUARD:
@@ -203,14 +264,15 @@ def supervise(
     else:
         status, detail = "error", one_line(lines)
     message = status_message(status, budget, detail)
-    if log_fh:
-        if status != "ok":
-            log_fh.write(
-                f"scdrbench: job ended with status {status}: {message} "
-                f"(exit {rc}, {seconds:.1f} s, peak {peak:.0f} MB)\n"
-            )
-        log_fh.close()
-    return Outcome(status, message, rc, seconds, cpu, peak, lines[-30:])
+    if status != "ok":
+        # an error's message is the child's own line, in the log already: not twice
+        said = "" if status in ("error", "skipped") else f": {message}"
+        log.write(
+            f"scdrbench: job ended with status {status}{said} "
+            f"(exit {rc}, {seconds:.1f} s, peak {peak:.0f} MB)\n"
+        )
+    log.close()
+    return Outcome(status, message, rc, seconds, cpu, peak, lines[-30:], environment)
 
 
 def child_command(module: str, argv: list[str]) -> list[str]:
@@ -241,8 +303,9 @@ def run_job(
 
     ``args`` are the parsed ``argv`` (with :func:`add_budget_arguments`). When the child ends
     with another status than ``ok``: if ``outputs`` hold a good result made from the same
-    ``inputs`` (:mod:`scripts.common.keep`), they stay as they are and the failed re-run is
-    noted beside them; else ``record(outcome, budget)`` writes them as a status record. One line
+    ``inputs`` (:mod:`scripts.common.keep`; from any, when the child could not read an input:
+    exit code of :class:`~scripts.common.errors.DamagedInputError`), they stay as they are and
+    the failed re-run is noted beside them; else ``record(outcome, budget)`` writes them as a status record. One line
     names the status and the log either way. An interrupted job exits non-zero without writing
     anything. With ``guard_retries`` and no memory budget, a memory-guard stop exits 3 instead,
     so that Snakemake resubmits the job with more memory.
@@ -253,25 +316,55 @@ def run_job(
         return child(args)
     budget = Budget(time_s=args.time_budget_s or None, mem_mb=args.mem_budget_mb or None)
     outcome = supervise(child_command(module, argv), budget=budget, log_path=args.log)
-    if outcome.status == "ok":
-        keep.record(outputs, inputs, "ok")
-        return None
-    guarded = guard_retries and outcome.status == "skipped" and budget.mem_mb is None
-    if outcome.status == "interrupted" or guarded:
-        raise SystemExit(outcome.returncode if outcome.returncode > 0 else 1)
-    log = args.log or "stderr"
-    if outputs and keep.keepable(outputs, inputs):
-        made = keep.note_failure(outputs, outcome.status, outcome.message)
-        line = (
-            f"scdrbench: {what}: {outcome.message}; kept the previous result (made {made}), "
-            f"the tables mark it (log: {log})"
-        )
-    else:
-        record(outcome, budget)
-        keep.record(outputs, inputs, outcome.status)
-        line = f"scdrbench: {what}: {outcome.message}; recorded as its status (log: {log})"
-    if args.log:
-        with open(args.log, "a") as fh:
-            fh.write(line + "\n")
-    print(line, file=sys.stderr)
+    log = JobLog(args.log)
+    try:
+        line, code = _conclude(outcome, budget, keep, record, outputs, inputs, guard_retries, what)
+    except ScdrbenchError as err:  # the job's own files cannot be written (a full disk)
+        line, code = f"scdrbench error: {what}: {err}", err.exit_code
+        if outcome.status != "ok":
+            keep.note_retry(outputs, outcome.status)
+            also = "" if str(err) in outcome.message else f" ({err})"
+            again = ", the next run retries it" if outcome.environment else ""
+            line = f"scdrbench error: {what}: {outcome.message}; nothing written{also}{again}"
+    if line:
+        # the log has the child's message already: there, the line says what became of the job
+        log.write(line.replace(f": {outcome.message}; ", ": ", 1) + "\n")
+        print(line + log.note(), file=sys.stderr)
+    log.close()
+    if code:
+        raise SystemExit(code)
     return None
+
+
+def _conclude(outcome, budget, keep, record, outputs, inputs, guard_retries, what):
+    """What the supervisor does after the child ended: ``(line, exit code)``."""
+    if outcome.status == "ok":
+        try:
+            keep.record(outputs, inputs, "ok")
+        except ScdrbenchError as err:  # the result is whole: keep it (it is not kept on a re-run)
+            return f"scdrbench warning: {what}: the result is complete; its state: {err}", 0
+        return None, 0
+    guarded = guard_retries and outcome.status == "skipped" and budget.mem_mb is None
+    code = outcome.returncode if outcome.returncode > 0 else 1
+    if outcome.status == "interrupted":
+        keep.note_retry(outputs, outcome.status)
+        return None, code
+    if guarded:
+        return f"scdrbench error: {what}: {outcome.message}", code
+    again = ", the next run retries it" if outcome.environment else ""
+    prefix = "scdrbench error" if outcome.environment else "scdrbench"
+    # an input it could not read (cut, missing): its previous good result stays, whatever the
+    # inputs it was made from, until the input is rebuilt
+    damaged = outcome.returncode == DamagedInputError.exit_code
+    if outputs and keep.keepable(outputs, None if damaged else inputs):
+        made = keep.note_failure(
+            outputs, outcome.status, outcome.message, retry=outcome.environment
+        )
+        return (
+            f"{prefix}: {what}: {outcome.message}; kept the previous result (made {made}), "
+            f"the tables mark it{again}",
+            0,
+        )
+    record(outcome, budget)
+    keep.record(outputs, inputs, outcome.status, retry=outcome.environment)
+    return f"{prefix}: {what}: {outcome.message}; recorded as its status{again}", 0

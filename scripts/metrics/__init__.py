@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from scripts.common import embedding_file
-from scripts.common.errors import ScdrbenchError, cli_errors
-from scripts.metrics.base import subsample_indices
+from scripts.common.errors import DamagedInputError, ScdrbenchError, cli_errors
+from scripts.metrics.base import encode_labels, subsample_indices
 from scripts.metrics.corank import (
     density_preservation,
     distance_correlation,
@@ -90,13 +90,17 @@ def _read_parts(path, *, what: str, obsm_key: str, label: bool, uns_keys=()):
     import h5py
     from anndata.io import read_elem
 
+    from scripts.common.io import rebuild_hint
+
     path = Path(path)
     if not path.exists():
-        raise ScdrbenchError(f"{what} {path} does not exist; re-run the step that makes it")
+        raise DamagedInputError(f"{what} {path} does not exist; {rebuild_hint(path)}")
     try:
         f = h5py.File(path, "r")
     except OSError as err:
-        raise ScdrbenchError(f"{what} {path} is not a readable h5ad file ({err})") from None
+        raise DamagedInputError(
+            f"{what} {path} is not a readable h5ad file ({err}); {rebuild_hint(path)}"
+        ) from None
     with f:
         if "obs" not in f or "obsm" not in f or obsm_key not in f["obsm"]:
             raise ScdrbenchError(f"{what} {path} has no obsm['{obsm_key}']")
@@ -157,7 +161,7 @@ def main(
         When a file is missing or unreadable, or the embedding does not describe the dataset's
         cells in the dataset's order (the message names both files).
     """
-    from scripts.common.io import write_table
+    from scripts.common.io import rebuild_hint, write_table
     from scripts.common.runtime import peak_rss_mb, pin_threads, setup_logging
 
     logger = setup_logging(log_path)
@@ -181,24 +185,24 @@ def main(
         if key in uns and str(uns[key]) != expected:
             raise ScdrbenchError(
                 f"embedding {embedding_path} has uns['{key}'] = {uns[key]!r}, expected "
-                f"{expected!r}; it belongs to another job, re-run its embed step"
+                f"{expected!r}; it belongs to another job: {rebuild_hint(embedding_path)}"
             )
     if len(names) != len(ref_names) or emb.shape[0] != len(names):
         raise ScdrbenchError(
             f"embedding {embedding_path} has {emb.shape[0]} cells but dataset file "
-            f"{dataset_path} has {len(ref_names)}; re-run the embed step on this dataset"
+            f"{dataset_path} has {len(ref_names)}; {rebuild_hint(embedding_path)}"
         )
     if not np.array_equal(names, ref_names):
         first = int(np.flatnonzero(names != ref_names)[0])
         raise ScdrbenchError(
             f"embedding {embedding_path} lists its cells in a different order or with different "
             f"names than dataset file {dataset_path} (first difference at position {first}: "
-            f"{names[first]!r} vs {ref_names[first]!r}); re-run the embed step on this dataset"
+            f"{names[first]!r} vs {ref_names[first]!r}); {rebuild_hint(embedding_path)}"
         )
     if ref.ndim != 2 or not np.isfinite(ref).all():
         raise ScdrbenchError(
             f"dataset file {dataset_path}: obsm['X_pca'] is not a finite 2-D array; "
-            "re-run the preprocessing step"
+            f"{rebuild_hint(dataset_path)}"
         )
     if emb.ndim == 2:
         n_bad = int(np.count_nonzero(~np.isfinite(emb).all(axis=1)))
@@ -267,7 +271,7 @@ def protein_set_tables(emb, ref, labels, rna_labels, seed, threads) -> list[pd.D
             "metric": [f"recall:{k}" for k in recall],
             "value": list(recall.values()),
             "higher_is_better": True,
-            "n_cells_scored": len(labels),
+            "n_cells_scored": int(np.count_nonzero(encode_labels(labels)[0] >= 0)),
             "note": "fraction of the label's cells whose 10-NN classifier vote (5-fold) is right",
             "seconds": np.nan,
         }

@@ -45,9 +45,31 @@ def subsample_indices(n: int, size: int | None, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n, size=size, replace=False))
 
 
+#: The label of a cell without one (prepare writes it for cells a labels file does not list).
+UNLABELLED = "unlabelled"
+#: Label values that mean "no label" (compared stripped and lower-cased; NaN/None too): such
+#: cells are left out of every label metric, never scored as a class of their own.
+MISSING_LABELS = frozenset({"", "nan", "none", UNLABELLED, "unlabeled"})
+
+
+def is_missing_label(value) -> bool:
+    """True for a missing label: None/NaN, empty, ``"nan"``, ``"unlabelled"`` (any case)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return True
+    return str(value).strip().lower() in MISSING_LABELS
+
+
 def encode_labels(labels) -> tuple[np.ndarray, int]:
-    """Integer codes of ``labels`` (-1 where missing) and the number of distinct labels."""
+    """Integer codes of ``labels`` (-1 where missing, see :func:`is_missing_label`) and the
+    number of distinct labels."""
     codes, uniques = pd.factorize(pd.Series(np.asarray(labels, dtype=object)), sort=True)
+    missing = np.array([is_missing_label(u) for u in uniques], dtype=bool)
+    if missing.any():
+        # renumber the labels that remain 0..n-1; missing ones (and factorize's -1) become -1
+        remap = np.full(len(uniques) + 1, -1, dtype=np.int64)
+        remap[np.flatnonzero(~missing)] = np.arange(int((~missing).sum()))
+        codes = remap[codes]  # -1 indexes the last slot, which stays -1
+        return codes.astype(np.int64), int((~missing).sum())
     return codes.astype(np.int64), len(uniques)
 
 

@@ -165,6 +165,7 @@ class Metric:
 
 
 def _unlabelled(ctx: Context) -> str:
+    """The note's count of cells left out for want of a label (unlisted, empty, unlabelled)."""
     left = ctx.n - ctx.n_labelled
     return f"; {left} cells without a label left out" if left else ""
 
@@ -184,7 +185,7 @@ REGISTRY: tuple[Metric, ...] = (
         lambda c: knn_accuracy(c.emb, c.labels, k=c.k, folds=c.folds, seed=c.seed, n_jobs=c.n_jobs),
         lambda c: (
             c.n_labelled,
-            f"k={c.k}, {c.folds}-fold cross-validation, exact {_method(c)} kNN on all cells"
+            f"k={c.k}, {c.folds}-fold cross-validation, exact {_method(c)} kNN on the labelled cells"
             + _unlabelled(c),
         ),
         needs_labels=True,
@@ -248,7 +249,8 @@ REGISTRY: tuple[Metric, ...] = (
         lambda c: (
             min(c.n_labelled, c.silhouette_cells),
             "of the labels, "
-            + c.sub(min(c.n_labelled, c.silhouette_cells), c.n_labelled, "labelled cells"),
+            + c.sub(min(c.n_labelled, c.silhouette_cells), c.n_labelled, "labelled cells")
+            + _unlabelled(c),
         ),
         needs_labels=True,
         reference="Rousseeuw 1987",

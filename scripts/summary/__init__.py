@@ -12,7 +12,8 @@ import argparse
 import json
 import logging
 
-from scripts.common.errors import cli_errors
+from scripts.common import keep
+from scripts.common.errors import ScdrbenchError, cli_errors
 from scripts.common.io import read_table, write_table, write_text
 from scripts.common.runtime import setup_logging
 from scripts.summary.figures import comparison_figure, embedding_panels, metrics_heatmap
@@ -85,6 +86,7 @@ def cli(argv=None) -> None:
     t.add_argument("--labels", default="{}", help="method id -> label (JSON), the config's")
     m = sub.add_parser("metrics")
     m.add_argument("--metrics", nargs="+", required=True)
+    m.add_argument("--embeddings", nargs="*", default=[], help="marks scores of kept embeddings")
     m.add_argument("--tsv", required=True)
     m.add_argument("--md", required=True)
     m.add_argument("--html")
@@ -126,13 +128,34 @@ def cli(argv=None) -> None:
         sp_.add_argument("--log")
     a = p.parse_args(argv)
     setup_logging(a.log)
+    try:
+        _run(a)
+    except BaseException:
+        # Snakemake restores the previous outputs (update()): the next run makes them again
+        keep.note_retry(_outputs(a), "failed")
+        raise
+    # a state file, so that a failure's note fits in place even on a full disk (keep.py)
+    try:
+        keep.record(_outputs(a)[:1], [], "ok")
+    except ScdrbenchError as err:
+        log.warning("%s (the outputs are complete)", err)
+
+
+def _outputs(a) -> list[str]:
+    """The files a summary command writes."""
+    named = [getattr(a, k, None) for k in ("tsv", "md", "html")]
+    return [*filter(None, named), *(getattr(a, "outputs", None) or [])]
+
+
+def _run(a) -> None:
+    """Make the command's tables or figures."""
     if a.command == "timing":
         df = timing_table(a.benchmarks, a.embeddings, a.datasets, json.loads(a.labels))
         write_table(df, a.tsv)
         write_text(to_markdown(df), a.md)
         log.info("timing table: %d rows", len(df))
     elif a.command == "metrics":
-        df = metrics_table(a.metrics)
+        df = metrics_table(a.metrics, a.embeddings)
         write_table(df, a.tsv)
         write_text(metrics_markdown(df), a.md)
         if a.html:

@@ -121,18 +121,14 @@ def metrics_heatmap(
     plt.close(fig)
 
 
-def _status_text(ax, emb) -> bool:
-    """A status record (timeout, out of memory, error...) is an empty panel saying so."""
-    status = str(emb.uns.get("status", "ok"))
-    if status == "ok":
-        return False
+def status_panel(ax, message: str) -> None:
+    """An empty panel that says why it is empty (a failed or over-budget job)."""
     import textwrap
 
-    message = str(emb.uns.get("status_message", status))
     ax.text(
         0.5,
         0.5,
-        textwrap.fill(message, 28),
+        textwrap.fill(str(message), 28),
         ha="center",
         va="center",
         fontsize=8,
@@ -140,6 +136,14 @@ def _status_text(ax, emb) -> bool:
         transform=ax.transAxes,
     )
     ax.set_facecolor("0.95")
+
+
+def _status_text(ax, emb) -> bool:
+    """A status record (timeout, out of memory, error...) is an empty panel saying so."""
+    status = str(emb.uns.get("status", "ok"))
+    if status == "ok":
+        return False
+    status_panel(ax, emb.uns.get("status_message", status))
     return True
 
 
@@ -226,64 +230,128 @@ def embedding_panels(
         log.info("wrote %s", out)
 
 
-def comparison_figure(embeddings, timing: pd.DataFrame, metrics: pd.DataFrame | None, outputs):
-    """Paper-style grid: a row per dataset, a column per method, cells coloured by label."""
-    labels_of = (
-        dict(zip(timing["method"], timing["method_label"])) if "method_label" in timing else {}
-    )
+#: The comparison and the stability figure share one layout: a block per data set (its title
+#: row, then its panels wrapped into rows of at most ``MAX_COLUMNS``), each panel ``PANEL_SIZE``
+#: inches with its title, the labels' legend at the block's right, saved at ``FIGURE_DPI``.
+#: Eighteen methods: 6 x 2.2 + 2.6 = 15.8 inches, 2,370 pixels wide, readable at 100%.
+MAX_COLUMNS = 6
+PANEL_SIZE = (2.2, 2.75)
+LEGEND_WIDTH = 2.6
+BLOCK_TITLE_HEIGHT = 0.4
+FIGURE_DPI = 150
+#: characters of a method label on one line of a panel title (8 pt), at most two lines
+TITLE_WIDTH = 30
+
+
+def panel_title(label, *lines: str) -> str:
+    """A method label wrapped to a panel's width (two lines at most), then ``lines``."""
+    import textwrap
+
+    wrapped = textwrap.wrap(str(label), TITLE_WIDTH, max_lines=2, placeholder=" ...")
+    return "\n".join([*(wrapped or [""]), *lines])
+
+
+def panel_blocks(blocks):
+    """A figure with one block per data set, ``blocks`` being ``[(title, n_panels)]``.
+
+    Returns the figure and, per block, ``(subfigure, axes)``: its ``n_panels`` axes row by row
+    (no ticks; the grid's unused cells are off). Every block has the same number of columns,
+    at most ``MAX_COLUMNS``, so a method keeps its place from one block to the next.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    blocks = list(blocks) or [("", 0)]
+    ncol = max(1, min(MAX_COLUMNS, max(n for _, n in blocks)))
+    rows = [max(1, math.ceil(n / ncol)) for _, n in blocks]
+    heights = [r * PANEL_SIZE[1] + BLOCK_TITLE_HEIGHT for r in rows]
+    fig = plt.figure(
+        figsize=(ncol * PANEL_SIZE[0] + LEGEND_WIDTH, sum(heights)), layout="constrained"
+    )
+    subfigs = fig.subfigures(len(blocks), 1, height_ratios=heights, squeeze=False).flat
+    out = []
+    for sf, (title, n), r in zip(subfigs, blocks, rows, strict=True):
+        axes = list(sf.subplots(r, ncol, squeeze=False).flat)
+        for ax in axes:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        for ax in axes[n:]:
+            ax.set_axis_off()
+        if title:
+            sf.suptitle(title, fontsize=11, fontweight="bold", x=0.0, ha="left")
+        out.append((sf, axes[:n]))
+    return fig, out
+
+
+def block_legend(subfig, handles, markerscale: float = 0.8) -> None:
+    """The legend at the right of a data set's block."""
+    subfig.legend(
+        handles=handles,
+        loc="outside right center",
+        fontsize=7,
+        frameon=False,
+        markerscale=markerscale,
+        ncol=1 if len(handles) <= 14 else 2,
+    )
+
+
+def save_figure(fig, outputs) -> None:
+    """Write ``fig`` to every output (format from the suffix) at ``FIGURE_DPI``, atomically."""
+    for out in outputs:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=FIGURE_DPI, format=Path(out).suffix.lstrip("."))
+
+
+def draw_comparison(embeddings, timing: pd.DataFrame, metrics: pd.DataFrame | None):
+    """The paper-style comparison (the figure, unsaved): a block per data set, a panel per
+    method (wrapped into rows, :func:`panel_blocks`), cells coloured by label; each panel axis
+    has the ``gid`` ``dataset/method``."""
+    labels_of = (
+        dict(zip(timing["method"], timing["method_label"])) if "method_label" in timing else {}
+    )
     by_key = {_ids_from_path(p): p for p in embeddings}
     datasets = list(dict.fromkeys(k[0] for k in by_key))
     methods = list(dict.fromkeys(k[1] for k in by_key))
-    ncol, nrow = len(methods), len(datasets)
-    fig, axes = plt.subplots(
-        nrow, ncol, figsize=(2.6 * ncol + 2.4, 2.7 * nrow), squeeze=False, layout="constrained"
-    )
+    fig, blocks = panel_blocks([(ds, len(methods)) for ds in datasets])
     med = timing.groupby(["dataset", "method"])[["s", "fit_seconds"]].median()
     acc = {}
     if metrics is not None and len(metrics):
         sel = metrics[metrics["metric"] == "knn_accuracy"]
         acc = {(r.dataset, r.method): r.value for r in sel.itertuples()}
-    for i, ds in enumerate(datasets):
+    for ds, (subfig, axes) in zip(datasets, blocks, strict=False):
         legend_handles = None
-        for j, m in enumerate(methods):
-            ax = axes[i, j]
+        for ax, m in zip(axes, methods, strict=True):
             path = by_key.get((ds, m))
-            ax.set_xticks([])
-            ax.set_yticks([])
             if path is None:
                 ax.set_axis_off()
                 continue
+            ax.set_gid(f"{ds}/{m}")
             emb = embedding_file.read(path)
             cats, palette, xy = _scatter(ax, emb)
             label = labels_of.get(m, emb.uns.get("method_label", m))
             s, fit = med.loc[(ds, m)] if (ds, m) in med.index else (np.nan, np.nan)
-            title = f"{label}\njob {_fmt_seconds(s)}, fit {_fmt_seconds(fit)}"
+            lines = [f"job {_fmt_seconds(s)}, fit {_fmt_seconds(fit)}"]
             if (ds, m) in acc and not math.isnan(acc[(ds, m)]):
-                title += f"\nkNN acc {acc[(ds, m)]:.2f}"
+                lines.append(f"kNN acc {acc[(ds, m)]:.2f}")
             if keep.rerun_failure(path):
-                title += "\n(kept; re-run failed)"
-            ax.set_title(title, fontsize=8)
-            if j == 0:
-                ax.set_ylabel(f"{ds}\n({len(xy):,} cells)", fontsize=9)
+                lines.append("(kept; re-run failed)")
+            ax.set_title(panel_title(label, *lines), fontsize=8)
             if legend_handles is None:
                 legend_handles = _legend_handles(emb, cats, palette)
+                subfig.suptitle(
+                    f"{ds} ({len(xy):,} cells)", fontsize=11, fontweight="bold", x=0.0, ha="left"
+                )
         if legend_handles:
-            axes[i, -1].legend(
-                handles=legend_handles,
-                loc="center left",
-                bbox_to_anchor=(1.02, 0.5),
-                fontsize=7,
-                frameon=False,
-                markerscale=0.8,
-                ncol=1 if len(legend_handles) <= 14 else 2,
-            )
-    for out in outputs:
-        suffix = Path(out).suffix
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, dpi=150, format=suffix.lstrip("."))
+            block_legend(subfig, legend_handles)
+    return fig
+
+
+def comparison_figure(embeddings, timing: pd.DataFrame, metrics: pd.DataFrame | None, outputs):
+    """Draw the comparison (:func:`draw_comparison`) and write it to every output."""
+    import matplotlib.pyplot as plt
+
+    fig = draw_comparison(embeddings, timing, metrics)
+    save_figure(fig, outputs)
     plt.close(fig)

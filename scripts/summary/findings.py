@@ -20,6 +20,8 @@ table and the verdict follows.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -128,16 +130,48 @@ CLAIMS = (
 )
 
 
+#: After an evidence row whose number comes from a result kept through a failed re-run.
+KEPT_MARK = " (a kept result: its re-run failed)"
+_EVIDENCE_METHOD = re.compile(r"^`(?:metrics|timing)\.tsv`: [^/]+ / ([^/]+?) / ")
+
+
+def _kept(metrics: pd.DataFrame, timing: pd.DataFrame | None, ds: str) -> set[str]:
+    """Methods of ``ds`` whose scores (metrics.tsv ``kept``) or timings (timing.tsv
+    ``status_message``) come from a result kept through a failed re-run."""
+    from scripts.summary.tables import kept_methods
+
+    kept = set(kept_methods(metrics, ds))
+    if timing is not None and len(timing) and "status_message" in timing:
+        sub = timing[timing["dataset"] == ds]
+        marked = sub["status_message"].astype(str).str.startswith("kept the result of ")
+        kept |= set(sub.loc[marked, "method"])
+    return kept
+
+
 def findings(metrics: pd.DataFrame, timing: pd.DataFrame | None) -> pd.DataFrame:
-    """``dataset, claim, verdict, evidence`` for every data set and claim."""
+    """``dataset, claim, verdict, evidence, kept`` for every data set and claim; ``kept`` names
+    the methods whose numbers behind the verdict come from a kept result (comma-separated)."""
     rows = []
     for ds in dict.fromkeys(metrics["dataset"]):
+        kept = _kept(metrics, timing, ds)
         for claim, rule in CLAIMS:
             verdict, evidence = rule(metrics, timing, ds)
+            used = []
+            for i, row in enumerate(evidence):
+                hit = _EVIDENCE_METHOD.match(row)
+                if hit and hit.group(1) in kept:
+                    evidence[i] = row + KEPT_MARK
+                    used.append(hit.group(1))
             rows.append(
-                {"dataset": ds, "claim": claim, "verdict": verdict, "evidence": "; ".join(evidence)}
+                {
+                    "dataset": ds,
+                    "claim": claim,
+                    "verdict": verdict,
+                    "evidence": "; ".join(evidence),
+                    "kept": ",".join(dict.fromkeys(used)),
+                }
             )
-    return pd.DataFrame(rows, columns=["dataset", "claim", "verdict", "evidence"])
+    return pd.DataFrame(rows, columns=["dataset", "claim", "verdict", "evidence", "kept"])
 
 
 def findings_markdown(table: pd.DataFrame) -> str:
@@ -152,6 +186,8 @@ def findings_markdown(table: pd.DataFrame) -> str:
     for ds, sub in table.groupby("dataset", sort=False):
         lines = [f"## {ds}"]
         for r in sub.itertuples():
-            lines.append(f"- **{r.claim}: {r.verdict}.** {r.evidence}")
+            kept = getattr(r, "kept", "")
+            also = f" *From kept results ({kept}): their re-run failed.*" if kept else ""
+            lines.append(f"- **{r.claim}: {r.verdict}.**{also} {r.evidence}")
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"

@@ -8,9 +8,14 @@ from scripts.summary.tables import (
     _fmt_seconds,
     _fmt_value,
     _method_labels,
+    kept_methods,
     metric_matrix,
     metric_order,
 )
+
+#: After a method's name in the tables: its scores come from a result kept through a failed
+#: re-run (the one-line reason is in metrics.tsv's and ranking.tsv's ``kept`` column).
+KEPT_MARK = " (kept: re-run failed)"
 
 METRICS_INTRO = (
     "One table per dataset; every metric is higher-is-better. n/a: not applicable or not "
@@ -34,8 +39,13 @@ def metrics_sections(metrics: pd.DataFrame, timing: pd.DataFrame | None = None) 
     sections = []
     for ds in dict.fromkeys(metrics["dataset"]):
         wide = metric_matrix(metrics, ds)
+        kept = kept_methods(metrics, ds)
         table = pd.DataFrame(
-            {"method": [labels.get((ds, m), m) for m in wide.index]}
+            {
+                "method": [
+                    labels.get((ds, m), m) + (KEPT_MARK if m in kept else "") for m in wide.index
+                ]
+            }
             | {metric: [_fmt_value(v) for v in wide[metric]] for metric in order}
         )
         sub = metrics[(metrics["dataset"] == ds) & metrics["value"].isna()]
@@ -53,10 +63,14 @@ def ranking_sections(ranking: pd.DataFrame) -> list[Section]:
     rank_cols = [c for c in ranking.columns if c.startswith("rank_")]
     sections = []
     for ds, sub in ranking.groupby("dataset", sort=False):
+        kept = kept_methods(ranking, ds)
         table = pd.DataFrame(
             {
                 "rank": [_fmt_value(v, "g") for v in sub["rank"]],
-                "method": sub["method_label"].astype(str).to_list(),
+                "method": [
+                    str(label) + (KEPT_MARK if m in kept else "")
+                    for m, label in zip(sub["method"], sub["method_label"], strict=True)
+                ],
                 "mean rank": [_fmt_value(v, ".2f") for v in sub["mean_rank"]],
             }
             | {

@@ -7,15 +7,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scripts.common.io import atomic_path, read_h5ad, read_table
+from scripts.common.io import read_h5ad, read_table
 
 #: the columns of the markdown table, in order (agreements first, then a few metrics)
 SHOWN = ("procrustes", "jaccard", "knn_accuracy", "knn", "cpd", "qnx_auc")
+#: the metrics that compare two runs (one value per pair of runs, not per run)
+AGREEMENTS = ("procrustes", "jaccard")
 
 
 def stability_table(tsv_files) -> pd.DataFrame:
     """Per data set, method, kind (seed, subsample) and metric: mean, sd and number of values.
 
+    ``n`` counts the values (runs, or pairs of runs for an agreement); ``sd`` is the sample
+    standard deviation, NaN (not available, never 0) when fewer than two values have one.
     A job recorded with a status (it failed or ran past its budget) gives one row with that
     status as ``metric`` and NaN statistics.
     """
@@ -26,21 +30,29 @@ def stability_table(tsv_files) -> pd.DataFrame:
     keys = ["dataset", "method", "kind", "metric"]
     stats = df.groupby(keys, sort=False)["value"].agg(
         mean="mean",
-        sd=lambda v: float(np.std(v, ddof=1)) if v.notna().sum() > 1 else 0.0,
+        sd=lambda v: float(np.std(v.dropna(), ddof=1)) if v.notna().sum() > 1 else np.nan,
         n="count",
     )
     return stats.reset_index()
 
 
+def _plural(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
+
+
 def stability_markdown(table: pd.DataFrame) -> str:
-    """One section per data set: methods x (kind, agreement/metric) as mean +- sd."""
+    """One section per data set: methods x (kind, agreement/metric) as mean +- sd, with the
+    number of runs and of pairs of runs behind them."""
     parts = [
         "# Stability",
         "Mean +- standard deviation over the runs of each kind: seed = several seeds on all "
-        "cells, subsample = fixed-seed subsamples. procrustes: disparity between two runs after "
-        "the optimal rotation and scaling (0 = same picture); jaccard: mean overlap of each "
-        "cell's 10 nearest neighbours (1 = same neighbourhoods); the metrics as in metrics.md.",
+        "cells, subsample = fixed-seed subsamples; runs and pairs: how many runs, and pairs of "
+        "runs, the numbers stand on. +- n/a: a single run or a single pair, whose spread is "
+        "not defined. procrustes: disparity between two runs after the optimal rotation and "
+        "scaling (0 = same picture); jaccard: mean overlap of each cell's 10 nearest "
+        "neighbours (1 = same neighbourhoods); the metrics as in metrics.md.",
     ]
+    columns = ["method", "kind", "runs", "pairs", *SHOWN]
     for ds, sub in table.groupby("dataset", sort=False):
         rows = []
         for (method, kind), grp in sub.groupby(["method", "kind"], sort=False):
@@ -48,57 +60,50 @@ def stability_markdown(table: pd.DataFrame) -> str:
             if kind == "status":
                 rows.append({"method": method, "kind": "status", SHOWN[0]: stat.index[0]})
                 continue
-            row = {"method": method, "kind": kind}
+            agree = stat.index.isin(AGREEMENTS)
+            runs = int(stat.loc[~agree, "n"].max()) if (~agree).any() else 0
+            pairs = int(stat.loc[agree, "n"].max()) if agree.any() else 0
+            row = {"method": method, "kind": kind, "runs": str(runs), "pairs": str(pairs)}
             for m in SHOWN:
                 if m in stat.index and np.isfinite(stat.loc[m, "mean"]):
-                    row[m] = f"{stat.loc[m, 'mean']:.3f} +- {stat.loc[m, 'sd']:.3f}"
+                    mean, sd, n = stat.loc[m, ["mean", "sd", "n"]]
+                    spread = f"{sd:.3f}" if n > 1 and np.isfinite(sd) else "n/a"
+                    row[m] = f"{mean:.3f} +- {spread}"
+                    if n != (pairs if m in AGREEMENTS else runs):
+                        row[m] += f" ({_plural(int(n), 'pair' if m in AGREEMENTS else 'run')})"
                 else:
                     row[m] = "n/a"
             rows.append(row)
-        frame = pd.DataFrame(rows, columns=["method", "kind", *SHOWN]).fillna("")
+        frame = pd.DataFrame(rows, columns=columns).fillna("")
         parts.append(f"## {ds}\n\n" + frame.to_markdown(index=False, disable_numparse=True))
     return "\n\n".join(parts) + "\n"
 
 
-def stability_figure(h5ad_files, outputs) -> None:
-    """A row per data set, a panel per method: its seed runs overlaid (aligned to the first)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def draw_stability(h5ad_files):
+    """The stability figure (unsaved), in the comparison's layout (a block per data set, a panel
+    per method: :func:`scripts.summary.figures.panel_blocks`): each method's seed runs overlaid,
+    aligned to the first, one colour per run. Each panel axis has the ``gid``
+    ``dataset/method``."""
     import seaborn as sns
+
+    from scripts.summary.figures import block_legend, panel_blocks, panel_title, status_panel
 
     by_ds: dict[str, list] = {}
     for path in h5ad_files:
         by_ds.setdefault(Path(path).parent.name, []).append(path)
-    ncol = max((len(v) for v in by_ds.values()), default=1)
-    nrow = max(len(by_ds), 1)
-    fig, axes = plt.subplots(
-        nrow, ncol, figsize=(2.4 * ncol + 1, 2.6 * nrow), squeeze=False, layout="constrained"
-    )
-    for i, (ds, paths) in enumerate(by_ds.items()):
-        for j, path in enumerate(paths):
-            ax = axes[i, j]
-            ax.set_xticks([])
-            ax.set_yticks([])
+    fig, blocks = panel_blocks([(ds, len(paths)) for ds, paths in by_ds.items()])
+    for (ds, paths), (subfig, axes) in zip(by_ds.items(), blocks, strict=False):
+        handles = None
+        for ax, path in zip(axes, paths, strict=True):
             a = read_h5ad(path, what="stability file")
-            title = str(a.uns.get("method_label", Path(path).stem))
+            ax.set_gid(f"{ds}/{Path(path).stem}")
+            ax.set_title(panel_title(a.uns.get("method_label", Path(path).stem)), fontsize=8)
             seeds = [k for k in a.obsm if k.startswith("run_seed")]
             if a.uns.get("status", "ok") != "ok" or not seeds:
-                ax.text(
-                    0.5,
-                    0.5,
-                    str(a.uns.get("status_message", "no runs")),
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    wrap=True,
-                    transform=ax.transAxes,
-                )
-                ax.set_title(title, fontsize=8)
+                status_panel(ax, a.uns.get("status_message", "no runs"))
                 continue
             colours = sns.color_palette("tab10", len(seeds))
-            for colour, key in zip(colours, seeds):
+            for colour, key in zip(colours, seeds, strict=True):
                 xy = np.asarray(a.obsm[key])
                 ax.scatter(
                     xy[:, 0],
@@ -110,24 +115,20 @@ def stability_figure(h5ad_files, outputs) -> None:
                     rasterized=True,
                     label=key.removeprefix("run_"),
                 )
-            ax.set_title(title, fontsize=8)
-            if j == 0:
-                ax.set_ylabel(ds, fontsize=9)
-        for j in range(len(paths), ncol):
-            axes[i, j].set_axis_off()
-    if by_ds:
-        handles, labels = axes[0, 0].get_legend_handles_labels()
+            if handles is None:
+                handles = ax.get_legend_handles_labels()[0]
         if handles:
-            fig.legend(
-                handles,
-                labels,
-                loc="outside right center",
-                fontsize=7,
-                frameon=False,
-                markerscale=4,
-            )
+            block_legend(subfig, handles, markerscale=4)
     fig.suptitle("seed runs overlaid after Procrustes alignment to the first", fontsize=9)
-    for out in outputs:
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, dpi=150, format=Path(out).suffix.lstrip("."))
+    return fig
+
+
+def stability_figure(h5ad_files, outputs) -> None:
+    """Draw the stability figure (:func:`draw_stability`) and write it to every output."""
+    import matplotlib.pyplot as plt
+
+    from scripts.summary.figures import save_figure
+
+    fig = draw_stability(h5ad_files)
+    save_figure(fig, outputs)
     plt.close(fig)

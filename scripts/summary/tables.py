@@ -153,8 +153,9 @@ def _number(value, kept) -> float:
     return np.nan if kept or value == "NA" else float(value)
 
 
-def _read_metrics(path) -> pd.DataFrame:
-    """One job's metric file; the note of scores kept through a failed re-run says so."""
+def _read_metrics(path, embedding=None) -> pd.DataFrame:
+    """One job's metric file; ``kept`` says when its scores come from a result kept through a
+    failed re-run (of the scoring job, or of the embedding job it scored)."""
     df = read_table(
         path,
         what="metrics file",
@@ -162,18 +163,39 @@ def _read_metrics(path) -> pd.DataFrame:
         keep_default_na=False,
         na_values=[""],
     )
-    kept = keep.rerun_failure(path)
-    if kept and "note" in df:
-        df["note"] = [f"{kept}; {n}" if isinstance(n, str) and n else kept for n in df["note"]]
+    df["kept"] = kept_line(path, embedding)
     return df
 
 
-def metrics_table(metric_files) -> pd.DataFrame:
-    """Concatenate the tidy per-job metric files and add the scaled score (:func:`scale`)."""
-    frames = [_read_metrics(p) for p in metric_files]
+def kept_line(*outputs) -> str:
+    """The one-line note of the first of ``outputs`` kept through a failed re-run, or ``""``."""
+    for output in outputs:
+        line = keep.rerun_failure(output) if output else None
+        if line:
+            return line
+    return ""
+
+
+def metrics_table(metric_files, embeddings=()) -> pd.DataFrame:
+    """Concatenate the tidy per-job metric files and add the scaled score (:func:`scale`).
+
+    ``embeddings`` (the grid's embedding files) mark scores made from a kept embedding: column
+    ``kept``, the one-line note of the failed re-run, empty for a fresh result.
+    """
+    emb_by_key = {_ids_from_path(p): p for p in embeddings}
+    frames = [_read_metrics(p, emb_by_key.get(_ids_from_path(p))) for p in metric_files]
     if not frames:
         return pd.DataFrame()
     return scale(pd.concat(frames, ignore_index=True))
+
+
+def kept_methods(table: pd.DataFrame, dataset: str) -> dict[str, str]:
+    """Method -> kept line of one data set, from a metrics (``kept``) or ranking table."""
+    if "kept" not in table or not len(table):
+        return {}
+    sub = table[(table["dataset"] == dataset) & table["kept"].notna()]
+    sub = sub[sub["kept"].astype(str).str.strip() != ""]
+    return dict(zip(sub["method"], sub["kept"].astype(str), strict=True))
 
 
 def scale(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -251,7 +273,9 @@ def ranking_table(metrics: pd.DataFrame, timing: pd.DataFrame | None = None) -> 
     See the module docstring for how NaN values are handled. Columns: dataset, rank, method,
     method_label, mean_rank, n_metrics_ranked, n_not_scored, ``rank_<metric>`` for every metric
     (NaN for a metric left out), job_s, fit_s, peak_rss_mb (medians over repeats, NaN without a
-    timing table), left_out (the dataset's metrics left out, comma-separated).
+    timing table), left_out (the dataset's metrics left out, comma-separated), kept (the
+    metrics table's ``kept`` line: the method's scores come from a result kept through a failed
+    re-run; empty otherwise).
     """
     hib = _higher_is_better(metrics)
     labels = _method_labels(timing)
@@ -291,6 +315,8 @@ def ranking_table(metrics: pd.DataFrame, timing: pd.DataFrame | None = None) -> 
                 for m in wide.index
             ]
         out["left_out"] = ",".join(left_out)
+        kept = kept_methods(metrics, ds)
+        out["kept"] = [kept.get(m, "") for m in wide.index]
         out = out.sort_values(["mean_rank", "method"], kind="stable", na_position="last")
         out.insert(1, "rank", out["mean_rank"].rank(method="min").astype("Int64").to_numpy())
         frames.append(out)
