@@ -150,7 +150,11 @@ def one_line(lines: list[str]) -> str:
 
 def _die_with_parent() -> None:
     """In the child: be killed when the supervisor dies, even by SIGKILL (Linux prctl), so a
-    killed job leaves no orphan that could still write its output."""
+    killed job leaves no orphan that could still write its output; and take SIGINT and SIGTERM
+    as a plain process does, even where the supervisor was started with them ignored (a shell's
+    background job ignores SIGINT), so that a forwarded signal stops the child."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
     try:
         import ctypes
 
@@ -220,6 +224,14 @@ def supervise(
     try:
         while child.poll() is None:
             time.sleep(poll_s)
+            if interrupted and killed_for is None:
+                # forwarded once; a child that does not stop within the grace is killed
+                killed_for = "interrupted"
+                try:
+                    child.wait(grace_s)
+                except subprocess.TimeoutExpired:
+                    _kill_group(child.pid, signal.SIGKILL)
+                continue
             rss = _tree_rss_mb(ps)
             peak = max(peak, rss)
             elapsed = time.perf_counter() - started
