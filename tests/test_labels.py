@@ -14,8 +14,8 @@ import pytest
 from scripts import metrics
 from scripts.common import keep
 from scripts.common.errors import ScdrbenchError
+from scripts.data.labels import attach_labels, read_labels_file
 from scripts.metrics.base import UNLABELLED, encode_labels
-from scripts.prepare import attach_labels, read_labels_file
 from tests.conftest import ROOT, make_blobs
 
 BARCODES = [f"AACG{i:04d}-1" for i in range(100)]
