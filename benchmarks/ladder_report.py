@@ -219,13 +219,13 @@ def ladder_rows(config: dict, timing, metrics, recorded=None, version=None):
             mine = (
                 recorded[(recorded["dataset"] == ds) & (recorded["method"] == m)]
                 if len(recorded)
-                else recorded
+                else pd.DataFrame(columns=["proxy_version"])
             )
             # rows of an earlier proxy stay, marked with its version
             for _, earlier in mine[mine["proxy_version"] != version].iterrows():
                 rows.append(earlier.drop("status_code").to_dict())
             if len(sub) == 0:
-                old = mine[mine["proxy_version"] == version] if len(mine) else []
+                old = mine[mine["proxy_version"] == version]
                 if len(old):
                     rows.append(old.iloc[0].drop("status_code").to_dict())
                     continue

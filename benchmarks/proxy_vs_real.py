@@ -337,9 +337,17 @@ def _store(folder: Path, name: str, fingerprint: dict, done: dict) -> None:
 
 @cli_errors
 def main(argv=None) -> None:
+    from scripts.data.proxy import PROXY_VERSION
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--real", type=Path, default=REAL, help=f"the real subset (default {REAL})")
     p.add_argument("--out", type=Path, default=OUT, help="output prefix (.md and .png added)")
+    p.add_argument(
+        "--only",
+        nargs="+",
+        choices=["real", "v1", f"v{PROXY_VERSION}"],
+        help="compute only these data sets (into --keep; several processes can share the work)",
+    )
     p.add_argument(
         "--keep",
         type=Path,
@@ -373,6 +381,9 @@ def main(argv=None) -> None:
     stats, results, rows, seconds = {}, {}, {}, {}
     for name, (load, fingerprint) in sets.items():
         done = _cached(a.keep, name, fingerprint)
+        if done is None and a.only and name.split()[-1] not in a.only:
+            print(f"{name}: not computed (--only {' '.join(a.only)})", flush=True)
+            continue
         if done is None:
             t0 = time.perf_counter()
             print(f"{name}:", flush=True)
@@ -384,6 +395,9 @@ def main(argv=None) -> None:
             print(f"{name}: from {a.keep} (same data, computed earlier)", flush=True)
         stats[name], results[name], seconds[name] = done["stats"], done["results"], done["seconds"]
         rows[name] = summarise(stats[name], results[name])
+    if len(rows) < len(sets):
+        print(f"kept in {a.keep}; the table needs every data set: run again without --only")
+        return
     md = "\n".join(f"> {line}  " for line in header(a.real, seconds, record)) + "\n\n"
     md += table_md(rows)
     off = [
