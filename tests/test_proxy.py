@@ -263,3 +263,25 @@ def test_ladder_keeps_the_earlier_proxys_rows_and_shows_both_scorings(monkeypatc
     assert list(merged.loc[merged["method"] == "tsne", "fit_seconds"]) == [55.0]
     header = ladder_report.header({"spec": {"version": 2}, "sha256": "ab"}, "nothing else")
     assert any(line.startswith("proxy: version 2") for line in header)
+
+
+def test_leiden_beside_the_labels_on_the_streamed_route(tiny_counts, tmp_path):
+    """The ladder's 1.3M proxy is preprocessed in cell chunks: the clusters come beside the
+    labels there too."""
+    import anndata as ad
+    import scipy.sparse as sp
+
+    from scripts.check_config import check
+    from scripts.data.stream import preprocess_streamed
+
+    counts = tiny_counts.copy()
+    counts.X = sp.csr_matrix(counts.X)
+    counts.write_h5ad(tmp_path / "counts.h5ad")
+    params = dict(check([])["preprocess"], n_hvg=200, n_pcs=20)
+    labels = {"from": "column", "column": "cell_type", "resolution": 1.0, "leiden_beside": True}
+    preprocess_streamed(
+        tmp_path / "counts.h5ad", tmp_path / "pca.h5ad", params=params, labels=labels
+    )
+    pca = ad.read_h5ad(tmp_path / "pca.h5ad")
+    assert list(pca.obs["label"]) == list(counts.obs["label"].astype(str))
+    assert pca.obs["leiden"].nunique() >= 2
