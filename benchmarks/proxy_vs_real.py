@@ -303,7 +303,7 @@ def figure(stats: dict[str, dict], results: dict[str, dict], path: Path) -> None
     plt.close(fig)
 
 
-def header(real_path: Path, seconds: dict[str, float], record: dict) -> list[str]:
+def header(real_path: Path, seconds: dict[str, float], record: dict, shared: str) -> list[str]:
     from ladder_report import machine, versions
 
     from scripts.data.proxy import PROXY_VERSION
@@ -313,6 +313,7 @@ def header(real_path: Path, seconds: dict[str, float], record: dict) -> list[str
         "The 1.3M proxy against the real cells (benchmarks/proxy_vs_real.py)",
         f"date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"machine: {machine()}",
+        f"shared with: {shared}",
         f"versions: {versions()}",
         "command: make proxy-vs-real  (python benchmarks/proxy_vs_real.py)",
         f"real: {real_path.name} ({N_CELLS:,} cells x {N_GENES:,} genes, raw UMIs); proxy v1 "
@@ -359,6 +360,9 @@ def main(argv=None) -> None:
     p.add_argument("--real", type=Path, default=REAL, help=f"the real subset (default {REAL})")
     p.add_argument("--out", type=Path, default=OUT, help="output prefix (.md and .png added)")
     p.add_argument(
+        "--shared-with", default="nothing else", help="what else ran (written into the header)"
+    )
+    p.add_argument(
         "--only",
         nargs="+",
         choices=["real", "v1", f"v{PROXY_VERSION}"],
@@ -381,7 +385,6 @@ def main(argv=None) -> None:
 
     from scripts.check_config import check
     from scripts.common.runtime import pin_threads
-    from scripts.data.proxy import PROXY_VERSION
 
     pin_threads(THREADS)
     config = check([])
@@ -389,11 +392,22 @@ def main(argv=None) -> None:
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     from dataclasses import asdict
 
+    from ladder_report import versions
+
     from scripts.data.proxy import spec_for
 
-    sets = {"real": (lambda: real, {"real": str(a.real), "size": a.real.stat().st_size})}
+    # kept numbers are reused only for the same data through the same settings and libraries
+    # (a change of the project's code itself: delete --keep's folder)
+    pipeline = {
+        "preprocess": config["preprocess"],
+        "methods": {m: config["methods"][m] for m in METHODS},
+        "versions": versions(),
+    }
+    real_id = {"real": a.real.name, "size": a.real.stat().st_size}
+    sets = {"real": (lambda: real, {**real_id, "pipeline": pipeline})}
     for v in sorted({1, PROXY_VERSION}):
-        sets[f"proxy v{v}"] = (lambda v=v: load_proxy(v), asdict(spec_for(v)))
+        fingerprint = {**asdict(spec_for(v)), "pipeline": pipeline}
+        sets[f"proxy v{v}"] = (lambda v=v: load_proxy(v), fingerprint)
     stats, results, rows, seconds = {}, {}, {}, {}
     for name, (load, fingerprint) in sets.items():
         done = _cached(a.keep, name, fingerprint)
@@ -414,7 +428,9 @@ def main(argv=None) -> None:
     if len(rows) < len(sets):
         print(f"kept in {a.keep}; the table needs every data set: run again without --only")
         return
-    md = "\n".join(f"> {line}  " for line in header(a.real, seconds, record)) + "\n\n"
+    md = (
+        "\n".join(f"> {line}  " for line in header(a.real, seconds, record, a.shared_with)) + "\n\n"
+    )
     md += table_md(rows)
     off = [
         s
