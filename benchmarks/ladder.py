@@ -8,8 +8,9 @@ Usage (from the repository root; ``make ladder`` runs ``run`` then ``table``)::
     python benchmarks/ladder.py table                    # export what has finished so far
     python benchmarks/ladder.py summary                  # time the summary stage at 1.3M
 
-``run`` makes the proxy (``scripts/data/proxy.py``, into ``scratch/``) if it is missing or its
-checksum differs from ``benchmarks/results/proxy_1m.json``, then runs Snakemake with
+``run`` makes the proxy (``scripts/data/proxy.py``, into ``scratch/``) if it is missing, its
+checksum differs from ``benchmarks/results/proxy_1m.json`` or that record is of an earlier
+version of the generator, then runs Snakemake with
 ``benchmarks/ladder.yaml`` rung by rung (``--keep-going``; a rung's jobs that finished in an
 earlier sitting are not run again), and exports the table after each rung, so that a sitting
 that ends mid-run loses nothing. The lock such a sitting leaves behind is removed when no Snakemake
@@ -59,12 +60,16 @@ def rung_ids(config: dict) -> dict[int, str]:
 
 
 def ensure_proxy() -> dict:
-    """Generate the proxy unless the file is there with the recorded checksum."""
-    from scripts.data.proxy import sha256sum
+    """Generate the proxy unless the file is there with the recorded checksum and the record
+    is of the generator's current version (``scripts.data.proxy.PROXY_VERSION``)."""
+    from scripts.data.proxy import PROXY_VERSION, sha256sum
 
     record = json.loads((ROOT / RECORD).read_text()) if (ROOT / RECORD).exists() else None
     path = ROOT / PROXY
-    if record and path.exists() and (ROOT / LABELS).exists():
+    version = record.get("spec", {}).get("version", 1) if record else None
+    if record and version != PROXY_VERSION:
+        print(f"proxy {PROXY}: {RECORD} is version {version}; generating version {PROXY_VERSION}")
+    elif record and path.exists() and (ROOT / LABELS).exists():
         if path.stat().st_size == record.get("size") and sha256sum(str(path)) == record["sha256"]:
             print(f"proxy {PROXY}: present, sha256 matches {RECORD}")
             return record

@@ -6,7 +6,8 @@ sparse), the number of significant PCs by the essay's resampling test, and Leide
 data sets without an annotation.
 
 Output contract: ``X`` log-normalised counts of the highly variable genes (CSR float32),
-``obsm['X_pca']`` (n_cells x n_pcs float32), ``obs['label']`` (categorical), ``uns``:
+``obsm['X_pca']`` (n_cells x n_pcs float32), ``obs['label']`` (categorical; with
+``labels.leiden_beside``, ``obs['leiden']`` beside it), ``uns``:
 ``n_significant_pcs``, ``significant_pcs`` (test details), ``pca_variance_ratio``,
 ``n_genes`` (genes before HVG selection), ``labels_from`` and ``provenance``.
 """
@@ -98,6 +99,9 @@ def preprocess(counts, *, params: dict, labels: dict, seed: int = 0, where: str 
             )
         out.obs["label"] = pd.Categorical(counts.obs["label"].astype(str).to_numpy())
         labels_from = labels["from"]
+    if labels.get("leiden_beside") and labels["from"] != "leiden":
+        # the data set's labels and Leiden clusters of its PCs, both scored (scripts.metrics)
+        out.obs["leiden"] = leiden_labels(out, resolution=labels["resolution"], seed=seed)
     if "protein_counts" in counts.obsm:
         # CITE-seq: the protein counts travel on (ae_citeseq reads them), and RNA clusters are
         # kept beside the labels: scoring a method that sees the proteins against labels made

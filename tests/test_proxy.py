@@ -6,7 +6,7 @@ history of the same file's generations."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pandas as pd
@@ -19,9 +19,17 @@ SMALL = dict(n_cells=3000, n_genes=1500, lineage_pool=300, program_genes=40, chu
 
 
 def cli_args(tmp_path, name="p", workers=1):
+    """The CLI's arguments for the earlier proxy (version 1) at the small size."""
     out = tmp_path / f"{name}.h5"
     args = [str(out), "--labels", str(tmp_path / f"{name}.csv"), "--workers", str(workers)]
-    args += ["--n-cells", str(SMALL["n_cells"]), "--n-genes", str(SMALL["n_genes"])]
+    args += [
+        "--n-cells",
+        str(SMALL["n_cells"]),
+        "--n-genes",
+        str(SMALL["n_genes"]),
+        "--version",
+        "1",
+    ]
     return out, args
 
 
@@ -95,3 +103,185 @@ def test_same_file_whatever_the_workers_and_the_record_keeps_its_history(small, 
     proxy.main(args3 + ["--seed", "1", "--record", str(rec)])
     assert proxy.sha256sum(str(other)) != proxy.sha256sum(str(one))
     assert len(json.loads(rec.read_text())["generations"]) == 1
+
+
+# --- the calibrated proxy (version 2), the comparison with the real cells, Leiden scoring -------
+
+#: The real subset's numbers the calibration aims at (benchmarks/results/proxy_vs_real.md: the
+#: first 10,000 cells x first 1,000 genes of the 10x 1.3M mouse brain file).
+REAL_MEDIAN_UMIS, REAL_ZERO_FRACTION = 137.0, 0.931
+
+
+def test_earlier_proxy_stays_version_1_and_the_record_says_which():
+    assert proxy.spec_for(1) == proxy.ProxySpec() and proxy.spec_for(1).version == 1
+    assert proxy.spec_for().version == proxy.PROXY_VERSION == 2
+    legacy = {k: v for k, v in asdict(proxy.spec_for(1)).items() if k in SPEC_V0_KEYS}
+    assert proxy.spec_of_record({"spec": legacy}) == proxy.spec_for(1)
+    with pytest.raises(ValueError, match="proxy version 3 unknown"):
+        proxy.spec_for(3)
+
+
+#: the keys of a record written before the proxy had versions
+SPEC_V0_KEYS = {"n_cells", "n_genes", "n_types", "n_lineages", "rarest_fraction"}
+SPEC_V0_KEYS |= {"median_library_size", "lineage_weight", "type_weight", "lineage_pool"}
+SPEC_V0_KEYS |= {"program_genes", "seed", "chunk_size"}
+
+
+def test_calibrated_proxy_is_deterministic_and_its_first_cells_are_the_files(tmp_path):
+    spec = proxy.spec_for(2, n_cells=3_000, chunk_size=1_200)
+    one = proxy.write_proxy(spec, str(tmp_path / "one.h5"), workers=1)
+    two = proxy.write_proxy(spec, str(tmp_path / "two.h5"), workers=2)
+    assert proxy.sha256sum(one["path"]) == proxy.sha256sum(two["path"])
+    X = read_tenx_h5(one["path"]).X.tocsr()
+    first = proxy.first_cells(spec, 1_500)
+    assert first.shape == (1_500, spec.n_genes) and (X[:1_500] != first).nnz == 0
+    v1 = proxy.write_proxy(
+        proxy.spec_for(1, n_cells=3_000, chunk_size=1_200), str(tmp_path / "v1.h5")
+    )
+    assert proxy.sha256sum(v1["path"]) != proxy.sha256sum(one["path"])
+
+
+def test_calibrated_proxy_is_near_the_real_cells_on_their_genes():
+    """The first 1,000 genes of 2,000 cells: library sizes and zeros as the calibration set
+    them against the real subset (within its tolerances: 20% and 2 points), deeper than the
+    earlier proxy's."""
+    spec = proxy.spec_for(2, n_cells=20_000, chunk_size=2_000)
+    X = proxy.first_cells(spec, 2_000)[:, :1_000]
+    lib = np.asarray(X.sum(axis=1)).ravel()
+    assert np.median(lib) == pytest.approx(REAL_MEDIAN_UMIS, rel=0.2)
+    assert 1 - X.nnz / np.prod(X.shape) == pytest.approx(REAL_ZERO_FRACTION, abs=0.02)
+    earlier = proxy.first_cells(proxy.spec_for(1, n_cells=20_000, chunk_size=2_000), 2_000)
+    assert np.median(np.asarray(earlier[:, :1_000].sum(axis=1))) < 0.7 * np.median(lib)
+
+
+def test_comparison_without_the_real_subset_says_which_file_and_where_it_comes_from(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    missing = tmp_path / "first_10k_cells_first_1000_genes.h5ad"
+    out = tmp_path / "out" / "proxy_vs_real"
+    cmd = [sys.executable, "benchmarks/proxy_vs_real.py", "--real", str(missing)]
+    r = subprocess.run(cmd + ["--out", str(out)], cwd=root, capture_output=True, text=True)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr
+    assert str(missing) in lines[0] and "is missing" in lines[0]
+    assert "scanpy" in lines[0] and "10x Genomics 1.3M mouse brain" in lines[0]
+    assert not out.parent.exists()
+
+
+def test_leiden_beside_the_labels_is_kept_and_scored(tiny_counts, tmp_path):
+    """``labels: {leiden_beside: true}`` (the ladder's proxy): preprocessing keeps the data set's
+    labels and adds Leiden clusters of the PCs; scoring gives every label metric on both."""
+    import anndata as ad
+
+    from scripts import metrics
+    from scripts.check_config import check
+    from scripts.preprocess import preprocess
+
+    params = check([])["preprocess"]
+    labels = {"from": "column", "column": "cell_type", "resolution": 1.0, "leiden_beside": True}
+    pca = preprocess(tiny_counts, params=params, labels=labels, seed=0)
+    assert list(pca.obs["label"]) == list(tiny_counts.obs["label"].astype(str))
+    assert pca.obs["leiden"].nunique() >= 2 and str(pca.obs["leiden"].iloc[0]).startswith("leiden_")
+    plain = preprocess(tiny_counts, params=params, labels={**labels, "leiden_beside": False})
+    assert "leiden" not in plain.obs
+    pca_path = tmp_path / "pca.h5ad"
+    pca.write_h5ad(pca_path)
+    emb = ad.AnnData(obs=pca.obs[["label"]].copy(), obsm={"X_emb": pca.obsm["X_pca"][:, :2]})
+    emb.uns.update({"dataset_id": "d", "method_id": "pca", "seed": 0})
+    emb_path = tmp_path / "emb.h5ad"
+    emb.write_h5ad(emb_path)
+    table = metrics.main(emb_path, pca_path, tmp_path / "m.tsv", dataset="d", method="pca", seed=0)
+    values = table.set_index("metric")["value"]
+    label_metrics = [m.name for m in metrics.REGISTRY if m.needs_labels]
+    for name in label_metrics:
+        assert f"{name}_leiden" in values.index
+    assert values["knn_accuracy_leiden"] != values["knn_accuracy"]  # two label sets, two scores
+    assert "obs['leiden']" in table.set_index("metric").loc["knn_accuracy_leiden", "note"]
+    # the same scores as the metric functions give against the clusters directly
+    direct = metrics.knn_accuracy(emb.obsm["X_emb"], pca.obs["leiden"].to_numpy(), seed=0)
+    assert values["knn_accuracy_leiden"] == pytest.approx(direct)
+
+
+def test_ladder_keeps_the_earlier_proxys_rows_and_shows_both_scorings(monkeypatch, tmp_path):
+    """The ladder's table on the calibrated proxy: rows of the earlier proxy stay (version 1,
+    a table from before the column), this proxy's rows carry version 2 and the label metrics
+    on the simulated types and on the Leiden clusters; the skips and power laws see one row per
+    rung x method, the latest version's."""
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "benchmarks"))
+    import ladder
+    import ladder_report
+
+    monkeypatch.setattr(ladder, "RESULTS", tmp_path)
+    monkeypatch.setattr(ladder, "SKIPS", tmp_path / "ladder_skips.json")
+    legacy = "# machine: the old box\nmethod\tlabel\trung\tdataset\tstatus\tn_cells\tfit_s\tknn_accuracy\n"
+    (tmp_path / "ladder.tsv").write_text(
+        legacy + "tsne\tt-SNE\t10000\tproxy_1m_n10000\tok\t10000\t50.0\t0.99\n"
+    )
+    recorded = ladder_report.recorded_rows()
+    assert list(recorded["proxy_version"]) == [1]
+    ds = "proxy_1m_n10000"
+    timing = pd.DataFrame(
+        [
+            {
+                "method": "tsne", "method_label": "t-SNE", "dataset": ds, "n_cells": 10_000,
+                "s": 60.0, "max_rss_mb": 500.0, "fit_seconds": 55.0, "fit_cpu_seconds": 80.0,
+                "threads_used": 1.45, "threads": 2, "cpu_seconds": 82.0, "peak_rss_mb": 480.0,
+                "status": "ok", "status_message": "ok",
+            }
+        ]
+    )  # fmt: skip
+    scores = {"knn_accuracy": 0.9, "knc": 0.5, "cpd": 0.4, "knn_accuracy_leiden": 0.8}
+    scores["knc_leiden"] = 0.45
+    metrics = pd.DataFrame(
+        {"dataset": ds, "method": "tsne", "metric": list(scores), "value": list(scores.values())}
+    )
+    config = ladder.ladder_config()
+    rows = ladder_report.ladder_rows(config, timing, metrics, recorded, version=2)
+    tsne = rows[(rows["method"] == "tsne") & (rows["rung"] == 10_000)].set_index("proxy_version")
+    assert sorted(tsne.index) == [1, 2]
+    assert tsne.loc[1, "fit_s"] == 50.0 and tsne.loc[1, "knn_accuracy"] == 0.99
+    assert pd.isna(tsne.loc[1, "knn_accuracy_leiden"])  # the earlier proxy: types only
+    assert tsne.loc[2, "fit_s"] == 55.0 and tsne.loc[2, "knn_accuracy"] == 0.9
+    assert tsne.loc[2, "knn_accuracy_leiden"] == 0.8 and tsne.loc[2, "knc_leiden"] == 0.45
+    umap = rows[(rows["method"] == "umap") & (rows["rung"] == 10_000)]
+    assert list(umap["proxy_version"]) == [2] and list(umap["status"]) == ["not run yet"]
+    # written and read back as the committed table: both versions' rows, the latest one counts
+    with open(tmp_path / "ladder.tsv", "w") as fh:
+        fh.write("# header\n")
+        rows.to_csv(fh, sep="\t", index=False)
+    again = ladder_report.recorded_rows()
+    assert sorted(again[again["method"] == "tsne"]["proxy_version"]) == [1, 2]
+    merged = ladder_report.merged_timing(config, pd.DataFrame(), again)
+    assert list(merged.loc[merged["method"] == "tsne", "fit_seconds"]) == [55.0]
+    header = ladder_report.header({"spec": {"version": 2}, "sha256": "ab"}, "nothing else")
+    assert any(line.startswith("proxy: version 2") for line in header)
+
+
+def test_leiden_beside_the_labels_on_the_streamed_route(tiny_counts, tmp_path):
+    """The ladder's 1.3M proxy is preprocessed in cell chunks: the clusters come beside the
+    labels there too."""
+    import anndata as ad
+    import scipy.sparse as sp
+
+    from scripts.check_config import check
+    from scripts.data.stream import preprocess_streamed
+
+    counts = tiny_counts.copy()
+    counts.X = sp.csr_matrix(counts.X)
+    counts.write_h5ad(tmp_path / "counts.h5ad")
+    params = dict(check([])["preprocess"], n_hvg=200, n_pcs=20)
+    labels = {"from": "column", "column": "cell_type", "resolution": 1.0, "leiden_beside": True}
+    preprocess_streamed(
+        tmp_path / "counts.h5ad", tmp_path / "pca.h5ad", params=params, labels=labels
+    )
+    pca = ad.read_h5ad(tmp_path / "pca.h5ad")
+    assert list(pca.obs["label"]) == list(counts.obs["label"].astype(str))
+    assert pca.obs["leiden"].nunique() >= 2

@@ -407,6 +407,11 @@ def preprocess_streamed(
                     )
                 obs["label"] = pd.Categorical(cobs["label"].astype(str).to_numpy())
                 labels_from = labels["from"]
+                if labels.get("leiden_beside"):
+                    tmp_ad = _scores_anndata(scores, obs.index)
+                    obs["leiden"] = leiden_labels(
+                        tmp_ad, resolution=labels["resolution"], seed=seed
+                    )
             with open_h5(counts_path) as cf:
                 provenance = read_elem(cf["uns"]).get("provenance", {}) if "uns" in cf else {}
             uns = {

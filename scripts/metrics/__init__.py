@@ -179,6 +179,7 @@ def main(
         dataset_path, what="dataset file", obsm_key="X_pca", label=True
     )
     rna_labels = _read_obs_column(dataset_path, "rna_leiden")
+    leiden = _read_obs_column(dataset_path, "leiden")
     logger.info("read reference %s: %s %s", dataset_path, ref.shape, ref.dtype)
 
     for key, expected in (("dataset_id", dataset), ("method_id", method)):
@@ -226,6 +227,9 @@ def main(
                 [table, *protein_set_tables(emb, ref, labels, rna_labels, seed, threads)],
                 ignore_index=True,
             )
+        if leiden is not None:
+            table = pd.concat([table, leiden_table(emb, ref, leiden, seed, threads)])
+            table = table.reset_index(drop=True)
     table.insert(0, "method", method)
     table.insert(0, "dataset", dataset)
     table["seed"] = seed
@@ -251,6 +255,20 @@ def _read_obs_column(path, column: str):
         if column not in f["obs"]:
             return None
         return np.asarray(read_elem(f["obs"][column]), dtype=object)
+
+
+def leiden_table(emb, ref, leiden, seed, threads) -> pd.DataFrame:
+    """The label metrics against Leiden clusters of the data set's PCs (``<metric>_leiden``),
+    beside the same metrics against its own labels: a data set whose labels separate more
+    cleanly than the clusters a run on real data would find (the proxy's simulated types) is
+    scored both ways (``labels: {leiden_beside: true}``)."""
+    from scripts.metrics.registry import REGISTRY
+
+    label_metrics = [m for m in REGISTRY if m.needs_labels]
+    out = score_embedding(emb, ref, leiden, seed=seed, n_jobs=threads, only=label_metrics)
+    out["metric"] = out["metric"] + "_leiden"
+    out["note"] = "against Leiden clusters of the PCs (obs['leiden']); " + out["note"]
+    return out
 
 
 def protein_set_tables(emb, ref, labels, rna_labels, seed, threads) -> list[pd.DataFrame]:
