@@ -17,6 +17,7 @@ from scripts.common.errors import ScdrbenchError
 from scripts.data.labels import attach_labels, read_labels_file
 from scripts.metrics.base import UNLABELLED, encode_labels
 from tests.conftest import ROOT, make_blobs
+from tests.test_summary_report import tidy
 
 BARCODES = [f"AACG{i:04d}-1" for i in range(100)]
 LABEL_METRICS = ("knn_accuracy", "knc", "silhouette")
@@ -172,22 +173,9 @@ def test_the_new_keys_are_in_the_schema_and_a_default_reruns_nothing():
 
 
 def _metric_file(path, dataset, method, values):
-    rows = [
-        {
-            "dataset": dataset,
-            "method": method,
-            "metric": metric,
-            "value": value,
-            "higher_is_better": True,
-            "n_cells_scored": 100,
-            "seed": 0,
-            "note": "",
-            "control": "",
-        }
-        for metric, value in values.items()
-    ]
+    table = tidy({(method, metric): value for metric, value in values.items()}, dataset)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=metrics.COLUMNS).to_csv(path, sep="\t", index=False)
+    table.reindex(columns=metrics.COLUMNS, fill_value="").to_csv(path, sep="\t", index=False)
     return str(path)
 
 
