@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -66,3 +68,12 @@ def knn_accuracy(emb, labels, k=10):
     from sklearn.neighbors import KNeighborsClassifier
 
     return cross_val_score(KNeighborsClassifier(k), emb, labels, cv=5).mean()
+
+
+def can_in_mount_namespace(script: str) -> bool:
+    """Whether ``script`` (mount commands) succeeds as root in a private mount namespace."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    return (
+        subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True).returncode == 0
+    )

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, can_in_mount_namespace
 from tests.test_workflow import run_snakemake
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
@@ -213,13 +213,7 @@ def test_bad_config_stops_before_any_job_and_changes_nothing(case, overlay, mess
 
 
 def _can_mount_read_only() -> bool:
-    if os.geteuid() != 0 or not shutil.which("unshare"):
-        return False
-    probe = subprocess.run(
-        ["unshare", "-m", "sh", "-c", "mount --bind / / && mount -o remount,bind,ro / /"],
-        capture_output=True,
-    )
-    return probe.returncode == 0
+    return can_in_mount_namespace("mount --bind / / && mount -o remount,bind,ro / /")
 
 
 @pytest.mark.skipif(not _can_mount_read_only(), reason="needs root and mount namespaces (CI has)")

@@ -11,7 +11,6 @@ import json
 import os
 import resource
 import shlex
-import shutil
 import subprocess
 import sys
 
@@ -21,7 +20,7 @@ from scripts.common import keep
 from scripts.common.budget import Budget
 from scripts.common.errors import EXIT_ENVIRONMENT, DamagedInputError, os_error_message
 from scripts.common.supervise import supervise
-from tests.conftest import ROOT, make_blobs, write_pca_file
+from tests.conftest import ROOT, can_in_mount_namespace, make_blobs, write_pca_file
 
 ENTRY = {
     "algorithm": "random",
@@ -35,13 +34,7 @@ ENTRY = {
 
 
 def _can_mount() -> bool:
-    if os.geteuid() != 0 or not shutil.which("unshare"):
-        return False
-    probe = subprocess.run(
-        ["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
-        capture_output=True,
-    )
-    return probe.returncode == 0
+    return can_in_mount_namespace("mount -t tmpfs -o size=64k tmpfs /mnt")
 
 
 needs_mount = pytest.mark.skipif(not _can_mount(), reason="needs root and mount namespaces")
