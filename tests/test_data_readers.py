@@ -43,15 +43,22 @@ def test_tenx_h5_layouts(tmp_path, layout):
     assert got.X.dtype == np.float32 and sp.isspmatrix_csr(got.X)
 
 
+def _edit_h5(path, key: str, edit) -> np.ndarray:
+    """Rewrite the dataset ``key`` of an HDF5 file with ``edit`` applied to its values (in place)."""
+    with h5py.File(path, "a") as f:
+        values = f[key][:]
+        edit(values)
+        del f[key]
+        f.create_dataset(key, data=values)
+    return values
+
+
 def test_tenx_h5_v3_keeps_gene_expression_only(tmp_path):
     path = tmp_path / "m.h5"
     write_tenx_h5(SPEC, str(path), layout="v3")
-    with h5py.File(path, "a") as f:
-        ft = f["matrix/features/feature_type"]
-        types = ft[:]
-        types[:5] = b"Antibody Capture"
-        del f["matrix/features/feature_type"]
-        f["matrix/features"].create_dataset("feature_type", data=types)
+    _edit_h5(
+        path, "matrix/features/feature_type", lambda t: t.__setitem__(slice(5), b"Antibody Capture")
+    )
     assert readers.read_tenx_h5(path).n_vars == SPEC.n_genes - 5
 
 
@@ -125,11 +132,7 @@ def test_csv_duplicated_barcodes(tmp_path):
 def test_h5_duplicated_barcodes(tmp_path):
     path = tmp_path / "m.h5"
     write_tenx_h5(SPEC, str(path), layout="v3")
-    with h5py.File(path, "a") as f:
-        bc = f["matrix/barcodes"][:]
-        bc[1] = bc[0]
-        del f["matrix/barcodes"]
-        f["matrix"].create_dataset("barcodes", data=bc)
+    _edit_h5(path, "matrix/barcodes", lambda bc: bc.__setitem__(1, bc[0]))
     with pytest.raises(ScdrbenchError, match="duplicated cell barcode"):
         readers.read_tenx_h5(path)
 
@@ -299,12 +302,12 @@ def _duplicated_gene_names_h5(tmp_path):
     """A Cell Ranger v3 HDF5 whose gene names repeat: gene 3 as gene 1, genes 5 and 6 as gene 2."""
     path = tmp_path / "dup.h5"
     write_tenx_h5(SPEC, str(path), layout="v3")
-    with h5py.File(path, "a") as f:
-        names = f["matrix/features/name"][:]
+
+    def repeat(names):
         names[3] = names[1]
         names[5] = names[6] = names[2]
-        del f["matrix/features/name"]
-        f["matrix/features"].create_dataset("name", data=names)
+
+    names = _edit_h5(path, "matrix/features/name", repeat)
     return path, [n.decode() for n in names]
 
 
