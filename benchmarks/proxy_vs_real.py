@@ -1,5 +1,8 @@
 """The 1.3M proxy against the real cells it stands for: the same statistics, the same pipeline.
 
+Longer than 400 lines for now: one benchmark read top to bottom (load, pipeline, statistics,
+table, figure, cache); its table and figure are to move into a report module as the ladder's did.
+
 Usage (from the repository root; ``make proxy-vs-real``)::
 
     python benchmarks/proxy_vs_real.py                 # writes benchmarks/results/proxy_vs_real.*
