@@ -105,7 +105,7 @@ def test_same_file_whatever_the_workers_and_the_record_keeps_its_history(small, 
     assert len(json.loads(rec.read_text())["generations"]) == 1
 
 
-# --- the calibrated proxy (version 2), the comparison with the real cells, Leiden scoring -------
+# --- the calibrated proxy (versions 2 and 3), the comparison with the real cells, Leiden scoring -
 
 #: The real subset's numbers the calibration aims at (benchmarks/results/proxy_vs_real.md: the
 #: first 10,000 cells x first 1,000 genes of the 10x 1.3M mouse brain file).
@@ -114,11 +114,36 @@ REAL_MEDIAN_UMIS, REAL_ZERO_FRACTION = 137.0, 0.931
 
 def test_earlier_proxy_stays_version_1_and_the_record_says_which():
     assert proxy.spec_for(1) == proxy.ProxySpec() and proxy.spec_for(1).version == 1
-    assert proxy.spec_for().version == proxy.PROXY_VERSION == 2
+    assert proxy.spec_for().version == proxy.PROXY_VERSION == 3
     legacy = {k: v for k, v in asdict(proxy.spec_for(1)).items() if k in SPEC_V0_KEYS}
     assert proxy.spec_of_record({"spec": legacy}) == proxy.spec_for(1)
-    with pytest.raises(ValueError, match="proxy version 3 unknown"):
-        proxy.spec_for(3)
+    # a version 2 record (written before version 3's fields existed) reads back as version 2
+    v2_keys = SPEC_V0_KEYS | {"version", "library_sd", "base_sd", "type_library_sd", "chain"}
+    v2_keys |= {"position", "doublet_rate", "n_channels", "channel_sd"}
+    v2 = {k: v for k, v in asdict(proxy.spec_for(2)).items() if k in v2_keys}
+    assert proxy.spec_of_record({"spec": v2}) == proxy.spec_for(2)
+    with pytest.raises(ValueError, match="proxy version 4 unknown"):
+        proxy.spec_for(4)
+
+
+#: sha256 of the first 4,000 cells (CSR data, indices, indptr) of versions 1 and 2 at 50,000
+#: cells in chunks of 2,000, computed with the generator as it was before version 3 was added:
+#: the earlier versions' files must not change when a later one is.
+EARLIER_FIRST_CELLS = {
+    1: "8dbbe8524899cb9df806da86a636efe49e6df62126c227d8557f2f86b00e54ec",
+    2: "5a64e81e7948560c6171c4074bf177241e1132da113b3c4ff47bb87bdb0ae3d7",
+}
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_earlier_versions_draw_the_same_cells_as_before_version_3(version):
+    import hashlib
+
+    X = proxy.first_cells(proxy.spec_for(version, n_cells=50_000, chunk_size=2_000), 4_000)
+    h = hashlib.sha256()
+    for part in (X.data, X.indices, X.indptr):
+        h.update(part.tobytes())
+    assert h.hexdigest() == EARLIER_FIRST_CELLS[version]
 
 
 #: the keys of a record written before the proxy had versions
@@ -127,8 +152,9 @@ SPEC_V0_KEYS |= {"median_library_size", "lineage_weight", "type_weight", "lineag
 SPEC_V0_KEYS |= {"program_genes", "seed", "chunk_size"}
 
 
-def test_calibrated_proxy_is_deterministic_and_its_first_cells_are_the_files(tmp_path):
-    spec = proxy.spec_for(2, n_cells=3_000, chunk_size=1_200)
+@pytest.mark.parametrize("version", [2, 3])
+def test_calibrated_proxy_is_deterministic_and_its_first_cells_are_the_files(version, tmp_path):
+    spec = proxy.spec_for(version, n_cells=3_000, chunk_size=1_200)
     one = proxy.write_proxy(spec, str(tmp_path / "one.h5"), workers=1)
     two = proxy.write_proxy(spec, str(tmp_path / "two.h5"), workers=2)
     assert proxy.sha256sum(one["path"]) == proxy.sha256sum(two["path"])
@@ -145,13 +171,31 @@ def test_calibrated_proxy_is_near_the_real_cells_on_their_genes():
     """The first 1,000 genes of 2,000 cells: library sizes and zeros as the calibration set
     them against the real subset (within its tolerances: 20% and 2 points), deeper than the
     earlier proxy's."""
-    spec = proxy.spec_for(2, n_cells=20_000, chunk_size=2_000)
+    spec = proxy.spec_for(proxy.PROXY_VERSION, n_cells=20_000, chunk_size=2_000)
     X = proxy.first_cells(spec, 2_000)[:, :1_000]
     lib = np.asarray(X.sum(axis=1)).ravel()
     assert np.median(lib) == pytest.approx(REAL_MEDIAN_UMIS, rel=0.2)
     assert 1 - X.nnz / np.prod(X.shape) == pytest.approx(REAL_ZERO_FRACTION, abs=0.02)
     earlier = proxy.first_cells(proxy.spec_for(1, n_cells=20_000, chunk_size=2_000), 2_000)
     assert np.median(np.asarray(earlier[:, :1_000].sum(axis=1))) < 0.7 * np.median(lib)
+
+
+def test_bridges_join_neighbouring_lineages_and_are_never_doublets():
+    """Version 3's cells between lineages: about ``bridge_rate`` of the singlets, each mixing in
+    a cell of the next or previous lineage of the chain with a fraction up to ``bridge_max``."""
+    spec = proxy.spec_for(3, n_cells=40_000)
+    second, frac = proxy.bridges(spec)
+    is_bridge = second >= 0
+    singlet = proxy.doublets(spec) < 0
+    assert not (is_bridge & ~singlet).any()
+    assert is_bridge.sum() / singlet.sum() == pytest.approx(spec.bridge_rate, abs=0.01)
+    lineage = proxy.type_lineage(spec)
+    own = lineage[proxy.cell_types(spec)[is_bridge]]
+    assert np.all(np.abs(lineage[second[is_bridge]] - own) == 1)
+    assert frac[is_bridge].min() >= 0 and frac[is_bridge].max() <= spec.bridge_max
+    assert frac[is_bridge].max() > 0.9 * spec.bridge_max and np.all(frac[~is_bridge] == 0)
+    none, _ = proxy.bridges(proxy.spec_for(2, n_cells=40_000))
+    assert np.all(none == -1)
 
 
 def test_comparison_without_the_real_subset_says_which_file_and_where_it_comes_from(tmp_path):
