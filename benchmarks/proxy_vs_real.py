@@ -7,15 +7,19 @@ Usage (from the repository root; ``make proxy-vs-real``)::
 
     python benchmarks/proxy_vs_real.py                 # writes benchmarks/results/proxy_vs_real.*
     python benchmarks/proxy_vs_real.py --real PATH     # the real subset elsewhere
+    python benchmarks/proxy_vs_real.py --only v3       # one data set into --keep, no table
+    python benchmarks/proxy_vs_real.py --candidate '{"bridge_rate": 0.3}'
+                                       # a calibration step: version 3 with these fields changed,
+                                       # its rows beside the kept real ones, nothing written
 
-Three data sets of 10,000 cells x the first 1,000 genes each:
+Four data sets of 10,000 cells x the first 1,000 genes each:
 
 - **real**: the first 10,000 cells (barcode order) and first 1,000 genes (mm10 order) of the 10x
   Genomics 1.3M mouse brain cells, raw UMIs (``../shared/data/mouse_brain_1m/...``; the test file
   of scanpy's source distribution);
 - **proxy v1**: the first 10,000 cells of the earlier proxy (``scripts/data/proxy.py``, version
   1: the file the ladder's earlier rows ran on), its first 1,000 genes;
-- **proxy v2**: the same cut of the calibrated proxy (version 2).
+- **proxy v2** and **proxy v3**: the same cut of the calibrated proxies (versions 2 and 3).
 
 Each goes through the project's own code, as a workflow job would: ``scripts.preprocess``
 (library-size normalisation, log1p, HVGs, PCA, significant PCs by the resampling test, Leiden
@@ -23,7 +27,8 @@ labels at resolution 1.0: config.yaml's settings, as the paper run labels mouse_
 method modules of ``scripts/methods`` with their config.yaml entries (PCA, t-SNE, UMAP, both
 autoencoders; 2 threads, seed 0) and the metric functions of ``scripts/metrics`` (kNN accuracy,
 KNC and CPD on the Leiden labels). It writes ``benchmarks/results/proxy_vs_real.md`` (the
-table, with the tolerance of each calibrated statistic and whether version 2 is within it) and
+table, with the tolerance of each calibrated statistic and whether the current version is within
+it) and
 ``proxy_vs_real.png`` (distributions, PCA spectrum, cluster sizes, scores). A few minutes per
 data set on 2 cores.
 """
@@ -96,15 +101,14 @@ def load_real(path: Path):
     return adata[:N_CELLS, :N_GENES].copy()
 
 
-def load_proxy(version: int):
-    """The first 10,000 cells x first 1,000 genes of the 1.3M proxy of model ``version``."""
+def load_proxy(spec):
+    """The first 10,000 cells x first 1,000 genes of the 1.3M proxy ``spec`` describes."""
     import anndata as ad
     import pandas as pd
 
-    from scripts.data.proxy import first_cells, spec_for
+    from scripts.data.proxy import first_cells
     from scripts.data.synthetic import barcodes, gene_names
 
-    spec = spec_for(version)
     X = first_cells(spec, N_CELLS)[:, :N_GENES].astype(np.float32)
     return ad.AnnData(
         X=X,
@@ -231,9 +235,12 @@ def _fmt(v) -> str:
 
 
 def table_md(rows: dict[str, dict]) -> str:
+    from scripts.data.proxy import PROXY_VERSION
+
     names = list(rows)
+    current = f"proxy v{PROXY_VERSION}" if f"proxy v{PROXY_VERSION}" in rows else names[-1]
     lines = [
-        "| statistic | " + " | ".join(names) + " | tolerance | proxy v2 within |",
+        "| statistic | " + " | ".join(names) + f" | tolerance | {current} within |",
         "| --- | " + " | ".join("---:" for _ in names) + " | --- | --- |",
     ]
     for stat in rows[names[0]]:
@@ -242,7 +249,7 @@ def table_md(rows: dict[str, dict]) -> str:
         lines.append(
             f"| {stat} | "
             + " | ".join(_fmt(rows[n][stat]) for n in names)
-            + f" | {tol_text} | {within(stat, rows['proxy v2'][stat], rows['real'][stat])} |"
+            + f" | {tol_text} | {within(stat, rows[current][stat], rows['real'][stat])} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -253,7 +260,12 @@ def figure(stats: dict[str, dict], results: dict[str, dict], path: Path) -> None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = {"real": "black", "proxy v1": "tab:orange", "proxy v2": "tab:blue"}
+    colours = {
+        "real": "black",
+        "proxy v1": "tab:orange",
+        "proxy v2": "tab:blue",
+        "proxy v3": "tab:green",
+    }
     fig, axes = plt.subplots(2, 4, figsize=(18, 8))
     ax = axes.ravel()
     for name, st in stats.items():
@@ -277,10 +289,11 @@ def figure(stats: dict[str, dict], results: dict[str, dict], path: Path) -> None
         ax[5].axvline(res["n_sig"], color=colours[name], ls=":", lw=1)
         sizes = res["sizes"] / res["sizes"].sum()
         ax[6].plot(np.arange(1, sizes.size + 1), sizes, "o-", color=colours[name], label=name)
-    width = 0.27
+    width = 0.8 / len(stats)
     for i, name in enumerate(stats):
         acc = [results[name]["scores"][m]["knn_accuracy"] for m in METHODS]
-        ax[7].bar(np.arange(len(METHODS)) + (i - 1) * width, acc, width, color=colours[name])
+        shift = (i - (len(stats) - 1) / 2) * width
+        ax[7].bar(np.arange(len(METHODS)) + shift, acc, width, color=colours[name])
     ax[7].set_xticks(np.arange(len(METHODS)), METHODS)
     titles = [
         ("UMIs per cell", "log10(UMIs + 1)"),
@@ -319,9 +332,10 @@ def header(real_path: Path, seconds: dict[str, float], record: dict, shared: str
         f"shared with: {shared}",
         f"versions: {versions()}",
         "command: make proxy-vs-real  (python benchmarks/proxy_vs_real.py)",
-        f"real: {real_path.name} ({N_CELLS:,} cells x {N_GENES:,} genes, raw UMIs); proxy v1 "
-        f"and v{PROXY_VERSION}: the first {N_CELLS:,} cells and {N_GENES:,} genes of "
-        "scripts/data/proxy.py's 1.3M file of that version",
+        f"real: {real_path.name} ({N_CELLS:,} cells x {N_GENES:,} genes, raw UMIs); proxy "
+        f"{', '.join(f'v{v}' for v in shown_versions())}: the first {N_CELLS:,} cells and "
+        f"{N_GENES:,} genes of scripts/data/proxy.py's 1.3M file of that version (v{PROXY_VERSION}"
+        " current)",
         "pipeline: scripts.preprocess with config.yaml's preprocess section (normalise to 10,000, "
         "log1p, HVGs, 50 PCs, significant PCs by 10 permutations), Leiden labels (resolution "
         f"1.0) of the PCA kNN graph; methods {', '.join(METHODS)} with their config.yaml "
@@ -331,6 +345,21 @@ def header(real_path: Path, seconds: dict[str, float], record: dict, shared: str
         f"the 1.3M file on record (benchmarks/results/proxy_1m.json): version "
         f"{record.get('spec', {}).get('version', 1)}, sha256 {record.get('sha256')}",
     ]
+
+
+def shown_versions() -> list[int]:
+    """The proxy versions the table shows: the earlier one, version 2 and the current one."""
+    from scripts.data.proxy import PROXY_VERSION
+
+    return sorted({1, 2, PROXY_VERSION})
+
+
+def _spec_fingerprint(spec) -> dict:
+    """A spec's fields that differ from the defaults: a field added for a later version leaves
+    the numbers kept for an earlier one valid."""
+    from dataclasses import asdict, fields
+
+    return {f.name: v for f, v in zip(fields(spec), asdict(spec).values()) if v != f.default}
 
 
 def _cached(folder: Path, name: str, fingerprint: dict):
@@ -355,10 +384,7 @@ def _store(folder: Path, name: str, fingerprint: dict, done: dict) -> None:
         pickle.dump({"fingerprint": fingerprint, "done": done}, fh)
 
 
-@cli_errors
-def main(argv=None) -> None:
-    from scripts.data.proxy import PROXY_VERSION
-
+def _args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--real", type=Path, default=REAL, help=f"the real subset (default {REAL})")
     p.add_argument("--out", type=Path, default=OUT, help="output prefix (.md and .png added)")
@@ -368,8 +394,14 @@ def main(argv=None) -> None:
     p.add_argument(
         "--only",
         nargs="+",
-        choices=["real", "v1", f"v{PROXY_VERSION}"],
+        choices=["real", *(f"v{v}" for v in shown_versions())],
         help="compute only these data sets (into --keep; several processes can share the work)",
+    )
+    p.add_argument(
+        "--candidate",
+        metavar="JSON",
+        help="a calibration step: the current version with these spec fields changed, beside "
+        "the real subset only; prints its rows, writes no table",
     )
     p.add_argument(
         "--keep",
@@ -377,14 +409,75 @@ def main(argv=None) -> None:
         default=ROOT / "scratch" / "proxy_vs_real",
         help="each data set's numbers are kept here and reused while its data are the same",
     )
-    a = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def data_sets(a, real, pipeline: dict) -> dict:
+    """name -> (loader, fingerprint): the real subset and the proxies the table shows, or the
+    real subset and ``--candidate``'s spec."""
+    import json
+
+    from scripts.data.proxy import PROXY_VERSION, ProxySpec, spec_for
+
+    real_id = {"real": a.real.name, "size": a.real.stat().st_size}
+    sets = {"real": (lambda: real, {**real_id, "pipeline": pipeline})}
+    if a.candidate:
+        try:
+            spec = spec_for(PROXY_VERSION, **json.loads(a.candidate))
+        except (ValueError, TypeError) as err:
+            raise ScdrbenchError(
+                f"proxy_vs_real: --candidate {a.candidate!r} is not a JSON object of "
+                f"ProxySpec fields ({', '.join(ProxySpec.__dataclass_fields__)}): {err}"
+            ) from None
+        load = lambda: load_proxy(spec)  # noqa: E731
+        sets["candidate"] = (load, {**_spec_fingerprint(spec), "pipeline": pipeline})
+        return sets
+    for v in shown_versions():
+        fingerprint = {**_spec_fingerprint(spec_for(v)), "pipeline": pipeline}
+        sets[f"proxy v{v}"] = (lambda v=v: load_proxy(spec_for(v)), fingerprint)
+    return sets
+
+
+def compute(sets: dict, config: dict, keep: Path, only) -> dict:
+    """Each data set's numbers, computed or kept from an earlier run: name -> done."""
+    out = {}
+    for name, (load, fingerprint) in sets.items():
+        key = name if name != "candidate" else _candidate_key(fingerprint)
+        done = _cached(keep, key, fingerprint)
+        if done is None and only and name.split()[-1] not in only:
+            print(f"{name}: not computed (--only {' '.join(only)})", flush=True)
+            continue
+        if done is None:
+            t0 = time.perf_counter()
+            print(f"{name}:", flush=True)
+            counts = load()
+            done = {"stats": count_stats(counts), "results": run_pipeline(counts, config)}
+            done["seconds"] = time.perf_counter() - t0
+            _store(keep, key, fingerprint, done)
+        else:
+            print(f"{name}: from {keep} (same data, computed earlier)", flush=True)
+        out[name] = done
+    return out
+
+
+def _candidate_key(fingerprint: dict) -> str:
+    import hashlib
+
+    text = repr(sorted((k, v) for k, v in fingerprint.items() if k != "pipeline"))
+    return "candidate_" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@cli_errors
+def main(argv=None) -> None:
+    a = _args(argv)
+    import json
     import logging
 
     # no log file: the console is the record, and an error is its one line (cli_errors)
     logging.getLogger("scdrbench").addHandler(logging.NullHandler())
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     real = load_real(a.real)  # first: a missing file stops the run before anything is computed
-    import json
+    from ladder_report import versions
 
     from scripts.check_config import check
     from scripts.common.runtime import pin_threads
@@ -393,12 +486,6 @@ def main(argv=None) -> None:
     config = check([])
     record_path = ROOT / "benchmarks" / "results" / "proxy_1m.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
-    from dataclasses import asdict
-
-    from ladder_report import versions
-
-    from scripts.data.proxy import spec_for
-
     # kept numbers are reused only for the same data through the same settings and libraries
     # (a change of the project's code itself: delete --keep's folder)
     pipeline = {
@@ -406,53 +493,43 @@ def main(argv=None) -> None:
         "methods": {m: config["methods"][m] for m in METHODS},
         "versions": versions(),
     }
-    real_id = {"real": a.real.name, "size": a.real.stat().st_size}
-    sets = {"real": (lambda: real, {**real_id, "pipeline": pipeline})}
-    for v in sorted({1, PROXY_VERSION}):
-        fingerprint = {**asdict(spec_for(v)), "pipeline": pipeline}
-        sets[f"proxy v{v}"] = (lambda v=v: load_proxy(v), fingerprint)
-    stats, results, rows, seconds = {}, {}, {}, {}
-    for name, (load, fingerprint) in sets.items():
-        done = _cached(a.keep, name, fingerprint)
-        if done is None and a.only and name.split()[-1] not in a.only:
-            print(f"{name}: not computed (--only {' '.join(a.only)})", flush=True)
-            continue
-        if done is None:
-            t0 = time.perf_counter()
-            print(f"{name}:", flush=True)
-            counts = load()
-            done = {"stats": count_stats(counts), "results": run_pipeline(counts, config)}
-            done["seconds"] = time.perf_counter() - t0
-            _store(a.keep, name, fingerprint, done)
-        else:
-            print(f"{name}: from {a.keep} (same data, computed earlier)", flush=True)
-        stats[name], results[name], seconds[name] = done["stats"], done["results"], done["seconds"]
-        rows[name] = summarise(stats[name], results[name])
+    sets = data_sets(a, real, pipeline)
+    done = compute(sets, config, a.keep, a.only)
+    rows = {name: summarise(d["stats"], d["results"]) for name, d in done.items()}
     if len(rows) < len(sets):
         print(f"kept in {a.keep}; the table needs every data set: run again without --only")
         return
+    if a.candidate:
+        print(f"candidate {a.candidate} (nothing written):\n" + table_md(rows))
+        return
+    seconds = {name: d["seconds"] for name, d in done.items()}
     md = (
         "\n".join(f"> {line}  " for line in header(a.real, seconds, record, a.shared_with)) + "\n\n"
     )
-    md += table_md(rows)
-    off = [
-        s
-        for s in TOLERANCE
-        if within(s, rows[f"proxy v{PROXY_VERSION}"][s], rows["real"][s]) == "no"
-    ]
-    md += "\n" + (
+    md += table_md(rows) + closing_note(rows)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    from scripts.common.io import write_text
+
+    write_text(md, a.out.with_suffix(".md"))
+    stats = {name: d["stats"] for name, d in done.items()}
+    figure(stats, {name: d["results"] for name, d in done.items()}, a.out.with_suffix(".png"))
+    print(md)
+
+
+def closing_note(rows: dict) -> str:
+    """Whether the current version is within every tolerance, and why not where it is not."""
+    from scripts.data.proxy import PROXY_VERSION
+
+    current = rows[f"proxy v{PROXY_VERSION}"]
+    off = [s for s in TOLERANCE if within(s, current[s], rows["real"][s]) == "no"]
+    md = "\n" + (
         f"Every calibrated statistic of proxy v{PROXY_VERSION} is within its tolerance.\n"
         if not off
         else f"Outside its tolerance in proxy v{PROXY_VERSION}: {', '.join(off)}.\n"
     )
     for why in dict.fromkeys(WHY_OFF[s] for s in off if s in WHY_OFF):
         md += f"\nWhy: {why}.\n"
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    from scripts.common.io import write_text
-
-    write_text(md, a.out.with_suffix(".md"))
-    figure(stats, results, a.out.with_suffix(".png"))
-    print(md)
+    return md
 
 
 if __name__ == "__main__":
