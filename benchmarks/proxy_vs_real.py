@@ -17,15 +17,15 @@ Four data sets of 10,000 cells x the first 1,000 genes each:
 - **real**: the first 10,000 cells (barcode order) and first 1,000 genes (mm10 order) of the 10x
   Genomics 1.3M mouse brain cells, raw UMIs (``../shared/data/mouse_brain_1m/...``; the test file
   of scanpy's source distribution);
-- **proxy v1**: the first 10,000 cells of the earlier proxy (``scripts/data/proxy.py``, version
+- **proxy v1**: the first 10,000 cells of the earlier proxy (``src/scdrbench/data/proxy.py``, version
   1: the file the ladder's earlier rows ran on), its first 1,000 genes;
 - **proxy v2** and **proxy v3**: the same cut of the calibrated proxies (versions 2 and 3).
 
-Each goes through the project's own code, as a workflow job would: ``scripts.preprocess``
+Each goes through the project's own code, as a workflow job would: ``scdrbench.stages.preprocess``
 (library-size normalisation, log1p, HVGs, PCA, significant PCs by the resampling test, Leiden
 labels at resolution 1.0: config.yaml's settings, as the paper run labels mouse_brain_1m), the
-method modules of ``scripts/methods`` with their config.yaml entries (PCA, t-SNE, UMAP, both
-autoencoders; 2 threads, seed 0) and the metric functions of ``scripts/metrics`` (kNN accuracy,
+method modules of ``src/scdrbench/methods`` with their config.yaml entries (PCA, t-SNE, UMAP, both
+autoencoders; 2 threads, seed 0) and the metric functions of ``src/scdrbench/metrics`` (kNN accuracy,
 KNC and CPD on the Leiden labels). It writes ``benchmarks/results/proxy_vs_real.md`` (the
 table, with the tolerance of each calibrated statistic and whether the current version is within
 it) and
@@ -38,17 +38,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from scripts.common.errors import ScdrbenchError, cli_errors  # noqa: E402
+from scdrbench.common.errors import ScdrbenchError, cli_errors  # noqa: E402
 
 #: The real subset: beside the project, never committed (../shared/data/README.md).
 REAL = ROOT.parent / "shared" / "data" / "mouse_brain_1m" / "first_10k_cells_first_1000_genes.h5ad"
@@ -106,8 +103,8 @@ def load_proxy(spec):
     import anndata as ad
     import pandas as pd
 
-    from scripts.data.proxy import first_cells
-    from scripts.data.synthetic import barcodes, gene_names
+    from scdrbench.data.proxy import first_cells
+    from scdrbench.data.synthetic import barcodes, gene_names
 
     X = first_cells(spec, N_CELLS)[:, :N_GENES].astype(np.float32)
     return ad.AnnData(
@@ -139,7 +136,7 @@ def count_stats(adata) -> dict:
 
 def run_pipeline(counts, config: dict) -> dict:
     """Preprocess, embed with every method of :data:`METHODS` and score on the Leiden labels."""
-    from scripts.preprocess import preprocess
+    from scdrbench.stages.preprocess import preprocess
 
     pca = preprocess(counts, params=config["preprocess"], labels=LABELS, seed=SEED)
     out = {
@@ -159,8 +156,8 @@ def run_pipeline(counts, config: dict) -> dict:
 def embed_and_score(pca, entry: dict, scores, seed: int, threads: int):
     """One method through the embedding job's own code (input selection, memory check, fit)
     and the scoring job's metric functions; returns ``({score: value}, fit seconds)``."""
-    from scripts.embed import run_method, select_input
-    from scripts.metrics.registry import REGISTRY, score_embedding
+    from scdrbench.metrics.registry import REGISTRY, score_embedding
+    from scdrbench.stages.embed import run_method, select_input
 
     X = select_input(pca, entry["input"])
     emb, _, fit_s = run_method(
@@ -235,7 +232,7 @@ def _fmt(v) -> str:
 
 
 def table_md(rows: dict[str, dict]) -> str:
-    from scripts.data.proxy import PROXY_VERSION
+    from scdrbench.data.proxy import PROXY_VERSION
 
     names = list(rows)
     current = f"proxy v{PROXY_VERSION}" if f"proxy v{PROXY_VERSION}" in rows else names[-1]
@@ -322,7 +319,7 @@ def figure(stats: dict[str, dict], results: dict[str, dict], path: Path) -> None
 def header(real_path: Path, seconds: dict[str, float], record: dict, shared: str) -> list[str]:
     from ladder_report import machine, versions
 
-    from scripts.data.proxy import PROXY_VERSION
+    from scdrbench.data.proxy import PROXY_VERSION
 
     timing = ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
     return [
@@ -334,12 +331,12 @@ def header(real_path: Path, seconds: dict[str, float], record: dict, shared: str
         "command: make proxy-vs-real  (python benchmarks/proxy_vs_real.py)",
         f"real: {real_path.name} ({N_CELLS:,} cells x {N_GENES:,} genes, raw UMIs); proxy "
         f"{', '.join(f'v{v}' for v in shown_versions())}: the first {N_CELLS:,} cells and "
-        f"{N_GENES:,} genes of scripts/data/proxy.py's 1.3M file of that version (v{PROXY_VERSION}"
+        f"{N_GENES:,} genes of src/scdrbench/data/proxy.py's 1.3M file of that version (v{PROXY_VERSION}"
         " current)",
-        "pipeline: scripts.preprocess with config.yaml's preprocess section (normalise to 10,000, "
+        "pipeline: scdrbench.stages.preprocess with config.yaml's preprocess section (normalise to 10,000, "
         "log1p, HVGs, 50 PCs, significant PCs by 10 permutations), Leiden labels (resolution "
         f"1.0) of the PCA kNN graph; methods {', '.join(METHODS)} with their config.yaml "
-        f"entries, {THREADS} threads, seed {SEED}; kNN accuracy, KNC, CPD by scripts.metrics "
+        f"entries, {THREADS} threads, seed {SEED}; kNN accuracy, KNC, CPD by scdrbench.metrics "
         "against the Leiden labels",
         f"time per data set (preprocess, 5 methods, scoring): {timing}",
         f"the 1.3M file on record (benchmarks/results/proxy_1m.json): version "
@@ -349,7 +346,7 @@ def header(real_path: Path, seconds: dict[str, float], record: dict, shared: str
 
 def shown_versions() -> list[int]:
     """The proxy versions the table shows: the earlier one, version 2 and the current one."""
-    from scripts.data.proxy import PROXY_VERSION
+    from scdrbench.data.proxy import PROXY_VERSION
 
     return sorted({1, 2, PROXY_VERSION})
 
@@ -377,7 +374,7 @@ def _cached(folder: Path, name: str, fingerprint: dict):
 def _store(folder: Path, name: str, fingerprint: dict, done: dict) -> None:
     import pickle
 
-    from scripts.common.io import atomic_path
+    from scdrbench.common.io import atomic_path
 
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / (name.replace(" ", "_") + ".pkl")) as tmp, open(tmp, "wb") as fh:
@@ -417,7 +414,7 @@ def data_sets(a, real, pipeline: dict) -> dict:
     real subset and ``--candidate``'s spec."""
     import json
 
-    from scripts.data.proxy import PROXY_VERSION, ProxySpec, spec_for
+    from scdrbench.data.proxy import PROXY_VERSION, ProxySpec, spec_for
 
     real_id = {"real": a.real.name, "size": a.real.stat().st_size}
     sets = {"real": (lambda: real, {**real_id, "pipeline": pipeline})}
@@ -479,8 +476,8 @@ def main(argv=None) -> None:
     real = load_real(a.real)  # first: a missing file stops the run before anything is computed
     from ladder_report import versions
 
-    from scripts.check_config import check
-    from scripts.common.runtime import pin_threads
+    from scdrbench.common.runtime import pin_threads
+    from scdrbench.stages.check_config import check
 
     pin_threads(THREADS)
     config = check([])
@@ -508,7 +505,7 @@ def main(argv=None) -> None:
     )
     md += table_md(rows) + closing_note(rows)
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    from scripts.common.io import write_text
+    from scdrbench.common.io import write_text
 
     write_text(md, a.out.with_suffix(".md"))
     stats = {name: d["stats"] for name, d in done.items()}
@@ -518,7 +515,7 @@ def main(argv=None) -> None:
 
 def closing_note(rows: dict) -> str:
     """Whether the current version is within every tolerance, and why not where it is not."""
-    from scripts.data.proxy import PROXY_VERSION
+    from scdrbench.data.proxy import PROXY_VERSION
 
     current = rows[f"proxy v{PROXY_VERSION}"]
     off = [s for s in TOLERANCE if within(s, current[s], rows["real"][s]) == "no"]
