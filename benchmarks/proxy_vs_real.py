@@ -28,9 +28,8 @@ method modules of ``src/scdrbench/methods`` with their config.yaml entries (PCA,
 autoencoders; 2 threads, seed 0) and the metric functions of ``src/scdrbench/metrics`` (kNN accuracy,
 KNC and CPD on the Leiden labels). It writes ``benchmarks/results/proxy_vs_real.md`` (the
 table, with the tolerance of each calibrated statistic and whether the current version is within
-it) and
-``proxy_vs_real.png`` (distributions, PCA spectrum, cluster sizes, scores). A few minutes per
-data set on 2 cores.
+it) and ``proxy_vs_real.png`` (distributions, PCA spectrum, cluster sizes, scores). A few minutes
+per data set on 2 idle cores.
 """
 
 from __future__ import annotations
