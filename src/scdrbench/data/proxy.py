@@ -86,6 +86,11 @@ while the autoencoders fell):
   (weight 0.1) it moved the kNN accuracies by < 0.01 but brought the significant PCs from 6 to
   the real subset's 8.
 
+Whether version 3 is within every tolerance is what ``make proxy-vs-real`` shows (the full
+pipeline on version 3 did not finish on the shared machine before this version was committed);
+on the screen its clusters' separation in the PCs (0.924) stays well above the real cells'
+t-SNE (0.848), so t-SNE and UMAP are expected to stay outside their tolerance.
+
 Both draw from their own seeded streams and only when switched on: versions 1 and 2 draw the same
 cells as before version 3 existed (``tests/test_proxy.py`` pins their first cells' checksums).
 
