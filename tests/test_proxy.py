@@ -177,9 +177,9 @@ def test_leiden_beside_the_labels_is_kept_and_scored(tiny_counts, tmp_path):
     labels and adds Leiden clusters of the PCs; scoring gives every label metric on both."""
     import anndata as ad
 
+    from scdrbench import metrics
     from scdrbench.stages.check_config import check
     from scdrbench.stages.preprocess import preprocess
-    from scripts import metrics
 
     params = check([])["preprocess"]
     labels = {"from": "column", "column": "cell_type", "resolution": 1.0, "leiden_beside": True}

@@ -41,7 +41,7 @@ _DefaultFillingValidator = _with_defaults(Draft202012Validator)
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
     """Read the YAML JSON-schema and add each method module's parameter declaration.
 
-    ``$defs/method``'s ``algorithm`` enum lists the modules of ``scripts/methods``, and its
+    ``$defs/method``'s ``algorithm`` enum lists the modules of ``src/scdrbench/methods``, and its
     ``allOf`` gets one branch per algorithm checking ``params`` against ``$defs/params_<name>``,
     made from the module's ``PARAMS`` (strict: no unknown parameter).
     """
