@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from scripts.summary.findings import FAILS, HOLDS, UNKNOWN, findings, findings_markdown
+from scdrbench.summary.findings import FAILS, HOLDS, UNKNOWN, findings, findings_markdown
 
 
 def tables(**override):
