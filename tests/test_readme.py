@@ -4,7 +4,8 @@ The README is what a newcomer reads in five minutes; everything else lives in do
 keep it short, keep every relative link (README and docs/) pointing at a file and heading that
 exist, keep every docs/ page reachable from the README, and check the two tables the README
 copies: the methods table against config.yaml, the 1.3M headline table against the ladder's
-generated benchmarks/results/ladder.tsv.
+generated benchmarks/results/ladder.tsv, and keep every repository path the text names existing (the
+library moved from scripts/ to src/scdrbench/; a stale path fails here).
 """
 
 import re
@@ -142,3 +143,21 @@ def test_headline_table_matches_ladder():
         assert peak == f"{row['peak_rss_mb'] / 1000:.1f} GB", method_cell
         for cell, column in ((knn_acc, "knn_accuracy"), (knc, "knc"), (cpd, "cpd")):
             assert cell == f"{row[column]:.3f}", f"{method_cell} {column}"
+
+
+#: A repository path in backticks, e.g. `src/scdrbench/common/keep.py` or `tests/test_slurm.py`.
+NAMED_PATH = re.compile(
+    r"(?:^|[\s(])((?:src|scripts|tests|benchmarks|rules|profiles|envs)/[\w./{}<>*,-]*)"
+)
+
+
+@pytest.mark.parametrize("path", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_named_paths_exist(path):
+    """A file or folder the text names in backticks exists (patterns with {, < or * are skipped)."""
+    missing = []
+    for code in re.findall(r"`([^`\n]+)`", path.read_text()):
+        for named in NAMED_PATH.findall(code):
+            named = named.split(":")[0].rstrip(".,")
+            if not any(c in named for c in "{<*") and not (ROOT / named).exists():
+                missing.append(named)
+    assert not missing, f"{path.relative_to(ROOT)} names paths that do not exist: {missing}"
