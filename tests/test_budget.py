@@ -294,6 +294,14 @@ def test_ladder_table_keeps_what_an_earlier_machine_measured(monkeypatch, tmp_pa
     assert fits.loc["tsne", "time_exponent_b"] == pytest.approx(np.log(70 / 50) / np.log(3))
     assert fits.loc["tsne_p350", "status_at_target"] == "not run"
     assert (tmp_path / "ladder_scaling.png").stat().st_size > 10_000
+    # the measured peaks, beside the table: every ok row's kernel peak, none of the timeout
+    from scdrbench.common import peaks
+
+    measured = peaks.read(tmp_path / "measured_peaks.tsv")
+    ok = rows[rows["status"] == "ok"]
+    assert sum(len(v) for v in measured.values()) == len(ok) >= 4
+    assert "tsne_p350" not in measured
+    assert measured["umap"][30_000] == round(ok.loc[("umap", 30_000), "peak_rss_mb"])
     # a third table from the same files changes nothing but the header
     ladder_report.table("the second machine")
     again = (tmp_path / "ladder.tsv").read_text()

@@ -73,6 +73,12 @@ def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
     return schema
 
 
+#: Old stage names -> the stage's one name (rules, logs, benchmarks, threads and budget keys).
+RENAMED_STAGES = {"metrics": "score"}
+#: The config sections keyed by stage.
+STAGE_KEYED = {("threads",), ("budget", "stages")}
+
+
 def _key(path) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
@@ -89,6 +95,13 @@ def _describe(error) -> str:
         allowed = sorted(error.schema.get("properties", {}))
         extra = sorted(set(error.instance) - set(allowed))
         where = f"{key}." if error.absolute_path else ""
+        old = [e for e in extra if e in RENAMED_STAGES]
+        if old and tuple(error.absolute_path) in STAGE_KEYED:
+            new = RENAMED_STAGES[old[0]]
+            return (
+                f"config key '{where}{old[0]}': the stage is called '{new}' now; "
+                f"rename the key to '{where}{new}'"
+            )
         hint = f"allowed keys: {', '.join(allowed)}" if allowed else ""
         return f"unknown config key '{where}{extra[0]}': remove it or fix its spelling ({hint})"
     if error.validator == "pattern" and error.schema.get("pattern") == "^[a-z0-9_]+$":

@@ -173,11 +173,8 @@ def embed(
     return emb
 
 
-#: Measured peaks of the parametric_umap job (kernel high-water mark, 15 neighbours, 50 PCs,
-#: 2 threads; benchmarks/results/ladder.tsv): cells -> MB. The model below stays above each.
-MEASURED_PEAK_MB = {10_000: 1_567, 30_000: 1_567, 100_000: 2_097, 1_306_127: 11_115}
-
-#: Bytes per cell the terms of the model do not account for, fitted to MEASURED_PEAK_MB (6.6 to
+#: Bytes per cell the terms of the model do not account for, fitted to the measured peaks of the
+#: parametric_umap job (benchmarks/results/measured_peaks.tsv, which the model stays above; 6.6 to
 #: 8.6 KB per cell from 30k to 1.3M cells): umap-learn's graph construction and Keras's edge
 #: dataset keep more copies than the terms count.
 UNACCOUNTED_BYTES_PER_CELL = 7_500
