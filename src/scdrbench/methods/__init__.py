@@ -7,11 +7,13 @@ Every module ``src/scdrbench/methods/<algorithm>.py`` is the one declaration of 
                                             # from it, so a typo is a ConfigError before any job
     BACKEND_MODULES = ("openTSNE",)         # imported before the fit is timed
     VERSIONED = ("openTSNE",)               # distributions whose versions the result records
+    TEST_PARAMS = {"n_iter": 250}           # short settings the method tests run it with
     embed(X, *, seed, info=None, threads=1, **params) -> np.ndarray  # (n_cells, 2) float32
     estimate_memory_mb(n_cells, n_features, **params) -> float        # memory guard, budgets
 
 and may set ``NARROWING_LAYERS`` (layer-width lists that must narrow towards the bottleneck,
-checked at validation). ``tests/test_registry.py`` checks every module against these rules.
+checked at validation). ``tests/test_registry.py`` checks every module against these rules;
+docs/adding-a-method.md is the checklist.
 
 and may set ``BACKEND_MODULES`` (names the runner imports before the fit is timed, so
 ``fit_seconds`` excludes library start-up) and ``BLOCKED_MODULES`` (optional imports of a
