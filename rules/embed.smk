@@ -4,8 +4,9 @@
 
 from scdrbench.common.environments import FAMILY_ENVS
 
-# each family's environment file, as the family check of the config reads it
-EMBED_ENVS = {family: f"../{FAMILY_ENVS[family]}" for family in ("python", "tensorflow")}
+# each family's environment file, as the family check of the config reads it (precomputed: its
+# own rule below)
+EMBED_ENVS = {f: f"../{path}" for f, path in FAMILY_ENVS.items() if f != "precomputed"}
 
 for _family, _env in EMBED_ENVS.items():
 
