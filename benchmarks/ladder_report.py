@@ -15,41 +15,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import platform
-from importlib import metadata
-from pathlib import Path
 
-import ladder as L  # noqa: E402  (the ladder's paths, config and rungs)
+import ladder_setup as L  # the ladder's paths, config and rungs
 
-
-def versions() -> str:
-    names = ["numpy", "scipy", "scikit-learn", "scanpy", "anndata", "openTSNE", "umap-learn"]
-    names += ["pynndescent", "numba", "tensorflow-cpu", "tensorflow", "keras", "snakemake"]
-    out = [f"python {platform.python_version()}"]
-    for name in names:
-        try:
-            out.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            continue
-    return ", ".join(out)
-
-
-def machine() -> str:
-    import psutil
-
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = psutil.virtual_memory().total / 2**30
-    return (
-        f"{platform.node()}: {cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.system()}"
-    )
+from scdrbench.common.provenance import machine, versions
 
 
 def collect(config: dict):

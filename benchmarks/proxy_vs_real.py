@@ -304,8 +304,7 @@ def figure(stats: dict[str, dict], results: dict[str, dict], path: Path) -> None
 
 
 def header(real_path: Path, seconds: dict[str, float], record: dict, shared: str) -> list[str]:
-    from ladder_report import machine, versions
-
+    from scdrbench.common.provenance import machine, versions
     from scdrbench.data.proxy import PROXY_VERSION
 
     timing = ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
@@ -392,8 +391,7 @@ def main(argv=None) -> None:
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     from dataclasses import asdict
 
-    from ladder_report import versions
-
+    from scdrbench.common.provenance import versions
     from scdrbench.data.proxy import spec_for
 
     # kept numbers are reused only for the same data through the same settings and libraries

@@ -194,7 +194,7 @@ def test_ladder_removes_a_stale_lock_but_not_a_live_runs(tmp_path):
     import subprocess
     import time
 
-    from ladder import CONFIG, unlock_if_stale
+    from ladder_setup import CONFIG, unlock_if_stale
 
     (tmp_path / "Snakefile").write_text("rule all:\n    input: []\n")
     (tmp_path / CONFIG).parent.mkdir(parents=True)
@@ -261,10 +261,11 @@ def test_ladder_table_keeps_what_an_earlier_machine_measured(monkeypatch, tmp_pa
     skips by them as if everything had been measured here."""
     import ladder
     import ladder_report
+    import ladder_setup
     import pandas as pd
 
-    monkeypatch.setattr(ladder, "RESULTS", tmp_path)
-    monkeypatch.setattr(ladder, "SKIPS", tmp_path / "ladder_skips.json")
+    monkeypatch.setattr(ladder_setup, "RESULTS", tmp_path)
+    monkeypatch.setattr(ladder_setup, "SKIPS", tmp_path / "ladder_skips.json")
     earlier = [
         _timing_row("tsne", 10_000, 50.0),
         _timing_row("tsne", 30_000, 70.0),

@@ -7,6 +7,7 @@ backend or distribution cannot be found, or when the config names an algorithm w
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import inspect
 from importlib import metadata
@@ -17,7 +18,7 @@ import yaml
 
 from scdrbench.common.config import ConfigError, load_schema, validate_config
 from scdrbench.methods import ALGORITHMS, get_method
-from tests.conftest import ROOT
+from tests.conftest import ROOT, method_cases
 
 #: keyword arguments every embed() takes that are not parameters of the method
 RUNNER_ARGS = {"seed", "info", "threads"}
@@ -47,6 +48,78 @@ def test_module_declares_everything(name):
         except metadata.PackageNotFoundError:
             continue
     assert found or not module.VERSIONED, f"{name}: none of {module.VERSIONED} is installed"
+
+
+#: Algorithms the generic method tests cannot run (they need protein counts or cell names beside
+#: the matrix), and the test file that runs each one's embed.
+OWN_TESTS = {"ae_citeseq": "test_citeseq.py", "precomputed": "test_precomputed.py"}
+
+
+def _embed_calls(path: Path, name: str) -> int:
+    """Calls of ``name``'s embed in a test file: ``get_method("name").embed(...)``, or
+    ``x.embed(...)`` where ``x = get_method("name")``, or ``name.embed(...)`` after
+    ``from scdrbench.methods import name``."""
+    tree = ast.parse(path.read_text())
+    aliases = (
+        {name}
+        if any(
+            isinstance(n, ast.ImportFrom)
+            and n.module == "scdrbench.methods"
+            and any(a.name == name for a in n.names)
+            for n in ast.walk(tree)
+        )
+        else set()
+    )
+
+    def is_get(node):
+        return (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", None) == "get_method"
+            and [getattr(a, "value", None) for a in node.args] == [name]
+        )
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and is_get(node.value):
+            aliases |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return sum(
+        isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and n.func.attr == "embed"
+        and (is_get(n.func.value) or getattr(n.func.value, "id", None) in aliases)
+        for n in ast.walk(tree)
+    )
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_every_algorithm_has_a_test(name):
+    """The generic method tests (shape, seeds, quality, bad input, memory model) run every module
+    that declares TEST_PARAMS; a module they cannot run has a test file of its own that runs
+    its embed. A new module with neither fails here."""
+    module = get_method(name)
+    generic = method_cases(neural=False) | method_cases(neural=True)
+    if name in generic:
+        unknown = set(module.TEST_PARAMS) - set(module.PARAMS)
+        assert not unknown, f"{name}: TEST_PARAMS names {sorted(unknown)}, not in PARAMS"
+        return
+    assert name in OWN_TESTS, (
+        f"src/scdrbench/methods/{name}.py has no test: declare TEST_PARAMS (short settings for "
+        "tests/test_methods_python.py or test_methods_nn.py), or, when its embed needs more than "
+        "the matrix, write a test file that runs it and name it in OWN_TESTS"
+    )
+    path = ROOT / "tests" / OWN_TESTS[name]
+    assert _embed_calls(path, name) >= 1, f"{path.name} never runs {name}'s embed"
+
+
+def test_the_embed_call_finder_finds_each_form(tmp_path):
+    path = tmp_path / "test_x.py"
+    path.write_text(
+        "from scdrbench.methods import get_method\nget_method('pca').embed(X, seed=0)\n"
+    )
+    assert _embed_calls(path, "pca") == 1 and _embed_calls(path, "tsne") == 0
+    path.write_text("m = get_method('tsne')\nm.embed(X, seed=0)\nm.estimate_memory_mb(1, 2)\n")
+    assert _embed_calls(path, "tsne") == 1
+    path.write_text("from scdrbench.methods import scvis\nscvis.embed(X, seed=0)\n")
+    assert _embed_calls(path, "scvis") == 1 and _embed_calls(path, "pca") == 0
 
 
 #: The ladder's jobs whose method's memory model is fitted to their peaks.

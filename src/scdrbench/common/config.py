@@ -122,6 +122,14 @@ def _describe(error) -> str:
         )
     if error.validator == "required":
         return f"config key '{key}': {error.message}; add it"
+    if error.validator == "oneOf" and list(error.absolute_path) == ["selection", "methods"]:
+        listed = [e for e in error.context if e.relative_schema_path[0] == 0]
+        if isinstance(error.instance, list) and listed:  # a list: what is wrong in it
+            return _describe(max(listed, key=lambda e: len(e.absolute_path)))
+        return (
+            f"config key '{key}': {error.instance!r} is neither a list of method ids nor 'all'; "
+            "give [id, ...] or all (every method not marked paper_only)"
+        )
     if error.validator == "anyOf" and error.absolute_path and error.absolute_path[0] == "datasets":
         return f"config key '{key}': give either 'url' (downloaded) or 'path' (a local copy)"
     return f"config key '{key}': {error.message}"
@@ -149,8 +157,10 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
                 "(no dots, slashes or dashes); rename it"
             )
         raise ConfigError(_one_line(_describe(best)))
+    expand_selection(config)
     check_selection(config)
     check_method_params(config)
+    check_method_families(config)
     from scdrbench.common.budget import check_budgets
 
     check_budgets(config)
@@ -269,6 +279,20 @@ def predicted_overruns(config: dict, grid: dict[str, dict]) -> list[tuple[str, s
     return found
 
 
+def expand_selection(config: dict) -> None:
+    """``selection.methods: all`` becomes the list of every registry method not marked
+    ``paper_only``, in the registry's order (the demo's selection: a new method is in it
+    without being listed)."""
+    if config["selection"]["methods"] == "all":
+        chosen = [m for m, entry in config["methods"].items() if not entry["paper_only"]]
+        if not chosen:
+            raise ConfigError(
+                "config key 'selection.methods': all, and every method is marked paper_only; "
+                "list the methods to run"
+            )
+        config["selection"]["methods"] = chosen
+
+
 def check_selection(config: dict) -> None:
     """Every selected id must exist in its registry; stability runs on selected data sets; no
     data set id looks like a subsample variant."""
@@ -317,6 +341,16 @@ def check_method_params(config: dict) -> None:
                 )
 
 
+def check_method_families(config: dict) -> None:
+    """Every method's family can import its backend: its environment file lists the backend's
+    distribution (``src/scdrbench/common/environments.py``)."""
+    from scdrbench.common.environments import family_error
+
+    for mid, entry in config["methods"].items():
+        if message := family_error(f"methods.{mid}", entry):
+            raise ConfigError(message)
+
+
 def url_filename(url: str) -> str:
     """The file name an address ends in (``.../GSE100866_..._umi.csv.gz`` -> the last part)."""
     from urllib.parse import urlparse
@@ -344,7 +378,7 @@ def dataset_grid(config: dict) -> dict[str, dict]:
 #: change of them re-runs nothing (the summary picks up a new label).
 NON_SEMANTIC = {
     "dataset": ("description", "n_cells", "subsample"),
-    "method": ("label", "reference", "control", "family"),
+    "method": ("label", "reference", "control", "family", "paper_only"),
 }
 
 

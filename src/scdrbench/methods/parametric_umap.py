@@ -29,6 +29,8 @@ log = logging.getLogger("scdrbench.methods.parametric_umap")
 #: imported by the runner before the fit is timed (TensorFlow start-up is 10-30 s)
 BACKEND_MODULES = ("tensorflow", "keras", "umap.parametric_umap")
 VERSIONED = ("tensorflow-cpu", "tensorflow", "keras", "umap-learn", "pynndescent")
+#: short settings for the method tests (tests/test_methods_*.py, a few hundred cells)
+TEST_PARAMS: dict = {"n_epochs": 30, "batch_size": 256}
 PARAMS = {
     "n_neighbors": integer(15, minimum=2),
     "min_dist": number(0.1, minimum=0),

@@ -34,6 +34,8 @@ from scdrbench.methods._params import auto_or_integer, choice, integer, number
 # Imported by the runner before the fit is timed.
 BACKEND_MODULES = ("openTSNE",)
 VERSIONED = ("openTSNE",)
+#: short settings for the method tests (tests/test_methods_*.py, a few hundred cells)
+TEST_PARAMS: dict = {"n_iter": 250, "early_exaggeration_iter": 100, "perplexity": 20}
 PARAMS = {
     "perplexity": number(30, gt=0),
     "n_iter": integer(750, minimum=50, description="iterations after early exaggeration"),

@@ -20,6 +20,8 @@ from scdrbench.methods._params import boolean, choice, integer, number, string
 BACKEND_MODULES = ("umap",)
 BLOCKED_MODULES = ("tensorflow",)
 VERSIONED = ("umap-learn", "pynndescent")
+#: short settings for the method tests (tests/test_methods_*.py, a few hundred cells)
+TEST_PARAMS: dict = {"n_epochs": 100}
 PARAMS = {
     "n_neighbors": integer(15, minimum=2),
     "min_dist": number(0.1, minimum=0),
