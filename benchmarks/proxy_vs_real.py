@@ -320,8 +320,7 @@ def figure(stats: dict[str, dict], results: dict[str, dict], path: Path) -> None
 
 
 def header(real_path: Path, seconds: dict[str, float], record: dict, shared: str) -> list[str]:
-    from ladder_report import machine, versions
-
+    from scdrbench.common.provenance import machine, versions
     from scdrbench.data.proxy import PROXY_VERSION
 
     timing = ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
@@ -477,8 +476,7 @@ def main(argv=None) -> None:
     logging.getLogger("scdrbench").addHandler(logging.NullHandler())
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     real = load_real(a.real)  # first: a missing file stops the run before anything is computed
-    from ladder_report import versions
-
+    from scdrbench.common.provenance import versions
     from scdrbench.common.runtime import pin_threads
     from scdrbench.stages.check_config import check
 

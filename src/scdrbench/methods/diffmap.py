@@ -15,6 +15,8 @@ from scdrbench.methods._params import integer
 BACKEND_MODULES = ("scanpy", "umap")  # scanpy.pp.neighbors imports umap
 BLOCKED_MODULES = ("tensorflow",)  # which would import TensorFlow
 VERSIONED = ("scanpy", "umap-learn", "pynndescent")
+#: short settings for the method tests (tests/test_methods_*.py, a few hundred cells)
+TEST_PARAMS: dict = {}
 PARAMS = {
     "n_neighbors": integer(15, minimum=2, description="neighbours of the kNN graph"),
 }

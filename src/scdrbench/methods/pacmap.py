@@ -17,6 +17,8 @@ from scdrbench.methods._params import boolean, choice, integer, integers, number
 
 BACKEND_MODULES = ("pacmap",)
 VERSIONED = ("pacmap", "faiss-cpu", "numba")
+#: short settings for the method tests (tests/test_methods_*.py, a few hundred cells)
+TEST_PARAMS: dict = {"num_iters": [50, 50, 100]}
 PARAMS = {
     "n_neighbors": integer(10, minimum=2, description="near pairs per cell"),
     "MN_ratio": number(0.5, minimum=0, description="mid-near pairs per near pair"),

@@ -17,6 +17,8 @@ from scdrbench.methods._params import choice, integer, number
 
 BACKEND_MODULES = ("phate",)
 VERSIONED = ("phate", "graphtools")
+#: short settings for the method tests (tests/test_methods_*.py, a few hundred cells)
+TEST_PARAMS: dict = {}
 PARAMS = {
     "knn": integer(5, minimum=2, description="neighbours of the alpha-decay kernel"),
     "decay": number(40, gt=0, description="alpha of the alpha-decay kernel"),

@@ -15,6 +15,8 @@ from scdrbench.methods._params import integer
 
 BACKEND_MODULES = ("sklearn.manifold",)
 VERSIONED = ("scikit-learn",)
+#: short settings for the method tests (tests/test_methods_*.py, a few hundred cells)
+TEST_PARAMS: dict = {}
 PARAMS = {
     "n_neighbors": integer(15, minimum=2, description="neighbours of the kNN graph"),
 }

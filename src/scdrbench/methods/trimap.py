@@ -16,6 +16,8 @@ from scdrbench.methods._params import boolean, choice, integer, number
 
 BACKEND_MODULES = ("trimap",)
 VERSIONED = ("trimap", "annoy", "numba")
+#: short settings for the method tests (tests/test_methods_*.py, a few hundred cells)
+TEST_PARAMS: dict = {"n_iters": 150}
 PARAMS = {
     "n_inliers": integer(12, minimum=1, description="nearest neighbours forming triplets"),
     "n_outliers": integer(4, minimum=1, description="outliers per inlier"),

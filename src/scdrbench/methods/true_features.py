@@ -15,6 +15,8 @@ from scdrbench.methods._checks import check_input
 PARAMS: dict = {}
 BACKEND_MODULES = ()
 VERSIONED = ()
+#: short settings for the method tests (tests/test_methods_*.py, a few hundred cells)
+TEST_PARAMS: dict = {}
 #: the embedding keeps every input dimension (the runner accepts ``(n, d)`` for this module)
 OUTPUT_DIMS = "input"
 

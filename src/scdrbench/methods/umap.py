@@ -20,6 +20,8 @@ from scdrbench.methods._params import boolean, choice, integer, number, string
 BACKEND_MODULES = ("umap",)
 BLOCKED_MODULES = ("tensorflow",)
 VERSIONED = ("umap-learn", "pynndescent")
+#: short settings for the method tests (tests/test_methods_*.py, a few hundred cells)
+TEST_PARAMS: dict = {"n_epochs": 100}
 PARAMS = {
     "n_neighbors": integer(15, minimum=2),
     "min_dist": number(0.1, minimum=0),
@@ -95,10 +97,6 @@ def embed(
     return np.asarray(emb, dtype=np.float32)
 
 
-#: Measured peaks of the umap job (kernel high-water mark, 15 neighbours, 50 PCs, 2 threads;
-#: benchmarks/results/ladder.tsv): cells -> MB. The model below stays above each.
-MEASURED_PEAK_MB = {10_000: 552, 30_000: 640, 100_000: 1_057, 1_306_127: 15_741}
-
 #: umap-learn hands graphs of this many cells and more to lobpcg instead of eigsh
 #: (umap/spectral.py), which keeps no Lanczos basis.
 EIGSH_BELOW = 2_000_000
@@ -110,7 +108,8 @@ def estimate_memory_mb(
     """The kNN search, graph and fuzzy set (about 160 bytes per neighbour per cell), the input
     twice, 550 MB of libraries, and the spectral initialisation: umap-learn runs scipy's eigsh on
     the float64 normalised Laplacian with sqrt(n) Lanczos vectors (umap/spectral.py), n^1.5 x 8
-    bytes, 11.9 GB of the 15.7 GB the job peaked at on 1.3M cells (MEASURED_PEAK_MB).
+    bytes, 11.9 GB of the 15.7 GB the job peaked at on 1.3M cells (the umap rows of
+    benchmarks/results/measured_peaks.tsv, which the model stays above).
     """
     lanczos = n_cells**1.5 * 8 if init == "spectral" and n_cells < EIGSH_BELOW else 0.0
     graph = n_cells * n_neighbors * 160 + n_cells * n_features * 4 * 2
