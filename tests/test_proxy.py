@@ -114,7 +114,8 @@ REAL_MEDIAN_UMIS, REAL_ZERO_FRACTION = 137.0, 0.931
 
 def test_earlier_proxy_stays_version_1_and_the_record_says_which():
     assert proxy.spec_for(1) == proxy.ProxySpec() and proxy.spec_for(1).version == 1
-    assert proxy.spec_for().version == proxy.PROXY_VERSION == 3
+    assert proxy.spec_for().version == proxy.PROXY_VERSION == 2  # version 3 is not adopted
+    assert proxy.spec_for(3).version == 3 and proxy.spec_for(3).bridge_rate > 0
     legacy = {k: v for k, v in asdict(proxy.spec_for(1)).items() if k in SPEC_V0_KEYS}
     assert proxy.spec_of_record({"spec": legacy}) == proxy.spec_for(1)
     # a version 2 record (written before version 3's fields existed) reads back as version 2

@@ -63,8 +63,8 @@ separate its Leiden clusters about 0.10 more cleanly than the real cells' (its c
 type programmes of their own genes; the real clusters cut continua): see the closing note of
 ``benchmarks/results/proxy_vs_real.md``.
 
-**3**, version 2 plus continua *across* lineages (issue 25, item 2), the change the version 2
-calibration pointed to (weaker programmes and more doublets had moved t-SNE / UMAP by < 0.01
+**3**, a calibration step after version 2, not adopted as current: version 2 plus continua
+*across* lineages (issue 25, item 2), the change the version 2 calibration pointed to (weaker programmes and more doublets had moved t-SNE / UMAP by < 0.01
 while the autoencoders fell):
 
 - *cells between lineages*: ``bridge_rate`` of the singlets take a fraction of their UMIs,
@@ -86,10 +86,15 @@ while the autoencoders fell):
   (weight 0.1) it moved the kNN accuracies by < 0.01 but brought the significant PCs from 6 to
   the real subset's 8.
 
-Whether version 3 is within every tolerance is what ``make proxy-vs-real`` shows (the full
-pipeline on version 3 did not finish on the shared machine before this version was committed);
-on the screen its clusters' separation in the PCs (0.924) stays well above the real cells'
-t-SNE (0.848), so t-SNE and UMAP are expected to stay outside their tolerance.
+Through the full comparison (``benchmarks/proxy_vs_real.py --only v3``, 2 cores shared with
+about 6 other engineers' jobs, load 9-15): median 139 UMIs, zero fraction 0.932, 7 significant
+PCs, 8 Leiden clusters (the real 137, 0.931, 8, 8); kNN accuracy PCA 0.667, t-SNE 0.916, UMAP
+0.945, autoencoders 0.680 (Keras) and 0.679 (TF), against the real 0.661, 0.848, 0.872, 0.748,
+0.738. So version 3 brings t-SNE and UMAP 0.03 closer but not within 0.05, and pushes both
+autoencoders out of their tolerance (version 2: 0.719 / 0.740, within): the paths between
+lineages blur the clusters in 2 dimensions more than in the kNN graph. It is therefore *not*
+the current version: :data:`PROXY_VERSION` stays 2 (the ladder's 1.3M file), and version 3 is
+kept reproducible (``--version 3``) as the evidence for the next step.
 
 Both draw from their own seeded streams and only when switched on: versions 1 and 2 draw the same
 cells as before version 3 existed (``tests/test_proxy.py`` pins their first cells' checksums).
@@ -144,9 +149,10 @@ class ProxySpec:
     n_activity: int = 0
 
 
-#: The current version of the model and its parameters; versions 1 and 2 stay reproducible, so
-#: the earlier proxies' ladder rows can be compared with the calibrated one's.
-PROXY_VERSION = 3
+#: The current version of the model (the ladder's 1.3M file) and every version's parameters;
+#: all stay reproducible, so the earlier proxies' ladder rows can be compared with the calibrated
+#: one's. Version 3 is a calibration step not adopted (the docstring says why).
+PROXY_VERSION = 2
 VERSIONS = {
     1: {},
     2: dict(
