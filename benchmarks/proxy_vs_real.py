@@ -57,6 +57,9 @@ OUT = ROOT / "benchmarks" / "results" / "proxy_vs_real"
 N_CELLS, N_GENES = 10_000, 1_000
 METHODS = ("pca", "tsne", "umap", "ae_keras", "ae_tf")
 SCORES = ("knn_accuracy", "knc", "cpd")
+#: the keys of a method's config entry that change what it computes (labels, references and
+#: selection flags do not, so kept numbers survive them)
+COMPUTE_KEYS = ("algorithm", "input", "params")
 LABELS = {"from": "leiden", "resolution": 1.0}
 THREADS = 2
 SEED = 0
@@ -502,7 +505,7 @@ def main(argv=None) -> None:
     # (a change of the project's code itself: delete --keep's folder)
     pipeline = {
         "preprocess": config["preprocess"],
-        "methods": {m: config["methods"][m] for m in METHODS},
+        "methods": {m: {k: config["methods"][m][k] for k in COMPUTE_KEYS} for m in METHODS},
         "versions": versions(),
     }
     sets = data_sets(a, real, pipeline)
