@@ -69,7 +69,7 @@ def ensure_inputs(n_cells: int | None = None) -> dict:
     """Make the stand-in inputs that are missing; returns ``{name: path}`` of them. With
     ``n_cells`` a proxy of that many cells (and its antibodies) goes under scratch/paper_n{N}/."""
     from scripts.data.proxy import PROXY_VERSION, spec_for
-    from scripts.data.proxy_adt import write_citeseq_pair, write_proxy_adt
+    from scripts.data.proxy_adt import adt_matches, write_citeseq_pair, write_proxy_adt
 
     if n_cells:
         work = ROOT / "scratch" / f"paper_n{n_cells}"
@@ -90,8 +90,8 @@ def ensure_inputs(n_cells: int | None = None) -> dict:
 
         ensure_proxy()
         proxy, adt = ROOT / PROXY, ROOT / PROXY_ADT
-    if not adt.exists():
-        spec = spec_for(PROXY_VERSION, **({"n_cells": n_cells} if n_cells else {}))
+    spec = spec_for(PROXY_VERSION, **({"n_cells": n_cells} if n_cells else {}))
+    if not adt_matches(spec, adt):  # missing, or made for another proxy
         print(json.dumps(write_proxy_adt(spec, str(adt))))
     if not ((ROOT / CBMC_RNA).exists() and (ROOT / CBMC_ADT).exists()):
         print(json.dumps(write_citeseq_pair(str(ROOT / CBMC_RNA), str(ROOT / CBMC_ADT))))

@@ -110,9 +110,7 @@ def test_streamed_prepare_drops_cells_without_protein_and_names_a_short_table(
             prepare("p", entry, str(out), inputs=inputs)
             assert ad.read_h5ad(out).n_obs == 1300
         else:
-            with pytest.raises(
-                ScdrbenchError, match=r"only 700 of 1400 RNA cells.*adt_min_match"
-            ):
+            with pytest.raises(ScdrbenchError, match=r"only 700 of 1400 RNA cells.*adt_min_match"):
                 prepare("p", entry, str(out), inputs=inputs)
             assert not out.exists()
 
@@ -138,5 +136,9 @@ def test_cli_writes_the_proxys_antibodies(tmp_path, capsys):
     proxy_adt.main(["proxy", str(out), "--n-cells", "500", "--n-genes", "200"])
     adata = ad.read_h5ad(out)
     assert adata.shape == (500, 13)
+    spec = proxy.spec_for(n_cells=500, n_genes=200)
+    assert proxy_adt.adt_matches(spec, out)
+    assert not proxy_adt.adt_matches(replace(spec, seed=3), out)
+    assert not proxy_adt.adt_matches(spec, tmp_path / "missing.h5ad")
     assert list(adata.obs_names) == list(barcodes(500))
     assert '"n_cells": 500' in capsys.readouterr().out

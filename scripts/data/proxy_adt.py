@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import asdict
 
 import numpy as np
 
@@ -104,6 +105,8 @@ def write_proxy_adt(spec, path: str, n_antibodies: int = N_ANTIBODIES) -> dict:
         obs=pd.DataFrame(index=pd.Index(barcodes(spec.n_cells))),
         var=pd.DataFrame(index=pd.Index(antibody_names(n_antibodies))),
     )
+    # the spec the counts follow: a proxy of another spec (version, size, seed) needs new ones
+    adata.uns["proxy_spec"] = json.dumps(asdict(spec), sort_keys=True)
     write_h5ad(adata, path, compression="gzip")
     return {
         "path": str(path),
@@ -123,6 +126,19 @@ def _geo_csv(matrix, features, cells, path: str) -> None:
         fh.write("," + ",".join(cells) + "\n")
         for name, row in zip(features, matrix):
             fh.write(name + "," + ",".join(map(str, row)) + "\n")
+
+
+def adt_matches(spec, path) -> bool:
+    """Whether the ADT file at ``path`` was made for ``spec`` (its ``uns['proxy_spec']``)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            recorded = f["uns"]["proxy_spec"][()]
+    except (OSError, KeyError):
+        return False
+    recorded = recorded.decode() if isinstance(recorded, bytes) else str(recorded)
+    return recorded == json.dumps(asdict(spec), sort_keys=True)
 
 
 def write_citeseq_pair(rna_path: str, adt_path: str, *, seed: int = 0, **overrides) -> dict:
