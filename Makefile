@@ -62,9 +62,11 @@ ladder: $(STAMP)
 # scratch/, runs Snakemake (resumable, --keep-going), exports the figure, heatmap, tables and
 # findings to benchmarks/results/paper_run/. Hours on 2 cores. PAPER_CELLS=20000: the same on a
 # small proxy, in and exported to scratch/paper_n20000/ (a check, never committed).
+# PAPER_METHODS="pca tsne ae_citeseq" (with PAPER_CELLS): only those methods.
 PAPER_CELLS ?=
+PAPER_METHODS ?=
 paper: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/paper_run.py run --cores $(CORES) $(if $(PAPER_CELLS),--n-cells $(PAPER_CELLS))
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/paper_run.py run --cores $(CORES) $(if $(PAPER_CELLS),--n-cells $(PAPER_CELLS)) $(if $(PAPER_METHODS),--methods $(PAPER_METHODS))
 
 # The 1.3M proxy against the real cells it stands for (the first 10k cells x 1,000 genes of the
 # real file, ../shared/data/mouse_brain_1m/): the same statistics through the project's own

@@ -6,6 +6,7 @@ Usage (from the repository root; ``make paper`` runs ``run``)::
     python benchmarks/paper_run.py budgets              # the budget block of benchmarks/paper.yaml
     python benchmarks/paper_run.py run [--cores 2]      # inputs, snakemake, export
     python benchmarks/paper_run.py run --n-cells 20000  # the same on a small proxy (a check)
+    python benchmarks/paper_run.py run --n-cells 3000 --methods pca tsne ae_keras ae_citeseq
     python benchmarks/paper_run.py export               # copy the products to paper_run/
 
 ``inputs`` makes, under ``scratch/``, what ``benchmarks/paper.yaml`` reads when missing: the
@@ -135,9 +136,9 @@ def budgets(ladder: str | Path = ROOT / LADDER) -> dict:
     }
 
 
-def small_override(n_cells: int, inputs: dict) -> Path:
+def small_override(n_cells: int, inputs: dict, methods: list[str] | None = None) -> Path:
     """A config file over paper.yaml for a run on a small proxy (absolute paths: it runs in its
-    own directory)."""
+    own directory), with only ``methods`` when given."""
     import yaml
 
     work = ROOT / "scratch" / f"paper_n{n_cells}"
@@ -153,18 +154,20 @@ def small_override(n_cells: int, inputs: dict) -> Path:
         },
         "findings": {"ladder": str(ROOT / LADDER)},
     }
+    if methods:
+        override["selection"] = {"datasets": ["cbmc", "mouse_brain_1m"], "methods": methods}
     path = work / "override.yaml"
     path.write_text(yaml.safe_dump(override, sort_keys=False))
     return path
 
 
-def run(cores: int, n_cells: int | None) -> None:
+def run(cores: int, n_cells: int | None, methods: list[str] | None = None) -> None:
     inputs = ensure_inputs(n_cells)
     cmd = ["snakemake", "-s", str(ROOT / "Snakefile"), "--configfile", str(ROOT / CONFIG)]
     work, out = ROOT, EXPORT
     if n_cells:
         work = ROOT / "scratch" / f"paper_n{n_cells}"
-        cmd += [str(small_override(n_cells, inputs)), "--directory", str(work)]
+        cmd += [str(small_override(n_cells, inputs, methods)), "--directory", str(work)]
         out = work / "export"
     cmd += ["--cores", str(cores), "--keep-going", "--rerun-incomplete"]
     print(" ".join(cmd), flush=True)
@@ -223,6 +226,7 @@ def main(argv=None) -> None:
     r = sub.add_parser("run")
     r.add_argument("--cores", type=int, default=2)
     r.add_argument("--n-cells", type=int, help="a small proxy instead of the 1.3M one (a check)")
+    r.add_argument("--methods", nargs="+", help="with --n-cells: only these methods (a check)")
     sub.add_parser("export")
     a = p.parse_args(argv)
     if a.command == "inputs":
@@ -232,7 +236,9 @@ def main(argv=None) -> None:
 
         print(yaml.safe_dump({"budget": budgets()}, sort_keys=False))
     elif a.command == "run":
-        run(a.cores, a.n_cells)
+        if a.methods and not a.n_cells:
+            p.error("--methods only with --n-cells: the paper run is the whole selection")
+        run(a.cores, a.n_cells, a.methods)
     else:
         export(ROOT / "results", EXPORT, command=" ".join(sys.argv))
 

@@ -153,12 +153,12 @@ def test_make_paper_makes_the_inputs_then_runs_and_exports():
     assert make.returncode == 0, make.stderr
     assert "benchmarks/paper_run.py run --cores 2" in make.stdout
     small = subprocess.run(
-        ["make", "-n", "paper", "PAPER_CELLS=20000", "CORES=4"],
+        ["make", "-n", "paper", "PAPER_CELLS=20000", "CORES=4", "PAPER_METHODS=pca tsne"],
         cwd=ROOT,
         capture_output=True,
         text=True,
     )
-    assert "benchmarks/paper_run.py run --cores 4 --n-cells 20000" in small.stdout
+    assert "paper_run.py run --cores 4 --n-cells 20000 --methods pca tsne" in small.stdout
 
 
 def test_small_paper_run_exports_to_scratch_never_to_the_results(tmp_path, monkeypatch):
