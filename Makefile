@@ -19,13 +19,14 @@ $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --editable .
 	touch $@
 
 # The demo extended by your file: `make demo CONFIG=my.yaml` reads config.yaml, the demo's
 # demo.yaml, then yours (yours wins). A bare `--configfile my.yaml` would replace demo.yaml.
 DEMO = --profile profiles/demo $(if $(CONFIG),--configfile profiles/demo/demo.yaml $(CONFIG))
 demo: $(STAMP)
-	$(if $(CONFIG),$(BIN)/python -m scripts.check_config profiles/demo/demo.yaml $(CONFIG))
+	$(if $(CONFIG),$(BIN)/python -m scdrbench.stages.check_config profiles/demo/demo.yaml $(CONFIG))
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake $(DEMO) --cores $(CORES)
 	@echo "Figures: results/figures/  Tables: results/tables/"
 
@@ -40,14 +41,14 @@ test: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH bash tests/run_all.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check scripts tests benchmarks
-	$(BIN)/ruff check scripts tests benchmarks
+	$(BIN)/ruff format --check src scripts tests benchmarks
+	$(BIN)/ruff check src scripts tests benchmarks
 	$(BIN)/snakefmt --check Snakefile rules
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --lint
 
 format: $(STAMP)
-	$(BIN)/ruff format scripts tests benchmarks
-	$(BIN)/ruff check --fix scripts tests benchmarks
+	$(BIN)/ruff format src scripts tests benchmarks
+	$(BIN)/ruff check --fix src scripts tests benchmarks
 	$(BIN)/snakefmt Snakefile rules
 
 # The scaling ladder (README "Scale"): every method on the 1.3M-cell proxy, rung by rung;
@@ -90,7 +91,7 @@ run: check-config
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake $(if $(CONFIG),--configfile $(CONFIG)) --cores $(CORES)
 
 check-config: $(STAMP)
-	$(BIN)/python -m scripts.check_config $(CONFIG)
+	$(BIN)/python -m scdrbench.stages.check_config $(CONFIG)
 
 dryrun: check-config
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake -n $(if $(CONFIG),--configfile $(CONFIG)) --cores 32

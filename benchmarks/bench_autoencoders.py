@@ -42,13 +42,13 @@ def synthetic_pcs(n_cells: int, n_dims: int = 19, n_clusters: int = 12, seed: in
 
 def run_one(method: str, n_cells: int, threads: int, seed: int) -> dict:
     """Fit one method in this process; return the measurements as a dict."""
-    from scripts.common.runtime import peak_rss_mb, pin_threads
+    from scdrbench.common.runtime import peak_rss_mb, pin_threads
 
     pin_threads(threads)
     import importlib
 
     X, _ = synthetic_pcs(n_cells, seed=seed)
-    module = importlib.import_module(f"scripts.methods.{method}")
+    module = importlib.import_module(f"scdrbench.methods.{method}")
     info: dict = {}
     start = time.perf_counter()
     module.embed(X, seed=seed, info=info, threads=threads)
@@ -68,7 +68,7 @@ def run_one(method: str, n_cells: int, threads: int, seed: int) -> dict:
 
 def main(n_cells: int, repeats: int, threads: int, seed: int, methods=METHODS) -> list[dict]:
     """Run every method ``repeats`` times in fresh subprocesses and print a summary table."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     rows = []
     for method in methods:
         for rep in range(repeats):
@@ -125,5 +125,4 @@ def cli(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     cli()

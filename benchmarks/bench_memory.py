@@ -27,10 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
 import json, sys, time
-sys.path.insert(0, {root!r})
-from scripts.common.runtime import peak_rss_mb, pin_threads
+from scdrbench.common.runtime import peak_rss_mb, pin_threads
 pin_threads({threads})
-from scripts.methods import get_method
+from scdrbench.methods import get_method
 impl = get_method({algorithm!r})
 import importlib
 for name in getattr(impl, "BACKEND_MODULES", ()):
@@ -52,9 +51,8 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--set", nargs="*", default=[], help="param=value overrides, e.g. n_epochs=50")
     args = p.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
-    from scripts.common.config import validate_config
-    from scripts.methods import get_method
+    from scdrbench.common.config import validate_config
+    from scdrbench.methods import get_method
 
     with open(ROOT / "config.yaml") as fh:
         config = yaml.safe_load(fh)

@@ -2,7 +2,7 @@
 
 Generates ``--n-cells`` synthetic cells (default 1.3M, the size of the 10x mouse brain data set):
 a 50-D float32 reference with cluster structure, a 2-D embedding that is a noisy linear
-projection of it, and cluster labels. Then runs :func:`scripts.metrics.score_embedding` and
+projection of it, and cluster labels. Then runs :func:`scdrbench.metrics.score_embedding` and
 prints the seconds of each metric, the total and the process's peak resident memory
 (``resource.getrusage``, which includes the generated data).
 
@@ -11,7 +11,7 @@ Run from the repository root::
     nice .venv/bin/python -m benchmarks.bench_metrics --n-cells 1300000 --threads 2
 
 With ``--end-to-end`` it also writes the data as an embedding file and a ``pca.h5ad`` to a
-temporary folder and times ``python -m scripts.metrics`` on them in a fresh process (reading,
+temporary folder and times ``python -m scdrbench.metrics`` on them in a fresh process (reading,
 checks, scoring, writing), reporting that process's peak memory.
 
 Target (issue 5): under 4 GB peak and a few minutes on 2 cores.
@@ -30,10 +30,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from scripts.common.runtime import pin_threads  # noqa: E402
-from scripts.metrics import score_embedding  # noqa: E402
+from scdrbench.common.runtime import pin_threads  # noqa: E402
+from scdrbench.metrics import score_embedding  # noqa: E402
 
 
 def synthetic(n_cells: int, *, n_dims: int = 50, n_classes: int = 30, seed: int = 0):
@@ -101,7 +100,7 @@ def end_to_end(ref, emb, labels, *, seed: int, threads: int) -> None:
         ad.AnnData(obs=obs, obsm={"X_emb": emb}, uns=uns).write_h5ad(f"{tmp}/emb.h5ad")
         del obs, names
         command = [
-            sys.executable, "-m", "scripts.metrics",
+            sys.executable, "-m", "scdrbench.metrics",
             "--embedding", f"{tmp}/emb.h5ad", "--dataset-file", f"{tmp}/pca.h5ad",
             "--output", f"{tmp}/out.tsv", "--dataset", "bench", "--method", "projection",
             "--seed", str(seed), "--threads", str(threads), "--log", f"{tmp}/score.log",
@@ -110,7 +109,7 @@ def end_to_end(ref, emb, labels, *, seed: int, threads: int) -> None:
         subprocess.run(command, cwd=ROOT, check=True)
         wall = time.perf_counter() - started
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
-        print(f"\nend to end (python -m scripts.metrics on h5ad files): {wall:.1f} s wall")
+        print(f"\nend to end (python -m scdrbench.metrics on h5ad files): {wall:.1f} s wall")
         print(f"peak RSS of that process: {peak_mb:.0f} MB")
 
 

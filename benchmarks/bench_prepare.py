@@ -13,8 +13,8 @@ about 80 minutes on one core, so the simulator draws ``n_cells / copies`` distin
 is written ``copies`` times, binomially thinned with its own probability in [0.6, 1] per copy
 (distinct cells with the same gene programmes; sparsity and library sizes stay realistic).
 
-``run`` times the two workflow steps as separate processes (``scripts.prepare`` then
-``scripts.preprocess``), each with its wall time and peak RSS (the kernel's high-water mark).
+``run`` times the two workflow steps as separate processes (``scdrbench.stages.prepare`` then
+``scdrbench.stages.preprocess``), each with its wall time and peak RSS (the kernel's high-water mark).
 ``compare`` runs the streamed route and scanpy's in-memory route on the first ``n`` cells and
 prints the ratio of wall times and peak RSS.
 """
@@ -33,12 +33,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def thinned_copies(spec, copies: int, seed: int = 0):
     """Yield CSR int32 chunks: the simulated cells ``copies`` times, each copy thinned."""
-    from scripts.data.synthetic import simulate_chunks
+    from scdrbench.data.synthetic import simulate_chunks
 
     base = [chunk for chunk, _ in simulate_chunks(spec)]
     for rep in range(copies):
@@ -56,8 +55,8 @@ def write_tenx_v2(chunks, path: str, *, n_cells: int, n_genes: int, genome: str 
     """Stream CSR (cells x genes) chunks into a Cell Ranger v2 HDF5 file, lzf-compressed."""
     import h5py
 
-    from scripts.common.io import atomic_path
-    from scripts.data.synthetic import barcodes, gene_names
+    from scdrbench.common.io import atomic_path
+    from scdrbench.data.synthetic import barcodes, gene_names
 
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         g = f.create_group(genome)
@@ -89,7 +88,7 @@ def write_tenx_v2(chunks, path: str, *, n_cells: int, n_genes: int, genome: str 
 
 
 def generate(path: str, *, n_cells: int, n_genes: int, copies: int, median_library_size: float):
-    from scripts.data.synthetic import SyntheticSpec
+    from scdrbench.data.synthetic import SyntheticSpec
 
     if n_cells % copies:
         raise SystemExit("--n-cells must be a multiple of --copies")
@@ -124,7 +123,6 @@ def _env(threads: int) -> dict:
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[var] = str(threads)
-    env["PYTHONPATH"] = f"{ROOT}:{env.get('PYTHONPATH', '')}"
     return env
 
 
@@ -144,12 +142,12 @@ def run(path: str, workdir: str, *, threads: int, labels: str):
     counts, pca = work / "counts.h5ad", work / "pca.h5ad"
     py = sys.executable
     rows = []
-    cmd = [py, "-m", "scripts.prepare", "--dataset", "bench", "--entry", json.dumps(entry)]
+    cmd = [py, "-m", "scdrbench.stages.prepare", "--dataset", "bench", "--entry", json.dumps(entry)]
     cmd += ["--inputs", json.dumps({"file": path}), "--output", str(counts)]
     cmd += ["--threads", str(threads), "--log", str(work / "prepare.log")]
     rows.append(("prepare", *_measure(cmd, threads)))
     lab = {"from": "leiden", "resolution": 1.0}
-    cmd = [py, "-m", "scripts.preprocess", "--counts", str(counts), "--output", str(pca)]
+    cmd = [py, "-m", "scdrbench.stages.preprocess", "--counts", str(counts), "--output", str(pca)]
     cmd += ["--params", json.dumps(PARAMS), "--labels", json.dumps(lab), "--seed", "0"]
     cmd += ["--threads", str(threads), "--log", str(work / "preprocess.log")]
     if labels == "none":
@@ -188,13 +186,13 @@ def compare(path: str, workdir: str, *, n_cells: int, threads: int):
     work.mkdir(parents=True, exist_ok=True)
     sub = work / f"first_{n_cells}.h5ad"
     if not sub.exists():
-        from scripts.data.stream import write_counts_h5ad
+        from scdrbench.data.stream import write_counts_h5ad
 
         write_counts_h5ad(path, str(sub), max_cells=n_cells)
     py = sys.executable
     results = {}
     for route in ("stream", "memory"):
-        cmd = [py, "-m", "scripts.preprocess", "--counts", str(sub)]
+        cmd = [py, "-m", "scdrbench.stages.preprocess", "--counts", str(sub)]
         cmd += ["--output", str(work / f"pca_{route}.h5ad"), "--params", json.dumps(PARAMS)]
         cmd += ["--labels", json.dumps({"from": "file"}), "--seed", "0"]
         cmd += ["--threads", str(threads), "--route", route, "--no-labels"]

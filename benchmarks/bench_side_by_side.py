@@ -14,7 +14,7 @@ For each method, on the same 50 PCs, with the same parameters (the method's entr
 ``benchmarks/ladder.yaml``, defaults filled) and the same threads, two fresh processes run one
 after the other, each with every thread pool pinned as the workflow's rules pin them:
 
-- **project**: the embedding job's own work, ``python -m scripts.embed --child`` (the code a
+- **project**: the embedding job's own work, ``python -m scdrbench.stages.embed --child`` (the code a
   Snakemake job runs under its supervisor), its fit time read from the file it writes;
 - **bare**: the library called directly as its documentation shows (``openTSNE.TSNE(...).fit``,
   ``umap.UMAP(...).fit_transform``), timed around the fit alone.
@@ -43,7 +43,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 OUT = ROOT / "benchmarks" / "results" / "side_by_side.tsv"
 
@@ -101,11 +100,10 @@ def bare(method: str, pca_path: str, params: dict, threads: int, seed: int) -> N
 
 
 def _env(threads: int) -> dict:
-    from scripts.common.runtime import THREAD_VARIABLES
+    from scdrbench.common.runtime import THREAD_VARIABLES
 
     env = dict(os.environ, TF_NUM_INTEROP_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2")
     env.update({var: str(threads) for var in THREAD_VARIABLES})
-    env["PYTHONPATH"] = f"{ROOT}:{env.get('PYTHONPATH', '')}"
     return env
 
 
@@ -115,7 +113,7 @@ def project(method: str, entry: dict, pca_path: str, threads: int, seed: int) ->
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / f"{method}.h5ad"
-        cmd = [sys.executable, "-m", "scripts.embed", "--child", "--input", pca_path]
+        cmd = [sys.executable, "-m", "scdrbench.stages.embed", "--child", "--input", pca_path]
         cmd += ["--output", str(out), "--dataset", Path(pca_path).parent.name]
         cmd += ["--method", method, "--entry", json.dumps(entry), "--seed", str(seed)]
         cmd += ["--threads", str(threads)]
@@ -205,8 +203,6 @@ def main(argv=None) -> None:
         raise SystemExit(f"--repeats {a.repeats}: must be 1 or more (pairs per method)")
 
     import anndata as ad
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from ladder import ladder_config
     from ladder_report import machine, versions
 

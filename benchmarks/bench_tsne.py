@@ -2,7 +2,7 @@
 
 The essay's FIt-SNE at perplexity 350 on 1.3M cells needed a 256 GB node. openTSNE's memory is
 dominated by the kNN graph and the affinity matrix, ``k`` neighbours per cell (3 x perplexity
-by default, 1,050 at perplexity 350). This script runs ``scripts.methods.tsne.embed`` in a fresh
+by default, 1,050 at perplexity 350). This script runs ``scdrbench.methods.tsne.embed`` in a fresh
 process per setting (so each peak is its own) on ``--n-cells`` cells of a clustered 50-D data set
 (the benchmark's generator, or the first cells of a ``pca.h5ad`` given with ``--pca``), and prints
 the seconds and the kernel's peak RSS, the kNN accuracy of the labels, and a linear extrapolation
@@ -30,17 +30,15 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 FULL_N = 1_306_127
 
 CHILD = r"""
 import json, sys, time
 import numpy as np
-sys.path.insert(0, {root!r})
-from scripts.common.runtime import peak_rss_mb, pin_threads
+from scdrbench.common.runtime import peak_rss_mb, pin_threads
 pin_threads({threads})
 import openTSNE  # imported before the clock starts, as in the workflow
-from scripts.methods import tsne
+from scdrbench.methods import tsne
 from benchmarks.bench_tsne import load
 X, y = load({n_cells}, {pca!r})
 base = peak_rss_mb()
@@ -105,7 +103,7 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--pca", help="a pca.h5ad (obsm X_pca, obs label) instead of generated data")
     args = p.parse_args(argv)
-    from scripts.methods import tsne
+    from scdrbench.methods import tsne
 
     print(
         f"perplexity {args.perplexity:g}, {args.threads} threads, n_iter {args.n_iter} "

@@ -8,7 +8,7 @@ Usage (from the repository root; ``make ladder`` runs ``run`` then ``table``)::
     python benchmarks/ladder.py table                    # export what has finished so far
     python benchmarks/ladder.py summary                  # time the summary stage at 1.3M
 
-``run`` makes the proxy (``scripts/data/proxy.py``, into ``scratch/``) if it is missing, its
+``run`` makes the proxy (``src/scdrbench/data/proxy.py``, into ``scratch/``) if it is missing, its
 checksum differs from ``benchmarks/results/proxy_1m.json`` or that record is of an earlier
 version of the generator, then runs Snakemake with
 ``benchmarks/ladder.yaml`` rung by rung (``--keep-going``; a rung's jobs that finished in an
@@ -31,7 +31,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 CONFIG = "benchmarks/ladder.yaml"
 DATASET = "proxy_1m"
@@ -45,8 +44,8 @@ SHARED_WITH_DEFAULT = "nothing else"
 
 def ladder_config() -> dict:
     """The validated ladder config (config.yaml extended by benchmarks/ladder.yaml, merged as
-    Snakemake merges a --configfile: ``scripts.check_config.check``)."""
-    from scripts.check_config import check
+    Snakemake merges a --configfile: ``scdrbench.stages.check_config.check``)."""
+    from scdrbench.stages.check_config import check
 
     return check([str(ROOT / CONFIG)])
 
@@ -61,8 +60,8 @@ def rung_ids(config: dict) -> dict[int, str]:
 
 def ensure_proxy() -> dict:
     """Generate the proxy unless the file is there with the recorded checksum and the record
-    is of the generator's current version (``scripts.data.proxy.PROXY_VERSION``)."""
-    from scripts.data.proxy import PROXY_VERSION, sha256sum
+    is of the generator's current version (``scdrbench.data.proxy.PROXY_VERSION``)."""
+    from scdrbench.data.proxy import PROXY_VERSION, sha256sum
 
     record = json.loads((ROOT / RECORD).read_text()) if (ROOT / RECORD).exists() else None
     path = ROOT / PROXY
@@ -74,7 +73,7 @@ def ensure_proxy() -> dict:
             print(f"proxy {PROXY}: present, sha256 matches {RECORD}")
             return record
         print(f"proxy {PROXY}: checksum differs from {RECORD}; generating it again")
-    cmd = [sys.executable, "-m", "scripts.data.proxy", PROXY, "--labels", LABELS]
+    cmd = [sys.executable, "-m", "scdrbench.data.proxy", PROXY, "--labels", LABELS]
     cmd += ["--record", RECORD]
     subprocess.run(cmd, cwd=ROOT, check=True)
     return json.loads((ROOT / RECORD).read_text())
@@ -94,9 +93,9 @@ def ladder_skips(config: dict, size: int, methods: list[str]) -> dict[str, str]:
     import numpy as np
     from ladder_report import merged_timing
 
-    from scripts.common.budget import format_duration, job_budget
-    from scripts.common.config import predicted_overruns
-    from scripts.summary.scaling import power_law
+    from scdrbench.common.budget import format_duration, job_budget
+    from scdrbench.common.config import predicted_overruns
+    from scdrbench.summary.scaling import power_law
 
     timing = merged_timing(config)
     skips = {}

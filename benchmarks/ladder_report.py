@@ -16,11 +16,8 @@ import datetime as dt
 import json
 import os
 import platform
-import sys
 from importlib import metadata
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ladder as L  # noqa: E402  (the ladder's paths, config and rungs)
 
@@ -58,7 +55,7 @@ def collect(config: dict):
     """The timing rows (one per rung x method present) and the metrics of the ladder."""
     import pandas as pd
 
-    from scripts.summary.tables import metrics_table, timing_table
+    from scdrbench.summary.tables import metrics_table, timing_table
 
     ids = L.rung_ids(config)
     methods = config["selection"]["methods"]
@@ -311,7 +308,7 @@ def header(record: dict | None, shared_with: str) -> list[str]:
 def table(shared_with: str) -> None:
     import pandas as pd
 
-    from scripts.summary.scaling import scaling_figure
+    from scdrbench.summary.scaling import scaling_figure
 
     config = L.ladder_config()
     timing, metrics = collect(config)

@@ -11,7 +11,7 @@ Usage (from the repository root; ``make paper`` runs ``run``)::
 
 ``inputs`` makes, under ``scratch/``, what ``benchmarks/paper.yaml`` reads when missing: the
 1.3M proxy (the ladder's file, ``ladder.ensure_proxy``), its simulated antibodies
-(``scripts/data/proxy_adt.py``) and the CBMC-sized CITE-seq pair. ``budgets`` derives the budget
+(``src/scdrbench/data/proxy_adt.py``) and the CBMC-sized CITE-seq pair. ``budgets`` derives the budget
 block from the ladder's measured 1.3M jobs (``benchmarks/results/ladder.tsv``): ``MARGIN`` times
 each job's CPU seconds (its time on one thread; at least its wall time) and peak memory, at least each method's own memory model, rounded up, and
 never over the node (``NODE_MEM``); a test keeps paper.yaml equal to it. ``run`` resumes (jobs that
@@ -35,8 +35,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 CONFIG = "benchmarks/paper.yaml"
 PROXY_ADT = "scratch/proxy_1m_adt.h5ad"
@@ -69,8 +67,8 @@ PRODUCTS = [
 def ensure_inputs(n_cells: int | None = None) -> dict:
     """Make the stand-in inputs that are missing; returns ``{name: path}`` of them. With
     ``n_cells`` a proxy of that many cells (and its antibodies) goes under scratch/paper_n{N}/."""
-    from scripts.data.proxy import PROXY_VERSION, spec_for
-    from scripts.data.proxy_adt import adt_matches, write_citeseq_pair, write_proxy_adt
+    from scdrbench.data.proxy import PROXY_VERSION, spec_for
+    from scdrbench.data.proxy_adt import adt_matches, write_citeseq_pair, write_proxy_adt
 
     if n_cells:
         work = ROOT / "scratch" / f"paper_n{n_cells}"
@@ -80,7 +78,7 @@ def ensure_inputs(n_cells: int | None = None) -> dict:
             cmd = [
                 sys.executable,
                 "-m",
-                "scripts.data.proxy",
+                "scdrbench.data.proxy",
                 str(proxy),
                 "--n-cells",
                 str(n_cells),
@@ -103,9 +101,9 @@ def budgets(ladder: str | Path = ROOT / LADDER) -> dict:
     """The paper config's ``budget`` block, from the ladder's 1.3M jobs (see the module doc)."""
     import pandas as pd
 
-    from scripts.check_config import check
-    from scripts.common.config import INPUT_DIMS
-    from scripts.methods import get_method
+    from scdrbench.common.config import INPUT_DIMS
+    from scdrbench.methods import get_method
+    from scdrbench.stages.check_config import check
 
     config = check([])
     lad = pd.read_csv(ladder, sep="\t", comment="#")

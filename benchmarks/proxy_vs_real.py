@@ -13,11 +13,11 @@ Three data sets of 10,000 cells x the first 1,000 genes each:
 - **real**: the first 10,000 cells (barcode order) and first 1,000 genes (mm10 order) of the 10x
   Genomics 1.3M mouse brain cells, raw UMIs (``../shared/data/mouse_brain_1m/...``; the test file
   of scanpy's source distribution);
-- **proxy v1**: the first 10,000 cells of the earlier proxy (``scripts/data/proxy.py``, version
+- **proxy v1**: the first 10,000 cells of the earlier proxy (``src/scdrbench/data/proxy.py``, version
   1: the file the ladder's earlier rows ran on), its first 1,000 genes;
 - **proxy v2**: the same cut of the calibrated proxy (version 2).
 
-Each goes through the project's own code, as a workflow job would: ``scripts.preprocess``
+Each goes through the project's own code, as a workflow job would: ``scdrbench.stages.preprocess``
 (library-size normalisation, log1p, HVGs, PCA, significant PCs by the resampling test, Leiden
 labels at resolution 1.0: config.yaml's settings, as the paper run labels mouse_brain_1m), the
 method modules of ``scripts/methods`` with their config.yaml entries (PCA, t-SNE, UMAP, both
@@ -33,17 +33,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from scripts.common.errors import ScdrbenchError, cli_errors  # noqa: E402
+from scdrbench.common.errors import ScdrbenchError, cli_errors  # noqa: E402
 
 #: The real subset: beside the project, never committed (../shared/data/README.md).
 REAL = ROOT.parent / "shared" / "data" / "mouse_brain_1m" / "first_10k_cells_first_1000_genes.h5ad"
@@ -101,8 +98,8 @@ def load_proxy(version: int):
     import anndata as ad
     import pandas as pd
 
-    from scripts.data.proxy import first_cells, spec_for
-    from scripts.data.synthetic import barcodes, gene_names
+    from scdrbench.data.proxy import first_cells, spec_for
+    from scdrbench.data.synthetic import barcodes, gene_names
 
     spec = spec_for(version)
     X = first_cells(spec, N_CELLS)[:, :N_GENES].astype(np.float32)
@@ -135,7 +132,7 @@ def count_stats(adata) -> dict:
 
 def run_pipeline(counts, config: dict) -> dict:
     """Preprocess, embed with every method of :data:`METHODS` and score on the Leiden labels."""
-    from scripts.preprocess import preprocess
+    from scdrbench.stages.preprocess import preprocess
 
     pca = preprocess(counts, params=config["preprocess"], labels=LABELS, seed=SEED)
     out = {
@@ -155,8 +152,8 @@ def run_pipeline(counts, config: dict) -> dict:
 def embed_and_score(pca, entry: dict, scores, seed: int, threads: int):
     """One method through the embedding job's own code (input selection, memory check, fit)
     and the scoring job's metric functions; returns ``({score: value}, fit seconds)``."""
-    from scripts.embed import run_method, select_input
-    from scripts.metrics.registry import REGISTRY, score_embedding
+    from scdrbench.metrics.registry import REGISTRY, score_embedding
+    from scdrbench.stages.embed import run_method, select_input
 
     X = select_input(pca, entry["input"])
     emb, _, fit_s = run_method(
@@ -309,7 +306,7 @@ def figure(stats: dict[str, dict], results: dict[str, dict], path: Path) -> None
 def header(real_path: Path, seconds: dict[str, float], record: dict, shared: str) -> list[str]:
     from ladder_report import machine, versions
 
-    from scripts.data.proxy import PROXY_VERSION
+    from scdrbench.data.proxy import PROXY_VERSION
 
     timing = ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
     return [
@@ -321,11 +318,11 @@ def header(real_path: Path, seconds: dict[str, float], record: dict, shared: str
         "command: make proxy-vs-real  (python benchmarks/proxy_vs_real.py)",
         f"real: {real_path.name} ({N_CELLS:,} cells x {N_GENES:,} genes, raw UMIs); proxy v1 "
         f"and v{PROXY_VERSION}: the first {N_CELLS:,} cells and {N_GENES:,} genes of "
-        "scripts/data/proxy.py's 1.3M file of that version",
-        "pipeline: scripts.preprocess with config.yaml's preprocess section (normalise to 10,000, "
+        "src/scdrbench/data/proxy.py's 1.3M file of that version",
+        "pipeline: scdrbench.stages.preprocess with config.yaml's preprocess section (normalise to 10,000, "
         "log1p, HVGs, 50 PCs, significant PCs by 10 permutations), Leiden labels (resolution "
         f"1.0) of the PCA kNN graph; methods {', '.join(METHODS)} with their config.yaml "
-        f"entries, {THREADS} threads, seed {SEED}; kNN accuracy, KNC, CPD by scripts.metrics "
+        f"entries, {THREADS} threads, seed {SEED}; kNN accuracy, KNC, CPD by scdrbench.metrics "
         "against the Leiden labels",
         f"time per data set (preprocess, 5 methods, scoring): {timing}",
         f"the 1.3M file on record (benchmarks/results/proxy_1m.json): version "
@@ -348,7 +345,7 @@ def _cached(folder: Path, name: str, fingerprint: dict):
 def _store(folder: Path, name: str, fingerprint: dict, done: dict) -> None:
     import pickle
 
-    from scripts.common.io import atomic_path
+    from scdrbench.common.io import atomic_path
 
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / (name.replace(" ", "_") + ".pkl")) as tmp, open(tmp, "wb") as fh:
@@ -357,7 +354,7 @@ def _store(folder: Path, name: str, fingerprint: dict, done: dict) -> None:
 
 @cli_errors
 def main(argv=None) -> None:
-    from scripts.data.proxy import PROXY_VERSION
+    from scdrbench.data.proxy import PROXY_VERSION
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--real", type=Path, default=REAL, help=f"the real subset (default {REAL})")
@@ -386,8 +383,8 @@ def main(argv=None) -> None:
     real = load_real(a.real)  # first: a missing file stops the run before anything is computed
     import json
 
-    from scripts.check_config import check
-    from scripts.common.runtime import pin_threads
+    from scdrbench.common.runtime import pin_threads
+    from scdrbench.stages.check_config import check
 
     pin_threads(THREADS)
     config = check([])
@@ -397,7 +394,7 @@ def main(argv=None) -> None:
 
     from ladder_report import versions
 
-    from scripts.data.proxy import spec_for
+    from scdrbench.data.proxy import spec_for
 
     # kept numbers are reused only for the same data through the same settings and libraries
     # (a change of the project's code itself: delete --keep's folder)
@@ -448,7 +445,7 @@ def main(argv=None) -> None:
     for why in dict.fromkeys(WHY_OFF[s] for s in off if s in WHY_OFF):
         md += f"\nWhy: {why}.\n"
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    from scripts.common.io import write_text
+    from scdrbench.common.io import write_text
 
     write_text(md, a.out.with_suffix(".md"))
     figure(stats, results, a.out.with_suffix(".png"))

@@ -4,10 +4,8 @@ import os
 import sys
 import shlex
 
-sys.path.insert(0, workflow.basedir)
-
-from scripts.common.budget import Budget, job_budget
-from scripts.common.config import (
+from scdrbench.common.budget import Budget, job_budget
+from scdrbench.common.config import (
     INPUT_DIMS,
     ConfigError,
     dataset_grid,
@@ -18,12 +16,12 @@ from scripts.common.config import (
     url_filename,
     validate_config,
 )
-from scripts.check_config import load as load_config_file
-from scripts.common import command
-from scripts.common.errors import ScdrbenchError
-from scripts.common.io import check_writable
-from scripts.common.keep import rerun_failures, retry_token
-from scripts.common.runtime import TENSORFLOW_QUIET, THREAD_VARIABLES
+from scdrbench.stages.check_config import load as load_config_file
+from scdrbench.common import command
+from scdrbench.common.errors import ScdrbenchError
+from scdrbench.common.io import check_writable
+from scdrbench.common.keep import rerun_failures, retry_token
+from scdrbench.common.runtime import TENSORFLOW_QUIET, THREAD_VARIABLES
 
 # 1. Validate first: nothing reads the config before this (defaults are filled in here). A bad
 # config is one line naming the key, without Snakemake's traceback of this file.
@@ -51,8 +49,10 @@ ROOT = workflow.basedir
 # Every job starts with TensorFlow's start-up lines off (plain, SLURM or any executor: the
 # prefix is part of the shell command); a value set in the user's environment wins.
 QUIET_ENV = " ".join(f"{var}=${{{var}:-{value}}}" for var, value in TENSORFLOW_QUIET.items())
-# The summary stage's command (every summary rule runs one of its sub-commands).
-SUMMARY = f"PYTHONPATH={ROOT}:${{PYTHONPATH:-}} python -m scripts.summary"
+# The jobs' entry points (scripts/<stage>.py; the library is the installed package scdrbench),
+# relative to the working directory: a moved or copied checkout keeps its jobs' params and code
+# (no absolute path in either), so it re-runs nothing.
+SCRIPTS = os.path.relpath(os.path.join(ROOT, "scripts"))
 # Jobs whose method's memory model exceeds the memory budget (budget.over_estimate: skip; with
 # the default, error, the first one has already stopped the workflow here, naming the key).
 try:
@@ -109,7 +109,7 @@ def _demo_profile(demo):
 print(plan_banner(), file=sys.stderr)
 if workflow.is_main_process:
     # this run's own command, for the repair commands its jobs print (--forcerun <file>): the
-    # same profile, config files and directory (scripts/common/command.py)
+    # same profile, config files and directory (src/scdrbench/common/command.py)
     os.environ[command.ENV] = command.run_command(sys.argv[1:], workflow.resource_settings.cores)
 
 
@@ -151,7 +151,12 @@ wildcard_constraints:
 def get_thread_env(wildcards, threads):
     """Shell prefix pinning every thread pool to the job's threads before Python starts."""
     pools = " ".join(f"{var}={threads}" for var in THREAD_VARIABLES)
-    return f"{pools} TF_NUM_INTEROP_THREADS=1 {QUIET_ENV} PYTHONPATH={ROOT}:${{PYTHONPATH:-}}"
+    return f"{pools} TF_NUM_INTEROP_THREADS=1 {QUIET_ENV}"
+
+
+def get_script(stage):
+    """The entry point a stage's jobs run: scripts/<stage>.py, relative to the working directory."""
+    return os.path.join(SCRIPTS, f"{stage}.py")
 
 
 def _pairs(pattern, pairs=None):
@@ -255,7 +260,7 @@ def get_benchmark_files():
 
 
 # The scripts get the whole registry entry (the *_entry_json params); Snakemake compares only
-# its digest (the *_digest params, scripts/common/config.py:digest), so that descriptions,
+# its digest (the *_digest params, src/scdrbench/common/config.py:digest), so that descriptions,
 # labels, n_cells and new defaults never re-run a job. The entry functions take `threads`
 # only to tell Snakemake they are derived params, which it does not compare.
 
@@ -333,7 +338,7 @@ def _budget(stage, wildcards) -> Budget:
 def get_mem_mb(stage):
     """A resource function: memory in MB for a stage: its budget (config `budget`) when one is
     set, else from the data set's size and the method's memory model, doubled per attempt."""
-    from scripts.methods import get_method
+    from scdrbench.methods import get_method
 
     def mem_mb(wildcards, attempt):
         budget = _budget(stage, wildcards)
@@ -391,7 +396,7 @@ def get_retry_token(wildcards):
     Otherwise it returns the token the existing file was made with (stored in it), so a
     changed budget never re-runs a job that succeeded, or one that failed with the same budget.
     """
-    from scripts.common.embedding_file import read_status
+    from scdrbench.common.embedding_file import read_status
 
     # the path from the wildcards, not the `output` argument: Snakemake records (and compares)
     # only params that are not derived from input, output, threads or resources
@@ -415,7 +420,7 @@ class NoRetry:
 def get_retry_after(pattern):
     """A param function: the id of the last failure by the environment of the job that makes
     ``pattern`` (no space, a signal...; for a summary job, any failure), from its state file: a
-    new id re-runs the job once (scripts/common/keep.py)."""
+    new id re-runs the job once (src/scdrbench/common/keep.py)."""
 
     def retry_after(wildcards):
         return retry_token(pattern.format(**dict(wildcards.items()))) or NoRetry()

@@ -7,9 +7,9 @@ rule download:
     log:
         "results/logs/download/{dataset}/{filename}.log",
     params:
+        script=get_script("download"),
         url=get_download_url,
         checks=get_download_checks,
-        root=ROOT,
     threads: 1
     resources:
         cpus_per_task=get_cpus_per_task,
@@ -18,7 +18,7 @@ rule download:
     conda:
         "../envs/python.yaml"
     shell:
-        "PYTHONPATH={params.root}:${{PYTHONPATH:-}} python -m scripts.data.download "
+        "python {params.script:q} "
         "--url {params.url:q} --output {output:q} --dataset {wildcards.dataset} "
         "{params.checks} --log {log:q}"
 
@@ -33,6 +33,7 @@ rule prepare_dataset:
     benchmark:
         "results/benchmarks/prepare/{dataset}.tsv"
     params:
+        script=get_script("prepare"),
         env=get_thread_env,
         entry=get_dataset_entry_json,
         digest=get_dataset_digest,
@@ -46,6 +47,6 @@ rule prepare_dataset:
     conda:
         "../envs/python.yaml"
     shell:
-        "{params.env} python -m scripts.prepare --dataset {wildcards.dataset} "
+        "{params.env} python {params.script:q} --dataset {wildcards.dataset} "
         "--entry {params.entry:q} --inputs {params.inputs:q} --output {output:q} "
         "--threads {threads} --seed {params.seed} --log {log:q}"

@@ -12,13 +12,14 @@ for _family, _env in EMBED_ENVS.items():
         input:
             "results/data/{dataset}/pca.h5ad",
         output:
-            # update(): Snakemake leaves the previous file while the job runs (scripts/common/keep.py)
+            # update(): Snakemake leaves the previous file while the job runs (src/scdrbench/common/keep.py)
             update("results/embed/{dataset}/{method}.h5ad"),
         log:
             "results/logs/embed/{dataset}/{method}.log",
         benchmark:
             repeat("results/benchmarks/embed/{dataset}/{method}.tsv", REPEATS)
         params:
+            script=get_script("embed"),
             env=get_thread_env,
             entry=get_method_entry_json,
             digest=get_method_digest,
@@ -38,7 +39,7 @@ for _family, _env in EMBED_ENVS.items():
         conda:
             _env
         shell:
-            "{params.env} python -m scripts.embed --input {input:q} --output {output:q} "
+            "{params.env} python {params.script:q} --input {input:q} --output {output:q} "
             "--dataset {wildcards.dataset} --method {wildcards.method} --entry {params.entry:q} "
             "--seed {params.seed} --threads {threads} --mem-mb {resources.mem_mb} --log {log:q} "
             "--time-budget-s {resources.budget_time_s} --mem-budget-mb {resources.budget_mem_mb} "
@@ -56,6 +57,7 @@ rule embed_precomputed:
     benchmark:
         repeat("results/benchmarks/embed/{dataset}/{method}.tsv", REPEATS)
     params:
+        script=get_script("embed"),
         env=get_thread_env,
         entry=get_method_entry_json,
         digest=get_method_digest,
@@ -71,6 +73,6 @@ rule embed_precomputed:
     conda:
         "../envs/python.yaml"
     shell:
-        "{params.env} python -m scripts.embed --input {input.data:q} --output {output:q} "
+        "{params.env} python {params.script:q} --input {input.data:q} --output {output:q} "
         "--dataset {wildcards.dataset} --method {wildcards.method} --entry {params.entry:q} "
         "--seed {params.seed} --threads {threads} --log {log:q}"

@@ -6,13 +6,14 @@ rule score_embedding:
         embedding="results/embed/{dataset}/{method}.h5ad",
         dataset="results/data/{dataset}/pca.h5ad",
     output:
-        # update(): a failed re-run keeps the previous scores (scripts/common/keep.py)
+        # update(): a failed re-run keeps the previous scores (src/scdrbench/common/keep.py)
         update("results/metrics/{dataset}/{method}.tsv"),
     log:
         "results/logs/score/{dataset}/{method}.log",
     benchmark:
         "results/benchmarks/score/{dataset}/{method}.tsv"
     params:
+        script=get_script("score"),
         env=get_thread_env,
         seed=get_seed(),
         retry_after=get_retry_after("results/metrics/{dataset}/{method}.tsv"),
@@ -26,7 +27,7 @@ rule score_embedding:
     conda:
         "../envs/python.yaml"
     shell:
-        "{params.env} python -m scripts.metrics --embedding {input.embedding:q} "
+        "{params.env} python {params.script:q} --embedding {input.embedding:q} "
         "--dataset-file {input.dataset:q} --output {output:q} --dataset {wildcards.dataset} "
         "--method {wildcards.method} --seed {params.seed} --log {log:q} "
         "--time-budget-s {resources.budget_time_s} --mem-budget-mb {resources.budget_mem_mb}"

@@ -11,6 +11,7 @@ rule preprocess:
     benchmark:
         "results/benchmarks/preprocess/{dataset}.tsv"
     params:
+        script=get_script("preprocess"),
         env=get_thread_env,
         preprocess=get_preprocess_json(),
         labels=get_labels_json,
@@ -25,7 +26,7 @@ rule preprocess:
     conda:
         "../envs/python.yaml"
     shell:
-        "{params.env} python -m scripts.preprocess --counts {input:q} --output {output:q} "
+        "{params.env} python {params.script:q} --counts {input:q} --output {output:q} "
         "--params {params.preprocess:q} --labels {params.labels:q} --seed {params.seed} "
         "--threads {threads} --log {log:q}"
 
@@ -38,6 +39,7 @@ rule subsample_dataset:
     log:
         "results/logs/subsample/{dataset}.log",
     params:
+        script=get_script("preprocess"),
         env=get_thread_env,
         size=get_subsample_size,
         seed=get_seed(),
@@ -51,5 +53,5 @@ rule subsample_dataset:
     conda:
         "../envs/python.yaml"
     shell:
-        "{params.env} python -m scripts.preprocess --subsample-of {input:q} "
+        "{params.env} python {params.script:q} --subsample-of {input:q} "
         "--output {output:q} --size {params.size} --seed {params.seed} --log {log:q}"

@@ -15,6 +15,7 @@ for _family, _env in EMBED_ENVS.items():
         log:
             "results/logs/stability/{dataset}/{method}.log",
         params:
+            script=get_script("stability"),
             env=get_thread_env,
             entry=get_method_entry_json,
             digest=get_method_digest,
@@ -33,7 +34,7 @@ for _family, _env in EMBED_ENVS.items():
         conda:
             _env
         shell:
-            "{params.env} python -m scripts.stability --input {input:q} --tsv {output.tsv:q} "
+            "{params.env} python {params.script:q} --input {input:q} --tsv {output.tsv:q} "
             "--h5ad {output.h5ad:q} --dataset {wildcards.dataset} --method {wildcards.method} "
             "--entry {params.entry:q} --stability {params.stability:q} --seed {params.seed} "
             "--threads {threads} --log {log:q} --time-budget-s {resources.budget_time_s} "
@@ -64,7 +65,7 @@ rule stability_summary:
     log:
         "results/logs/summary/stability.log",
     params:
-        run=SUMMARY,
+        script=get_script("summary"),
         retry_after=get_retry_after("results/tables/stability.tsv"),
     threads: 1
     resources:
@@ -74,6 +75,6 @@ rule stability_summary:
     conda:
         "../envs/python.yaml"
     shell:
-        "{params.run} stability --tsv-files {input.tsv:q} --h5ad-files {input.h5ad:q} "
+        "python {params.script:q} stability --tsv-files {input.tsv:q} --h5ad-files {input.h5ad:q} "
         "--tsv {output.tsv:q} --md {output.md:q} --outputs {output.png:q} {output.pdf:q} "
         "--log {log:q}"

@@ -22,7 +22,7 @@ rule timing_table:
     benchmark:
         "results/benchmarks/summary/timing.tsv"
     params:
-        run=SUMMARY,
+        script=get_script("summary"),
         retry_after=get_retry_after("results/tables/timing.tsv"),
         labels=get_method_labels_json(),
     threads: 1
@@ -33,7 +33,7 @@ rule timing_table:
     conda:
         "../envs/python.yaml"
     shell:
-        "{params.run} timing "
+        "python {params.script:q} timing "
         "--benchmarks {input.benchmarks:q} --embeddings {input.embeddings:q} "
         "--datasets {input.datasets:q} --tsv {output.tsv:q} --md {output.md:q} --log {log:q} "
         "--labels {params.labels:q}"
@@ -64,7 +64,7 @@ rule metrics_table:
     benchmark:
         "results/benchmarks/summary/metrics.tsv"
     params:
-        run=SUMMARY,
+        script=get_script("summary"),
         retry_after=get_retry_after("results/tables/metrics.tsv"),
     threads: 1
     resources:
@@ -74,7 +74,7 @@ rule metrics_table:
     conda:
         "../envs/python.yaml"
     shell:
-        "{params.run} metrics "
+        "python {params.script:q} metrics "
         "--metrics {input.metrics:q} --embeddings {input.embeddings:q} --tsv {output.tsv:q} "
         "--md {output.md:q} --html {output.html:q} --log {log:q}"
 
@@ -98,7 +98,7 @@ rule comparison_figure:
     benchmark:
         "results/benchmarks/summary/comparison.tsv"
     params:
-        run=SUMMARY,
+        script=get_script("summary"),
         retry_after=get_retry_after("results/figures/comparison.png"),
     threads: 1
     resources:
@@ -108,7 +108,7 @@ rule comparison_figure:
     conda:
         "../envs/python.yaml"
     shell:
-        "{params.run} figure "
+        "python {params.script:q} figure "
         "--embeddings {input.embeddings:q} --timing {input.timing:q} "
         "--metrics {input.metrics:q} --outputs {output.png:q} {output.pdf:q} --log {log:q}"
 
@@ -130,7 +130,7 @@ rule scaling_figure:
     benchmark:
         "results/benchmarks/summary/scaling.tsv"
     params:
-        run=SUMMARY,
+        script=get_script("summary"),
         retry_after=get_retry_after("results/figures/scaling.png"),
     threads: 1
     resources:
@@ -140,7 +140,7 @@ rule scaling_figure:
     conda:
         "../envs/python.yaml"
     shell:
-        "{params.run} scaling "
+        "python {params.script:q} scaling "
         "--timing {input.timing:q} --outputs {output.png:q} {output.pdf:q} --log {log:q}"
 
 
@@ -169,7 +169,7 @@ rule ranking_table:
     benchmark:
         "results/benchmarks/summary/ranking.tsv"
     params:
-        run=SUMMARY,
+        script=get_script("summary"),
         retry_after=get_retry_after("results/tables/ranking.tsv"),
     threads: 1
     resources:
@@ -179,7 +179,7 @@ rule ranking_table:
     conda:
         "../envs/python.yaml"
     shell:
-        "{params.run} ranking "
+        "python {params.script:q} ranking "
         "--metrics {input.metrics:q} --timing {input.timing:q} "
         "--tsv {output.tsv:q} --md {output.md:q} --html {output.html:q} --log {log:q}"
 
@@ -203,7 +203,7 @@ rule metrics_heatmap:
     benchmark:
         "results/benchmarks/summary/heatmap.tsv"
     params:
-        run=SUMMARY,
+        script=get_script("summary"),
         retry_after=get_retry_after("results/figures/metrics_heatmap.png"),
     threads: 1
     resources:
@@ -213,7 +213,7 @@ rule metrics_heatmap:
     conda:
         "../envs/python.yaml"
     shell:
-        "{params.run} heatmap "
+        "python {params.script:q} heatmap "
         "--metrics {input.metrics:q} --ranking {input.ranking:q} --timing {input.timing:q} "
         "--outputs {output.png:q} {output.pdf:q} --log {log:q}"
 
@@ -229,7 +229,7 @@ rule embedding_panels:
     benchmark:
         "results/benchmarks/summary/panels.tsv"
     params:
-        run=SUMMARY,
+        script=get_script("summary"),
         retry_after=get_retry_after(get_embedding_panels()[0]),
         labels=get_method_labels_json(),
     threads: 1
@@ -240,7 +240,7 @@ rule embedding_panels:
     conda:
         "../envs/python.yaml"
     shell:
-        "{params.run} panels "
+        "python {params.script:q} panels "
         "--embeddings {input.embeddings:q} --metrics {input.metrics:q} "
         "--outputs {output:q} --log {log:q} --labels {params.labels:q}"
 
@@ -263,7 +263,7 @@ rule findings:
     benchmark:
         "results/benchmarks/summary/findings.tsv"
     params:
-        run=SUMMARY,
+        script=get_script("summary"),
         retry_after=get_retry_after("results/tables/findings.md"),
         ladder=get_findings_ladder_arg(),
     threads: 1
@@ -274,5 +274,5 @@ rule findings:
     conda:
         "../envs/python.yaml"
     shell:
-        "{params.run} findings --metrics {input.metrics:q} --timing {input.timing:q} "
+        "python {params.script:q} findings --metrics {input.metrics:q} --timing {input.timing:q} "
         "--md {output:q} --log {log:q} {params.ladder}"

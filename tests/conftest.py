@@ -5,15 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -55,7 +52,7 @@ def blobs():
 @pytest.fixture
 def tiny_counts():
     """A 300-cell x 400-gene simulated counts AnnData with 3 cell types."""
-    from scripts.data.synthetic import SyntheticSpec, simulate_anndata
+    from scdrbench.data.synthetic import SyntheticSpec, simulate_anndata
 
     adata = simulate_anndata(SyntheticSpec(n_cells=300, n_genes=400, n_types=3, seed=1))
     adata.obs["label"] = adata.obs["cell_type"].astype("category")

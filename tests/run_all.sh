@@ -11,11 +11,11 @@ PAR=(-n "${TEST_WORKERS:-auto}" --dist loadfile)
 step() { printf '\n=== %s ===\n' "$*"; }
 
 step "1/5 format check (ruff format, snakefmt)"
-.venv/bin/ruff format --check scripts tests benchmarks
+.venv/bin/ruff format --check src scripts tests benchmarks
 .venv/bin/snakefmt --check Snakefile rules
 
 step "2/5 lint (ruff check, snakemake --lint)"
-.venv/bin/ruff check scripts tests benchmarks
+.venv/bin/ruff check src scripts tests benchmarks
 .venv/bin/snakemake --lint
 
 step "3/5 unit tests"

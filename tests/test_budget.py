@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import yaml
 
-from scripts.common.budget import Budget, job_budget, parse_duration, parse_size
-from scripts.common.config import (
+from scdrbench.common.budget import Budget, job_budget, parse_duration, parse_size
+from scdrbench.common.config import (
     ConfigError,
     dataset_grid,
     predicted_overruns,
     validate_config,
 )
-from scripts.common.errors import ScdrbenchError
-from scripts.common.supervise import one_line, supervise
+from scdrbench.common.errors import ScdrbenchError
+from scdrbench.common.supervise import one_line, supervise
 from tests.conftest import ROOT
 
 
@@ -164,7 +164,6 @@ def test_one_line_prefers_the_scdrbench_line():
 
 
 def test_ladder_reads_a_stopped_tsne_jobs_progress_from_its_log():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from ladder_report import tsne_progress
 
     log = "\n".join(
@@ -195,7 +194,6 @@ def test_ladder_removes_a_stale_lock_but_not_a_live_runs(tmp_path):
     import subprocess
     import time
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from ladder import CONFIG, unlock_if_stale
 
     (tmp_path / "Snakefile").write_text("rule all:\n    input: []\n")
@@ -221,18 +219,19 @@ def test_ladder_removes_a_stale_lock_but_not_a_live_runs(tmp_path):
 def test_ladder_skips_a_method_its_memory_model_puts_over_budget(monkeypatch):
     """At 1.3M cells t-SNE at perplexity 350 with k = 1,050 needs ~81 GiB by its model, over the
     ladder's 22 GiB: the ladder does not start it and says why (also before anything ran)."""
-    import pandas as pd
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import ladder
     import ladder_report
+    import pandas as pd
 
     monkeypatch.setattr(ladder_report, "collect", lambda config: (pd.DataFrame(), pd.DataFrame()))
     monkeypatch.setattr(ladder_report, "recorded_rows", pd.DataFrame)  # no committed table either
     config = ladder.ladder_config()
     skips = ladder.ladder_skips(config, 1_306_127, ["tsne_p350", "tsne_p350_lean", "umap"])
     assert list(skips) == ["tsne_p350"]
-    assert "needs about 81 GiB by its memory model (scripts/methods/tsne.py)" in skips["tsne_p350"]
+    assert (
+        "needs about 81 GiB by its memory model (src/scdrbench/methods/tsne.py)"
+        in skips["tsne_p350"]
+    )
     assert "more than its budget 22 GiB" in skips["tsne_p350"]
     assert ladder.ladder_skips(config, 100_000, ["tsne_p350"]) == {}
 
@@ -260,11 +259,9 @@ def test_ladder_table_keeps_what_an_earlier_machine_measured(monkeypatch, tmp_pa
     """A new machine has none of the earlier sittings' results/: the ladder's table keeps the
     committed rows it lacks (numbers and statuses), adds the new ones, fits the power laws and
     skips by them as if everything had been measured here."""
-    import pandas as pd
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import ladder
     import ladder_report
+    import pandas as pd
 
     monkeypatch.setattr(ladder, "RESULTS", tmp_path)
     monkeypatch.setattr(ladder, "SKIPS", tmp_path / "ladder_skips.json")

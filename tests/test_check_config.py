@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from scripts.check_config import main
+from scdrbench.stages.check_config import main
 from tests.test_workflow import run_snakemake
 
 

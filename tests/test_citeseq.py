@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from scripts.common.config import ConfigError, validate_config
-from scripts.common.errors import ScdrbenchError
-from scripts.data.synthetic import SyntheticSpec, simulate_anndata
-from scripts.prepare import prepare
+from scdrbench.common.config import ConfigError, validate_config
+from scdrbench.common.errors import ScdrbenchError
+from scdrbench.data.synthetic import SyntheticSpec, simulate_anndata
+from scdrbench.stages.prepare import prepare
 from tests.conftest import ROOT
 
 SPEC = SyntheticSpec(n_cells=600, n_genes=300, n_types=4, seed=2, n_antibodies=6)
@@ -164,7 +164,7 @@ def test_config_refuses_protein_without_protein(edit, message):
 
 
 def test_protein_methods_run_only_where_there_is_protein():
-    from scripts.common.config import dataset_grid, grid_pairs
+    from scdrbench.common.config import dataset_grid, grid_pairs
 
     config = _paper()
     config["selection"] = {
@@ -183,9 +183,9 @@ def test_protein_methods_run_only_where_there_is_protein():
 def test_ae_citeseq_separates_what_only_the_protein_tells_apart():
     """Two populations with the same RNA and different protein: ae_keras mixes them, the joint
     autoencoder keeps them apart (per-label kNN recall)."""
-    from scripts.methods import get_method
-    from scripts.metrics.labelled import knn_recall_per_label
-    from scripts.preprocess import preprocess
+    from scdrbench.methods import get_method
+    from scdrbench.metrics.labelled import knn_recall_per_label
+    from scdrbench.stages.preprocess import preprocess
 
     adata = simulate_anndata(
         SyntheticSpec(n_cells=2000, n_genes=500, n_types=5, seed=1, n_antibodies=8)

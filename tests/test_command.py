@@ -1,4 +1,4 @@
-"""The run's own command in the repair commands jobs print (scripts/common/command.py)."""
+"""The run's own command in the repair commands jobs print (src/scdrbench/common/command.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import shlex
 
 import pytest
 
-from scripts.common import command
-from scripts.common.io import rebuild_hint
+from scdrbench.common import command
+from scdrbench.common.io import rebuild_hint
 
 
 @pytest.mark.parametrize(

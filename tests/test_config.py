@@ -7,7 +7,7 @@ import copy
 import pytest
 import yaml
 
-from scripts.common.config import ConfigError, dataset_grid, validate_config
+from scdrbench.common.config import ConfigError, dataset_grid, validate_config
 from tests.conftest import ROOT
 
 

@@ -9,7 +9,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scripts.common.config import ConfigError, validate_config
+from scdrbench.common.config import ConfigError, validate_config
 from tests.conftest import ROOT
 
 BASE = yaml.safe_load((ROOT / "config.yaml").read_text())

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scripts.data.citeseq import clr, name_clusters
+from scdrbench.data.citeseq import clr, name_clusters
 from tests.data_helpers import SHARED_DATA
 
 ADT = SHARED_DATA / "cbmc" / "GSE100866_CBMC_8K_13AB_10X-ADT_umi.csv.gz"
@@ -32,7 +32,7 @@ def test_name_clusters_by_markers():
 @pytest.mark.shared_data
 @pytest.mark.skipif(not ADT.exists(), reason=f"real data not here: {ADT} (../shared/data absent)")
 def test_real_geo_adt_file_parses():
-    from scripts.data.readers import read_geo_csv
+    from scdrbench.data.readers import read_geo_csv
 
     adt = read_geo_csv(ADT)
     assert adt.shape == (8617, 13)
@@ -51,8 +51,8 @@ def test_real_adt_labels_agree_with_seurat():
     are dropped on the RNA side): adjusted Rand index well above chance."""
     from sklearn.metrics import adjusted_rand_score
 
-    from scripts.data.citeseq import adt_labels
-    from scripts.data.readers import read_geo_csv
+    from scdrbench.data.citeseq import adt_labels
+    from scdrbench.data.readers import read_geo_csv
 
     adt = read_geo_csv(ADT)
     ref = pd.read_csv(SEURAT, header=None, index_col=0)[1].reindex(adt.obs_names)

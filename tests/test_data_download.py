@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.common.errors import ScdrbenchError
-from scripts.data.download import download
+from scdrbench.common.errors import ScdrbenchError
+from scdrbench.data.download import download
 from tests.conftest import ROOT
 
 PAYLOAD = gzip.compress(b"".join(b"gene%d,1,2,3\n" % i for i in range(20000)))
@@ -265,7 +265,7 @@ def test_cli_checksum_error_is_one_line_on_console_and_in_the_log(server, tmp_pa
     log = tmp_path / "download.log"
     out = tmp_path / "data.csv.gz"
     proc = subprocess.run(
-        [sys.executable, "-m", "scripts.data.download", "--url", f"{base}/data.csv.gz"]
+        [sys.executable, "-m", "scdrbench.data.download", "--url", f"{base}/data.csv.gz"]
         + ["--output", str(out), "--dataset", "mouse", "--md5", "1" * 32, "--log", str(log)],
         cwd=ROOT,
         capture_output=True,
@@ -288,7 +288,7 @@ def test_cli_checksum_error_is_one_line_on_console_and_in_the_log(server, tmp_pa
 def test_md5_in_the_config_schema_and_on_the_download_command(tmp_path):
     import yaml
 
-    from scripts.common.config import ConfigError, validate_config
+    from scdrbench.common.config import ConfigError, validate_config
     from tests.test_workflow import run_snakemake
 
     with open(ROOT / "config.yaml") as fh:
@@ -365,7 +365,7 @@ def test_cut_tenx_matrix_is_refused(server, tmp_path):
 def test_first_verified_download_is_locked_and_checked_later(server, tmp_path):
     import json
 
-    from scripts.data.download import check_lock, lock_path
+    from scdrbench.data.download import check_lock, lock_path
 
     _, base, _ = server
     out = tmp_path / "data.csv.gz"

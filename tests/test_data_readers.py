@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from scripts.common.errors import ScdrbenchError
-from scripts.data import readers
-from scripts.data.synthetic import SyntheticSpec, simulate_anndata, write_labels, write_tenx_h5
-from scripts.prepare import main as prepare_main
-from scripts.prepare import prepare
+from scdrbench.common.errors import ScdrbenchError
+from scdrbench.data import readers
+from scdrbench.data.synthetic import SyntheticSpec, simulate_anndata, write_labels, write_tenx_h5
+from scdrbench.stages.prepare import main as prepare_main
+from scdrbench.stages.prepare import prepare
 from tests.data_helpers import citeseq_pair, truncate, write_geo_csv, write_mtx_folder
 
 SPEC = SyntheticSpec(n_cells=120, n_genes=80, n_types=3, seed=5)
@@ -316,8 +316,8 @@ def test_duplicated_gene_names_renamed_with_one_warning(tmp_path, capfd, route):
     import logging
     import warnings
 
-    from scripts.common.runtime import setup_logging
-    from scripts.data.stream import write_counts_h5ad
+    from scdrbench.common.runtime import setup_logging
+    from scdrbench.data.stream import write_counts_h5ad
 
     path, names = _duplicated_gene_names_h5(tmp_path)
     out, log = tmp_path / "counts.h5ad", tmp_path / "prepare.log"

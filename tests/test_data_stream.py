@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from scripts.common.errors import ScdrbenchError
-from scripts.data.stream import preprocess_streamed, write_counts_h5ad
-from scripts.data.synthetic import SyntheticSpec, write_h5ad, write_tenx_h5
-from scripts.preprocess import preprocess
+from scdrbench.common.errors import ScdrbenchError
+from scdrbench.data.stream import preprocess_streamed, write_counts_h5ad
+from scdrbench.data.synthetic import SyntheticSpec, write_h5ad, write_tenx_h5
+from scdrbench.stages.preprocess import preprocess
 from tests.data_helpers import SHARED_DATA
 
 PARAMS = {
@@ -48,7 +48,7 @@ def synthetic_20k(tmp_path_factory):
 
 
 def test_streamed_counts_equal_reader(synthetic_20k):
-    from scripts.data.readers import read_tenx_h5
+    from scdrbench.data.readers import read_tenx_h5
 
     tmp, counts, info = synthetic_20k
     got = ad.read_h5ad(counts)
@@ -122,8 +122,8 @@ def test_streamed_rejects_bad_counts(tmp_path):
 
 
 def test_preprocess_main_dispatches_to_stream(tmp_path, monkeypatch):
-    import scripts.data.stream as stream
-    from scripts.preprocess import main
+    import scdrbench.data.stream as stream
+    from scdrbench.stages.preprocess import main
 
     spec = SyntheticSpec(n_cells=400, n_genes=120, n_types=3, seed=4)
     counts = tmp_path / "c.h5ad"

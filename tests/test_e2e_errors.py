@@ -249,7 +249,7 @@ def test_bad_data_sets_each_stop_with_one_line_and_nothing_else_changes(case):
     dropping empty cells, a cut local 10x file, and 20 cells with n_pcs 20 (a warning)."""
     import h5py
 
-    from scripts.data.synthetic import SyntheticSpec, write_tenx_h5
+    from scdrbench.data.synthetic import SyntheticSpec, write_tenx_h5
 
     before = digests(case)
     spec = SyntheticSpec(n_cells=50, n_genes=300, n_types=2, seed=1)
@@ -309,7 +309,7 @@ class _CutServer(http.server.BaseHTTPRequestHandler):
 
 
 def test_a_cut_download_without_size_is_refused_by_the_workflow(case, tmp_path):
-    from scripts.data.synthetic import SyntheticSpec, write_tenx_h5
+    from scdrbench.data.synthetic import SyntheticSpec, write_tenx_h5
 
     write_tenx_h5(SyntheticSpec(n_cells=50, n_genes=300, n_types=2, seed=1), str(tmp_path / "w.h5"))
     whole = (tmp_path / "w.h5").read_bytes()

@@ -1,4 +1,4 @@
-"""The embedding file contract has one owner (scripts/common/embedding_file.py): every reader
+"""The embedding file contract has one owner (src/scdrbench/common/embedding_file.py): every reader
 works on a good file and turns a damaged one into one line naming the file and the fix."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scripts.common import embedding_file as ef
-from scripts.common.errors import ScdrbenchError
+from scdrbench.common import embedding_file as ef
+from scdrbench.common.errors import ScdrbenchError
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def test_tolerant_readers_fall_back(good, how):
     ],
 )
 def test_a_damaged_metrics_file_names_itself_and_the_command(tmp_path, content, problem):
-    from scripts.summary.tables import metrics_table
+    from scdrbench.summary.tables import metrics_table
 
     bad = tmp_path / "results" / "metrics" / "d" / "m.tsv"
     bad.parent.mkdir(parents=True)
@@ -95,7 +95,7 @@ def test_a_damaged_metrics_file_names_itself_and_the_command(tmp_path, content, 
 
 
 def test_a_damaged_dataset_file_names_itself(tmp_path):
-    from scripts.summary.tables import read_dataset_meta
+    from scdrbench.summary.tables import read_dataset_meta
 
     bad = tmp_path / "pca.h5ad"
     bad.write_bytes(b"not hdf5")

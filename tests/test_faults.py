@@ -33,11 +33,11 @@ OVERRIDE = [
 ]
 # the data set is downloaded from a local, slow HTTP server (slow_server below)
 STAGES = [
-    "scripts.data.download",
-    "scripts.prepare",
-    "scripts.embed",
-    "scripts.metrics",
-    "scripts.summary",
+    "scdrbench.data.download",
+    "scdrbench.stages.prepare",
+    "scdrbench.stages.embed",
+    "scdrbench.metrics",
+    "scdrbench.summary",
 ]
 
 
@@ -151,7 +151,7 @@ class SlowRangeHandler(RangeHandler):
 
 @pytest.fixture
 def slow_server(tmp_path):
-    from scripts.data.synthetic import SyntheticSpec, write_tenx_h5
+    from scdrbench.data.synthetic import SyntheticSpec, write_tenx_h5
 
     root = tmp_path / "srv"
     root.mkdir()

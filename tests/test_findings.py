@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from scripts.summary.findings import FAILS, HOLDS, UNKNOWN, findings, findings_markdown
+from scdrbench.summary.findings import FAILS, HOLDS, UNKNOWN, findings, findings_markdown
 
 
 def tables(**override):
@@ -115,7 +115,7 @@ def ladder_file(tmp_path, ae_fit=60.0, p350_knc=0.6):
 
 
 def at_scale_verdicts(metrics, timing, ladder=None):
-    from scripts.summary.findings import at_scale
+    from scdrbench.summary.findings import at_scale
 
     table = at_scale(metrics, timing, ladder)
     return dict(zip(table["claim"], zip(table["verdict"], table["evidence"])))
@@ -147,14 +147,14 @@ def test_at_scale_decides_each_claim_on_the_largest_run_that_has_its_methods(tmp
 
 
 def test_at_scale_names_the_config_key_of_a_missing_ladder(tmp_path):
-    from scripts.common.errors import ScdrbenchError
+    from scdrbench.common.errors import ScdrbenchError
 
     with pytest.raises(ScdrbenchError, match=r"'findings.ladder'.*make ladder"):
         at_scale_verdicts(*tables(), tmp_path / "nope.tsv")
 
 
 def test_findings_cli_writes_the_at_scale_section(tmp_path):
-    from scripts.summary import cli
+    from scdrbench.summary import cli
 
     metrics, timing = tables()
     metrics.to_csv(tmp_path / "m.tsv", sep="\t", index=False)

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from scripts.common.io import atomic_path, write_text
+from scdrbench.common.io import atomic_path, write_text
 
 
 def test_atomic_write_has_ordinary_permissions(tmp_path):

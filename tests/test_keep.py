@@ -1,11 +1,10 @@
-"""A failed re-run keeps the last good result made from the same inputs (scripts/common/keep.py),
+"""A failed re-run keeps the last good result made from the same inputs (src/scdrbench/common/keep.py),
 through the supervisor every embedding, scoring and stability job runs under."""
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import signal
 import subprocess
 import sys
@@ -15,9 +14,8 @@ import time
 import psutil
 import pytest
 
-from scripts.common import keep
-from scripts.common.supervise import add_budget_arguments, run_job
-from tests.conftest import ROOT
+from scdrbench.common import keep
+from scdrbench.common.supervise import add_budget_arguments, run_job
 
 JOB = textwrap.dedent(
     """
@@ -32,7 +30,7 @@ JOB = textwrap.dedent(
         print("scdrbench error: value 'bad' is not allowed", file=sys.stderr)
         sys.exit(1)
     if Path(a.input).read_text().startswith("CUT"):
-        from scripts.common.errors import DamagedInputError
+        from scdrbench.common.errors import DamagedInputError
         print(f"scdrbench error: input {a.input} is cut; rebuild it", file=sys.stderr)
         sys.exit(DamagedInputError.exit_code)
     if a.value == "hang":  # says it started, then works until a signal stops it
@@ -48,7 +46,7 @@ DRIVER = textwrap.dedent(
     """
     import argparse, sys
     from pathlib import Path
-    from scripts.common.supervise import add_budget_arguments, run_job
+    from scdrbench.common.supervise import add_budget_arguments, run_job
     inp, out, log, value = sys.argv[1:]
     argv = ["--input", inp, "--output", out, "--value", value, "--log", log]
     p = argparse.ArgumentParser()
@@ -66,7 +64,7 @@ DRIVER = textwrap.dedent(
 @pytest.fixture
 def job(tmp_path, monkeypatch):
     (tmp_path / "fakejob.py").write_text(JOB)
-    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{ROOT}")
+    monkeypatch.chdir(tmp_path)  # the child runs `python -m fakejob` from here
     inp, out, log = tmp_path / "in.txt", tmp_path / "out" / "res.txt", tmp_path / "job.log"
     inp.write_text("input:")
     out.parent.mkdir()

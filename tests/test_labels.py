@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scdrbench.common import keep
+from scdrbench.common.errors import ScdrbenchError
+from scdrbench.data.labels import attach_labels, read_labels_file
+from scdrbench.metrics.base import UNLABELLED, encode_labels
 from scripts import metrics
-from scripts.common import keep
-from scripts.common.errors import ScdrbenchError
-from scripts.data.labels import attach_labels, read_labels_file
-from scripts.metrics.base import UNLABELLED, encode_labels
 from tests.conftest import ROOT, make_blobs
 from tests.test_summary_report import tidy
 
@@ -149,7 +149,7 @@ def test_a_label_column_with_gaps_is_checked_the_same_way(tiny_counts):
 def test_the_new_keys_are_in_the_schema_and_a_default_reruns_nothing():
     import yaml
 
-    from scripts.common.config import ConfigError, digest, validate_config
+    from scdrbench.common.config import ConfigError, digest, validate_config
 
     def cfg(labels):
         config = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -180,10 +180,10 @@ def _metric_file(path, dataset, method, values):
 
 
 def test_scores_of_a_kept_result_are_marked_everywhere(tmp_path):
-    from scripts.summary import cli
-    from scripts.summary.findings import findings, findings_markdown
-    from scripts.summary.render import ranking_markdown
-    from scripts.summary.tables import ranking_table
+    from scdrbench.summary import cli
+    from scdrbench.summary.findings import findings, findings_markdown
+    from scdrbench.summary.render import ranking_markdown
+    from scdrbench.summary.tables import ranking_table
 
     scores = {"pca": (0.6, 0.4), "tsne": (0.9, 0.5), "umap": (0.88, 0.45)}
     files, embeddings = [], []
@@ -246,7 +246,7 @@ def test_scores_of_a_kept_result_are_marked_everywhere(tmp_path):
 def test_a_labels_file_covering_30_percent_scores_only_the_labelled_cells(tmp_path):
     import anndata as ad
 
-    from scripts.data.synthetic import SyntheticSpec, barcodes, cell_types, type_names
+    from scdrbench.data.synthetic import SyntheticSpec, barcodes, cell_types, type_names
     from tests.test_workflow import run_snakemake
 
     spec = SyntheticSpec(n_cells=300, n_genes=500, n_types=4, seed=3)

@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from scripts.common import memory
-from scripts.common.memory import MemoryGuardError, allocation, check_memory
+from scdrbench.common import memory
+from scdrbench.common.memory import MemoryGuardError, allocation, check_memory
 
 SLURM_VARS = ("SLURM_MEM_PER_NODE", "SLURM_MEM_PER_CPU", "SLURM_CPUS_ON_NODE", "SLURM_JOB_ID")
 

@@ -15,8 +15,8 @@ import scipy.sparse as sp
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from scripts.common.errors import ScdrbenchError  # noqa: E402
-from scripts.methods import _nn  # noqa: E402
+from scdrbench.common.errors import ScdrbenchError  # noqa: E402
+from scdrbench.methods import _nn  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +68,7 @@ def fit(method, seed=0):
     """(embedding, info) of ``method`` on its fixture, cached per seed."""
     key = (method, seed)
     if key not in _CACHE:
-        module = importlib.import_module(f"scripts.methods.{method}")
+        module = importlib.import_module(f"scdrbench.methods.{method}")
         X, _ = data_for(method)
         info: dict = {}
         emb = module.embed(X, seed=seed, info=info, threads=1, **FAST[method])
@@ -104,7 +104,7 @@ def test_loss_decreases(method):
 @pytest.mark.parametrize("method", METHODS)
 def test_same_seed_same_embedding(method):
     emb, _ = fit(method)
-    module = importlib.import_module(f"scripts.methods.{method}")
+    module = importlib.import_module(f"scdrbench.methods.{method}")
     X, _ = data_for(method)
     again = module.embed(X, seed=0, threads=1, **FAST[method])
     np.testing.assert_allclose(again, emb, rtol=1e-5, atol=1e-5)
@@ -133,7 +133,7 @@ ONE_EPOCH = {
 
 @pytest.mark.parametrize("method", METHODS)
 def test_input_is_not_modified(method):
-    module = importlib.import_module(f"scripts.methods.{method}")
+    module = importlib.import_module(f"scdrbench.methods.{method}")
     X = data_for(method)[0].copy()
     before = X.copy()
     emb = module.embed(X, seed=3, threads=1, **ONE_EPOCH[method])
@@ -150,14 +150,14 @@ def test_input_is_not_modified(method):
 
 @pytest.mark.parametrize("method", ["ae_keras", "ae_tf", "tsne_ae"])
 def test_fewer_cells_than_batch_size(method):
-    module = importlib.import_module(f"scripts.methods.{method}")
+    module = importlib.import_module(f"scdrbench.methods.{method}")
     X, _ = data_for(method)
     with pytest.raises(ScdrbenchError, match="batch_size"):
         module.embed(X[:100], seed=0, batch_size=512, epochs=1)
 
 
 def test_fewer_cells_than_batch_size_scvis_and_pumap():
-    from scripts.methods import parametric_umap, scvis
+    from scdrbench.methods import parametric_umap, scvis
 
     with pytest.raises(ScdrbenchError, match="batch_size"):
         scvis.embed(BLOBS[0][:100], seed=0, batch_size=512, epochs=1)
@@ -167,13 +167,13 @@ def test_fewer_cells_than_batch_size_scvis_and_pumap():
 
 @pytest.mark.parametrize("method", ["ae_keras", "ae_tf", "scvis"])
 def test_fewer_dimensions_than_bottleneck(method):
-    module = importlib.import_module(f"scripts.methods.{method}")
+    module = importlib.import_module(f"scdrbench.methods.{method}")
     with pytest.raises(ScdrbenchError, match="input has 1 dimension.*bottleneck.*more PCs"):
         module.embed(BLOBS[0][:, :1], seed=0, epochs=1)
 
 
 def test_tsne_ae_bottleneck_wider_than_input():
-    from scripts.methods import tsne_ae
+    from scdrbench.methods import tsne_ae
 
     X = EXPRESSION[0][:, :10]
     with pytest.raises(ScdrbenchError, match=r"input has 10 dimensions.*params\.bottleneck"):
@@ -183,7 +183,7 @@ def test_tsne_ae_bottleneck_wider_than_input():
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_non_finite_input(method, bad):
-    module = importlib.import_module(f"scripts.methods.{method}")
+    module = importlib.import_module(f"scdrbench.methods.{method}")
     X, _ = data_for(method)
     X = X.copy()
     if sp.issparse(X):
@@ -197,13 +197,13 @@ def test_non_finite_input(method, bad):
 @pytest.mark.parametrize("widths", [[18, 18, 10], [10, 12, 4], [18, 2], [25, 10], [5, 1]])
 @pytest.mark.parametrize("method", ["ae_keras", "ae_tf"])
 def test_layer_widths_must_narrow(method, widths):
-    module = importlib.import_module(f"scripts.methods.{method}")
+    module = importlib.import_module(f"scdrbench.methods.{method}")
     with pytest.raises(ScdrbenchError, match="hidden_layers"):
         module.embed(BLOBS[0], seed=0, hidden_layers=widths, epochs=1)
 
 
 def test_tsne_ae_and_scvis_widths_must_narrow():
-    from scripts.methods import scvis, tsne_ae
+    from scdrbench.methods import scvis, tsne_ae
 
     with pytest.raises(ScdrbenchError, match="hidden_layers"):
         tsne_ae.embed(EXPRESSION[0], seed=0, hidden_layers=[64, 128], epochs=1)
@@ -212,7 +212,7 @@ def test_tsne_ae_and_scvis_widths_must_narrow():
 
 
 def test_scvis_perplexity_too_large_for_batch():
-    from scripts.methods import scvis
+    from scdrbench.methods import scvis
 
     with pytest.raises(ScdrbenchError, match="perplexity"):
         scvis.embed(BLOBS[0], seed=0, batch_size=64, perplexity=30, epochs=1)
@@ -246,7 +246,7 @@ def test_auto_batch_and_epochs():
 
 @pytest.mark.parametrize("method", METHODS)
 def test_estimate_memory_grows_with_cells(method):
-    module = importlib.import_module(f"scripts.methods.{method}")
+    module = importlib.import_module(f"scdrbench.methods.{method}")
     small = module.estimate_memory_mb(1_000, 19)
     large = module.estimate_memory_mb(1_000_000, 19)
     assert 0 < small < large

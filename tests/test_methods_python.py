@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scripts.common.errors import ScdrbenchError
-from scripts.methods import get_method
+from scdrbench.common.errors import ScdrbenchError
+from scdrbench.methods import get_method
 from tests.conftest import knn_accuracy
 
 FAST = {
@@ -134,7 +134,7 @@ def test_memory_estimates_grow_with_cells():
 def test_umap_memory_model_counts_the_spectral_initialisation():
     """Three quarters of UMAP's peak at 1.3M cells is the Lanczos basis of its spectral
     initialisation: without it the model is far lower."""
-    from scripts.methods.umap import MEASURED_PEAK_MB, estimate_memory_mb
+    from scdrbench.methods.umap import MEASURED_PEAK_MB, estimate_memory_mb
 
     assert estimate_memory_mb(1_306_127, 50, init="random") < 0.3 * MEASURED_PEAK_MB[1_306_127]
 
@@ -169,7 +169,7 @@ def test_lean_affinities_equal_opentsne_and_embed_as_well():
     """``affinities: lean`` builds openTSNE's own matrix (float32 precision), with less memory."""
     from openTSNE.affinity import PerplexityBasedNN
 
-    from scripts.methods.tsne import lean_affinities
+    from scdrbench.methods.tsne import lean_affinities
     from tests.conftest import make_blobs
 
     X, y = make_blobs(n_per=400, n_classes=3, dims=20)  # >= 1000 cells: openTSNE's Annoy route
@@ -208,7 +208,7 @@ def test_umap_keeps_tensorflow_out(tmp_path):
 
     code = (
         "import sys, numpy as np\n"
-        "from scripts.methods import get_method, import_backend\n"
+        "from scdrbench.methods import get_method, import_backend\n"
         "m = get_method('umap'); import_backend(m)\n"
         "m.embed(np.random.default_rng(0).normal(size=(300, 5)), seed=0, n_epochs=20)\n"
         "print('tensorflow' in sys.modules, 'umap' in sys.modules)\n"

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scdrbench.common.errors import DamagedInputError, ScdrbenchError
 from scripts import metrics
-from scripts.common.errors import DamagedInputError, ScdrbenchError
 
 N_BLOB_CLASSES = 6
 

@@ -1,5 +1,5 @@
 """Errors of the machine, not of the inputs, through a real job command (``python -m
-scripts.embed``, the supervisor and its child): a real full file system (a small tmpfs, as root,
+scdrbench.stages.embed``, the supervisor and its child): a real full file system (a small tmpfs, as root,
 in a mount namespace; /dev/full anywhere), a read-only mount (root) or directory (not root),
 the real open-file limit. Each is one ``scdrbench error:`` line naming the path and the
 system's message, never "a bug", with nothing half-written left."""
@@ -16,10 +16,10 @@ import sys
 
 import pytest
 
-from scripts.common import keep
-from scripts.common.budget import Budget
-from scripts.common.errors import EXIT_ENVIRONMENT, DamagedInputError, os_error_message
-from scripts.common.supervise import supervise
+from scdrbench.common import keep
+from scdrbench.common.budget import Budget
+from scdrbench.common.errors import EXIT_ENVIRONMENT, DamagedInputError, os_error_message
+from scdrbench.common.supervise import supervise
 from tests.conftest import ROOT, can_in_mount_namespace, make_blobs, write_pca_file
 
 ENTRY = {
@@ -50,7 +50,7 @@ def embed_command(pca, output, log) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "scripts.embed",
+        "scdrbench.stages.embed",
         *("--input", str(pca), "--output", str(output), "--log", str(log)),
         *("--dataset", "blobs", "--method", "random", "--entry", json.dumps(ENTRY)),
     ]
@@ -195,8 +195,8 @@ def test_the_retry_note_is_written_in_place_on_a_full_disk(tmp_path):
     where = tmp_path / "disk"
     where.mkdir()
     code = (
-        f"import subprocess, sys; sys.path.insert(0, {str(ROOT)!r}); from pathlib import Path; "
-        f"from scripts.common import keep; out = Path({str(where)!r}) / 'x.tsv'; "
+        f"import subprocess, sys; from pathlib import Path; "
+        f"from scdrbench.common import keep; out = Path({str(where)!r}) / 'x.tsv'; "
         "out.write_text('a'); keep.record([out], [], 'ok'); "
         f"subprocess.run('dd if=/dev/zero of={where}/filler bs=4k 2>/dev/null', shell=True); "
         "print(keep.note_retry([out], 'error')); print(keep.retry_token(out))"
@@ -215,8 +215,8 @@ def test_the_log_keeps_its_whole_message_when_the_disk_fills_meanwhile(tmp_path)
     where = tmp_path / "disk"
     where.mkdir()
     code = (
-        f"import logging, subprocess, sys; sys.path.insert(0, {str(ROOT)!r}); "
-        "from scripts.common import runtime; "
+        f"import logging, subprocess, sys; "
+        "from scdrbench.common import runtime; "
         f"runtime.setup_logging({str(where / 'job.log')!r}); "
         f"subprocess.run('dd if=/dev/zero of={where}/filler bs=4k 2>/dev/null', shell=True); "
         "logging.getLogger('scdrbench').info('x' * 20000 + ' end'); "

@@ -12,8 +12,8 @@ import sys
 import pytest
 import yaml
 
-from scripts.check_config import check
-from scripts.common.budget import job_budget
+from scdrbench.common.budget import job_budget
+from scdrbench.stages.check_config import check
 from tests.conftest import ROOT
 
 PAPER = ROOT / "benchmarks" / "paper.yaml"
@@ -26,8 +26,7 @@ INPUTS = [
 
 
 def paper_run():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import paper_run
+    import paper_run  # benchmarks/ is on pytest's pythonpath (pyproject.toml)
 
     return paper_run
 
@@ -104,7 +103,7 @@ def _broken(tmp_path, edit) -> subprocess.CompletedProcess:
     edit(paper)
     path = tmp_path / "paper.yaml"
     path.write_text(yaml.safe_dump(paper))
-    cmd = [sys.executable, "-m", "scripts.check_config", str(path)]
+    cmd = [sys.executable, "-m", "scdrbench.stages.check_config", str(path)]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 

@@ -8,15 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scripts.common.errors import ScdrbenchError
-from scripts.methods import get_method
+from scdrbench.common.errors import ScdrbenchError
+from scdrbench.methods import get_method
 from tests.conftest import ROOT
 
 CONFIG = ROOT / "tests" / "config" / "precomputed.yaml"
 
 
 def _cells(n=400):
-    from scripts.data.synthetic import SyntheticSpec, barcodes, cell_types
+    from scdrbench.data.synthetic import SyntheticSpec, barcodes, cell_types
 
     spec = SyntheticSpec(n_cells=n, n_genes=500, n_types=4, seed=3)
     return barcodes(n), cell_types(spec)

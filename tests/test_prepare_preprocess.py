@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from scripts.common.errors import ScdrbenchError
-from scripts.data.synthetic import SyntheticSpec, simulate_anndata, simulate_chunks
-from scripts.prepare import attach_labels, check_counts, prepare, read_pbmc68k
-from scripts.preprocess import preprocess, significant_pcs, subsample
+from scdrbench.common.errors import ScdrbenchError
+from scdrbench.data.synthetic import SyntheticSpec, simulate_anndata, simulate_chunks
+from scdrbench.stages.prepare import attach_labels, check_counts, prepare, read_pbmc68k
+from scdrbench.stages.preprocess import preprocess, significant_pcs, subsample
 
 PARAMS = {
     "target_sum": 1e4,
@@ -136,7 +136,7 @@ def test_fewer_cells_than_pcs_says_so(tiny_counts, caplog):
 def test_warnings_reach_the_log_file_and_the_console(tmp_path, capfd):
     import logging
 
-    from scripts.common.runtime import setup_logging
+    from scdrbench.common.runtime import setup_logging
 
     setup_logging(str(tmp_path / "job.log"))
     logging.getLogger("scdrbench.x").info("only in the file")
@@ -166,7 +166,7 @@ def test_subsample_is_seeded_and_ordered(tiny_counts):
 
 
 def test_subsample_file_reads_the_parent_backed_and_matches(tiny_counts, tmp_path):
-    from scripts.preprocess import main_subsample
+    from scdrbench.stages.preprocess import main_subsample
 
     out = preprocess(tiny_counts, params=PARAMS, labels={"from": "column"})
     parent = tmp_path / "pca.h5ad"
@@ -192,8 +192,8 @@ def test_prepare_unknown_label_source_column(tiny_counts):
 def test_n_hvg_above_the_gene_count_says_so_once(tiny_counts, tmp_path, capfd, route):
     import logging
 
-    from scripts.common.io import write_h5ad
-    from scripts.preprocess import main
+    from scdrbench.common.io import write_h5ad
+    from scdrbench.stages.preprocess import main
 
     counts, out, log = tmp_path / "counts.h5ad", tmp_path / "pca.h5ad", tmp_path / "pp.log"
     write_h5ad(tiny_counts, str(counts))

@@ -1,4 +1,4 @@
-"""The 1.3M-cell proxy generator (scripts/data/proxy.py), at a few thousand cells: the 10x v2
+"""The 1.3M-cell proxy generator (src/scdrbench/data/proxy.py), at a few thousand cells: the 10x v2
 layout the readers take, distinct cells, brain-like type sizes with rare types, lineages that
 group their types, the same file whatever the number of workers, and a record that keeps the
 history of the same file's generations."""
@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scripts.data import proxy
-from scripts.data.readers import read_tenx_h5
+from scdrbench.data import proxy
+from scdrbench.data.readers import read_tenx_h5
 
 SMALL = dict(n_cells=3000, n_genes=1500, lineage_pool=300, program_genes=40, chunk_size=700)
 
@@ -177,9 +177,9 @@ def test_leiden_beside_the_labels_is_kept_and_scored(tiny_counts, tmp_path):
     labels and adds Leiden clusters of the PCs; scoring gives every label metric on both."""
     import anndata as ad
 
+    from scdrbench.stages.check_config import check
+    from scdrbench.stages.preprocess import preprocess
     from scripts import metrics
-    from scripts.check_config import check
-    from scripts.preprocess import preprocess
 
     params = check([])["preprocess"]
     labels = {"from": "column", "column": "cell_type", "resolution": 1.0, "leiden_beside": True}
@@ -211,11 +211,6 @@ def test_ladder_keeps_the_earlier_proxys_rows_and_shows_both_scorings(monkeypatc
     a table from before the column), this proxy's rows carry version 2 and the label metrics
     on the simulated types and on the Leiden clusters; the skips and power laws see one row per
     rung x method, the latest version's."""
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    sys.path.insert(0, str(root / "benchmarks"))
     import ladder
     import ladder_report
 
@@ -271,8 +266,8 @@ def test_leiden_beside_the_labels_on_the_streamed_route(tiny_counts, tmp_path):
     import anndata as ad
     import scipy.sparse as sp
 
-    from scripts.check_config import check
-    from scripts.data.stream import preprocess_streamed
+    from scdrbench.data.stream import preprocess_streamed
+    from scdrbench.stages.check_config import check
 
     counts = tiny_counts.copy()
     counts.X = sp.csr_matrix(counts.X)

@@ -1,4 +1,4 @@
-"""Simulated antibodies for the paper run's stand-ins (scripts/data/proxy_adt.py): the proxy's
+"""Simulated antibodies for the paper run's stand-ins (src/scdrbench/data/proxy_adt.py): the proxy's
 ADT counts follow its types, are deterministic and travel through the streamed prepare and
 preprocess (the 1.3M route) to ae_citeseq; the CBMC-sized CITE-seq pair reads through the GEO
 CITE-seq reader as the real files would."""
@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scripts.data import proxy, proxy_adt
-from scripts.data.synthetic import barcodes
+from scdrbench.data import proxy, proxy_adt
+from scdrbench.data.synthetic import barcodes
 
 SMALL = dict(n_cells=3000, n_genes=1500, lineage_pool=300, program_genes=40, chunk_size=700)
 
@@ -52,10 +52,10 @@ def test_the_proxy_streams_with_its_antibodies_to_ae_citeseqs_input(spec, tmp_pa
     """The 1.3M route (streamed prepare and preprocess) at 3,000 cells: a data set entry with
     ``adt_path`` gets ``obsm['protein_counts']`` in counts.h5ad and pca.h5ad, and RNA clusters
     beside its labels, as the in-memory route gives them."""
-    import scripts.data.stream as stream
-    from scripts.check_config import check
-    from scripts.embed import protein_counts
-    from scripts.prepare import main as prepare
+    import scdrbench.data.stream as stream
+    from scdrbench.stages.check_config import check
+    from scdrbench.stages.embed import protein_counts
+    from scdrbench.stages.prepare import main as prepare
 
     h5, adt = tmp_path / "proxy.h5", tmp_path / "adt.h5ad"
     proxy.write_proxy(spec, str(h5), workers=1)
@@ -86,9 +86,9 @@ def test_the_proxy_streams_with_its_antibodies_to_ae_citeseqs_input(spec, tmp_pa
 def test_streamed_prepare_drops_cells_without_protein_and_names_a_short_table(
     spec, tmp_path, monkeypatch
 ):
-    import scripts.data.stream as stream
-    from scripts.common.errors import ScdrbenchError
-    from scripts.prepare import main as prepare
+    import scdrbench.data.stream as stream
+    from scdrbench.common.errors import ScdrbenchError
+    from scdrbench.stages.prepare import main as prepare
 
     spec = replace(spec, n_cells=1400)
     h5 = tmp_path / "proxy.h5"
@@ -118,7 +118,7 @@ def test_streamed_prepare_drops_cells_without_protein_and_names_a_short_table(
 def test_cbmc_sized_pair_reads_as_geo_citeseq(tmp_path):
     """The GEO pair at a test size through the reader the real CBMC files take: the cells, 13
     antibodies, protein labels named by marker antibodies."""
-    from scripts.data.citeseq import read_citeseq
+    from scdrbench.data.citeseq import read_citeseq
 
     assert proxy_adt.CBMC_SPEC["n_cells"] == 8617 and proxy_adt.CBMC_SPEC["n_antibodies"] == 13
     rna, adt = tmp_path / "rna.csv.gz", tmp_path / "adt.csv.gz"

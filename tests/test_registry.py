@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts.common.config import ConfigError, load_schema, validate_config
-from scripts.methods import ALGORITHMS, get_method
+from scdrbench.common.config import ConfigError, load_schema, validate_config
+from scdrbench.methods import ALGORITHMS, get_method
 from tests.conftest import ROOT
 
 #: keyword arguments every embed() takes that are not parameters of the method
@@ -34,7 +34,7 @@ def test_algorithms_are_the_modules_on_disk():
 def test_module_declares_everything(name):
     module = get_method(name)
     for attr in ("PARAMS", "BACKEND_MODULES", "VERSIONED", "embed", "estimate_memory_mb"):
-        assert hasattr(module, attr), f"scripts/methods/{name}.py does not declare {attr}"
+        assert hasattr(module, attr), f"src/scdrbench/methods/{name}.py does not declare {attr}"
     assert isinstance(module.PARAMS, dict)
     for backend in module.BACKEND_MODULES:
         assert importlib.util.find_spec(backend.split(".")[0]) is not None, backend

@@ -5,13 +5,13 @@ import sys
 import textwrap
 from pathlib import Path
 
-from scripts.common.runtime import THREAD_VARIABLES, Stopwatch, peak_rss_mb
+from scdrbench.common.runtime import THREAD_VARIABLES, Stopwatch, peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(code: str) -> str:
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    env = {"PATH": "/usr/bin:/bin"}
     out = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         cwd=ROOT,
@@ -28,7 +28,7 @@ def test_pin_threads_sets_every_pool_variable():
     stdout = _run(
         """
         import os
-        from scripts.common.runtime import THREAD_VARIABLES, pin_threads
+        from scdrbench.common.runtime import THREAD_VARIABLES, pin_threads
         pin_threads(3)
         print(",".join(os.environ[v] for v in THREAD_VARIABLES))
         print(os.environ["TF_NUM_INTEROP_THREADS"])
@@ -44,7 +44,7 @@ def test_pin_threads_twice_after_numba_launched_its_pool():
     stdout = _run(
         """
         import numpy as np
-        from scripts.common.runtime import pin_threads
+        from scdrbench.common.runtime import pin_threads
         pin_threads(1)
         import numba
 

@@ -5,7 +5,6 @@ line."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +13,6 @@ import pytest
 from tests.conftest import make_blobs, write_pca_file
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench_side_by_side as sbs  # noqa: E402
 

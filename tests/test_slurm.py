@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from scripts.common.memory import _slurm_mb
+from scdrbench.common.memory import _slurm_mb
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slurm

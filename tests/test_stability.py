@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from scripts.common.config import ConfigError, validate_config
-from scripts.common.errors import ScdrbenchError
-from scripts.stability import align, knn_jaccard, procrustes_disparity, runs_plan
-from scripts.summary import figures
-from scripts.summary.stability import draw_stability, stability_markdown, stability_table
+from scdrbench.common.config import ConfigError, validate_config
+from scdrbench.common.errors import ScdrbenchError
+from scdrbench.stages.stability import align, knn_jaccard, procrustes_disparity, runs_plan
+from scdrbench.summary import figures
+from scdrbench.summary.stability import draw_stability, stability_markdown, stability_table
 from tests.conftest import ROOT
 from tests.test_embed_summary import assert_panels_draw_points
 

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scdrbench.common.errors import ScdrbenchError
 from scripts import summary
-from scripts.common.errors import ScdrbenchError
 from tests.conftest import ROOT, make_blobs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -349,7 +349,7 @@ def test_ranking_of_a_dataset_with_no_applicable_metric():
 
 
 def test_scaled_scores_put_the_controls_at_0_and_1():
-    from scripts.summary.tables import scale
+    from scdrbench.summary.tables import scale
 
     rows = []
     for method, control, acc, err in (

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from scripts.common.runtime import TENSORFLOW_QUIET
+from scdrbench.common.runtime import TENSORFLOW_QUIET
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.workflow
@@ -49,7 +49,7 @@ def test_paper_dag_dry_run_is_fast_and_complete(tmp_path):
     # every dataset (subsample variants included) x every method is one embedding job
     import yaml
 
-    from scripts.common.config import dataset_grid, grid_pairs, validate_config
+    from scdrbench.common.config import dataset_grid, grid_pairs, validate_config
 
     cfg = validate_config(yaml.safe_load((ROOT / "config.yaml").read_text()))
     # datasets x methods, but ae_citeseq only on cbmc (the one with protein counts)

@@ -1,5 +1,0 @@
-"""``python -m scripts.metrics ...``"""
-
-from scripts.metrics import cli
-
-cli()

@@ -1,0 +1,6 @@
+"""Entry point of the scoring jobs (rules/metrics.smk): runs scdrbench.metrics.cli (the library is the installed package scdrbench)."""
+
+from scdrbench.metrics import cli
+
+if __name__ == "__main__":
+    cli()

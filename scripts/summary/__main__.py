@@ -1,5 +1,0 @@
-"""``python -m scripts.summary ...``"""
-
-from scripts.summary import cli
-
-cli()

@@ -1,0 +1,87 @@
+"""PaCMAP (Wang, Huang, Rudin & Shaposhnik 2021, JMLR 22(201)) with the authors' ``pacmap``.
+
+Pairwise Controlled Manifold Approximation: near pairs, mid-near pairs and further pairs in
+three optimisation phases, which keeps local and global structure. Defaults are the library's
+(10 neighbours, MN_ratio 0.5, FP_ratio 2, 100 + 100 + 250 iterations, PCA initialisation). Its
+nearest neighbours come from faiss, its optimisation from numba: both on the job's threads.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from scdrbench.methods._checks import check_input, check_neighbours
+from scdrbench.methods._params import boolean, choice, integer, integers, number
+
+BACKEND_MODULES = ("pacmap",)
+VERSIONED = ("pacmap", "faiss-cpu", "numba")
+PARAMS = {
+    "n_neighbors": integer(10, minimum=2, description="near pairs per cell"),
+    "MN_ratio": number(0.5, minimum=0, description="mid-near pairs per near pair"),
+    "FP_ratio": number(2.0, gt=0, description="further pairs per near pair"),
+    "lr": number(1.0, gt=0, description="learning rate (Adam)"),
+    "num_iters": integers(
+        [100, 100, 250], minimum=0, min_items=3, max_items=3, description="iterations per phase"
+    ),
+    "apply_pca": boolean(True, "PaCMAP's own PCA to 100 dimensions for wider input"),
+    "init": choice(["pca", "random"], "pca"),
+}
+
+
+def embed(
+    X,
+    *,
+    seed: int,
+    info: dict | None = None,
+    threads: int = 1,
+    n_neighbors: int = 10,
+    MN_ratio: float = 0.5,  # noqa: N803 - the library's parameter names
+    FP_ratio: float = 2.0,  # noqa: N803
+    lr: float = 1.0,
+    num_iters=(100, 100, 250),
+    apply_pca: bool = True,
+    init: str = "pca",
+) -> np.ndarray:
+    """Embed ``X`` (cells x features) in 2-D with PaCMAP; returns float32 ``(n, 2)``."""
+    import pacmap
+
+    X = check_input(np.asarray(X, dtype=np.float32), "pacmap", min_cells=5)
+    check_neighbours("pacmap", "n_neighbors", n_neighbors, X.shape[0])
+    # PaCMAP logs "Warning: random state is set to <seed>" whenever it is seeded, as every
+    # run here is: not news to the user, so that one record is dropped, no other.
+    pacmap_log = logging.getLogger("pacmap.pacmap")
+    pacmap_log.addFilter(_seed_notice)
+    try:
+        model = pacmap.PaCMAP(
+            n_components=2,
+            n_neighbors=n_neighbors,
+            MN_ratio=MN_ratio,
+            FP_ratio=FP_ratio,
+            lr=lr,
+            num_iters=tuple(int(i) for i in num_iters),
+            apply_pca=apply_pca,
+            random_state=seed,
+            verbose=False,
+        )
+        emb = model.fit_transform(X, init=init)
+    finally:
+        pacmap_log.removeFilter(_seed_notice)
+    if info is not None:
+        info["n_neighbors"] = int(model.n_neighbors)
+    return np.asarray(emb, dtype=np.float32)
+
+
+def _seed_notice(record: logging.LogRecord) -> bool:
+    """False (drop) for PaCMAP's notice that the random state is set."""
+    return not record.getMessage().startswith("Warning: random state is set to ")
+
+
+def estimate_memory_mb(
+    n_cells: int, n_features: int, n_neighbors: int = 10, MN_ratio=0.5, FP_ratio=2.0, **params
+) -> float:
+    """The input three times (float32 copy, PCA, faiss index), the pair lists (int32 pairs)
+    and the optimiser's state, plus numba's and faiss's fixed ~350 MB."""
+    pairs = n_neighbors * (1 + MN_ratio + FP_ratio)
+    return n_cells * (n_features * 4 * 3 + pairs * 8 * 2 + 200) / 1e6 + 350

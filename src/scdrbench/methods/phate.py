@@ -1,0 +1,95 @@
+"""PHATE (Moon et al. 2019, Nature Biotechnology 37:1482) with the authors' ``phate``.
+
+Potential of heat-diffusion for affinity-based transition embedding: an alpha-decay kernel on
+the kNN graph (knn 5, decay 40), diffused t steps (t chosen by the knee of the von Neumann
+entropy), log potential distances, then metric MDS (SGD solver) on 2,000 landmarks: the
+library's defaults. The input is already 50 PCs, so PHATE's own PCA (100) is a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from scdrbench.methods._checks import check_input, check_neighbours
+from scdrbench.methods._params import choice, integer, number
+
+BACKEND_MODULES = ("phate",)
+VERSIONED = ("phate", "graphtools")
+PARAMS = {
+    "knn": integer(5, minimum=2, description="neighbours of the alpha-decay kernel"),
+    "decay": number(40, gt=0, description="alpha of the alpha-decay kernel"),
+    "t": {"default": "auto", "description": "diffusion steps: 'auto' (knee) or an integer"},
+    "gamma": number(1.0, minimum=-1, maximum=1, description="1: log potential, 0: sqrt"),
+    "n_landmark": integer(2000, minimum=10, description="landmarks of the diffusion operator"),
+    "mds_solver": choice(["sgd", "smacof"], "sgd"),
+}
+
+
+def embed(
+    X,
+    *,
+    seed: int,
+    info: dict | None = None,
+    threads: int = 1,
+    knn: int = 5,
+    decay: float = 40,
+    t="auto",
+    gamma: float = 1.0,
+    n_landmark: int = 2000,
+    mds_solver: str = "sgd",
+) -> np.ndarray:
+    """Embed ``X`` (cells x features) in 2-D with PHATE; returns float32 ``(n, 2)``."""
+    import phate
+
+    from scdrbench.common.errors import ScdrbenchError
+
+    X = check_input(np.asarray(X, dtype=np.float32), "phate", min_cells=10)
+    check_neighbours("phate", "knn", knn, X.shape[0])
+    if t != "auto" and (not isinstance(t, int) or t < 1):
+        raise ScdrbenchError(f"phate: params.t must be 'auto' or a positive integer, got {t!r}")
+    model = phate.PHATE(
+        n_components=2,
+        knn=knn,
+        decay=decay,
+        t=t,
+        gamma=gamma,
+        n_landmark=n_landmark if X.shape[0] > n_landmark else None,
+        n_pca=None,
+        mds_solver=mds_solver,
+        n_jobs=threads,
+        random_state=seed,
+        verbose=0,
+    )
+    # PHATE's SGD-MDS speaks through graphtools' logger, which prints to stdout whatever
+    # ``verbose`` says ("SGD-MDS may not have converged ..."): into the job's log instead.
+    graphtools_log = logging.getLogger("graphtools")
+    saved = graphtools_log.handlers[:], graphtools_log.propagate
+    graphtools_log.handlers, graphtools_log.propagate = [_ToJobLog()], False
+    try:
+        emb = model.fit_transform(X)
+    finally:
+        graphtools_log.handlers, graphtools_log.propagate = saved
+    if info is not None:
+        info["t"] = int(model.optimal_t if t == "auto" else t)
+    return np.asarray(emb, dtype=np.float32)
+
+
+class _ToJobLog(logging.Handler):
+    """A library's log record, passed to the job's log at INFO (not to the console)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger("scdrbench.methods.phate").info(
+            "graphtools %s: %s", record.levelname.lower(), record.getMessage().strip()
+        )
+
+
+def estimate_memory_mb(
+    n_cells: int, n_features: int, knn: int = 5, n_landmark: int = 2000, **params
+) -> float:
+    """The kNN kernel (graphtools keeps up to ~10 x knn neighbours per cell as float64 + int32),
+    the cells x landmarks transition matrix (dense float64 when it fills), the input twice, and
+    ~400 MB of imports."""
+    landmarks = min(n_landmark, n_cells)
+    return n_cells * (knn * 10 * 12 + landmarks * 8 + n_features * 4 * 2) / 1e6 + 400

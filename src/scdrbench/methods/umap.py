@@ -1,0 +1,117 @@
+"""UMAP (McInnes, Healy & Melville 2018) with umap-learn.
+
+With ``deterministic=True`` (the default) ``random_state`` is set, which makes umap-learn
+reproducible but single-threaded; ``deterministic: false`` runs its nearest-neighbour descent and
+its layout optimisation on all the job's threads (``n_jobs``; the fair setting at scale, used by
+the scaling ladder), not reproducible. TensorFlow is kept out of the import (``BLOCKED_MODULES``):
+umap-learn loads it only for ParametricUMAP.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from scdrbench.methods._checks import check_input, check_neighbours
+from scdrbench.methods._params import boolean, choice, integer, number, string
+
+# Imported by the runner before the fit is timed.
+BACKEND_MODULES = ("umap",)
+BLOCKED_MODULES = ("tensorflow",)
+VERSIONED = ("umap-learn", "pynndescent")
+PARAMS = {
+    "n_neighbors": integer(15, minimum=2),
+    "min_dist": number(0.1, minimum=0),
+    "metric": string("euclidean"),
+    "n_epochs": integer(minimum=1, description="absent: umap-learn's (200 above 10k cells)"),
+    "init": choice(["spectral", "pca", "random"], "spectral"),
+    "deterministic": boolean(
+        True, "seeded and single-threaded (umap-learn); false: parallel, not reproducible"
+    ),
+    "densmap": boolean(
+        False, "densMAP (Narayan, Berger & Cho 2021): also preserve each cell's local density"
+    ),
+    "dens_lambda": number(2.0, minimum=0, description="densMAP: weight of the density term"),
+    "dens_frac": number(
+        0.3, gt=0, maximum=1, description="densMAP: fraction of epochs with the density term"
+    ),
+    "dens_var_shift": number(0.1, minimum=0, description="densMAP: variance regulariser"),
+}
+
+log = logging.getLogger("scdrbench.methods.umap")
+
+
+def embed(
+    X,
+    *,
+    seed: int,
+    info: dict | None = None,
+    threads: int = 1,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    metric: str = "euclidean",
+    n_epochs: int | None = None,
+    init: str = "spectral",
+    deterministic: bool = True,
+    densmap: bool = False,
+    dens_lambda: float = 2.0,
+    dens_frac: float = 0.3,
+    dens_var_shift: float = 0.1,
+) -> np.ndarray:
+    """Embed ``X`` (cells x features) in 2-D with umap-learn; returns float32 ``(n, 2)``."""
+    import sys
+    import warnings
+
+    from scdrbench.methods import import_backend
+
+    import_backend(sys.modules[__name__])
+    from umap import UMAP
+
+    X = check_input(np.asarray(X, dtype=np.float32), "umap", min_cells=4)
+    check_neighbours("umap", "n_neighbors", n_neighbors, X.shape[0])
+    model = UMAP(
+        n_components=2,
+        n_neighbors=n_neighbors,
+        min_dist=min_dist,
+        metric=metric,
+        n_epochs=n_epochs,
+        init=init,
+        random_state=seed if deterministic else None,
+        n_jobs=1 if deterministic else threads,
+        densmap=densmap,
+        dens_lambda=dens_lambda,
+        dens_frac=dens_frac,
+        dens_var_shift=dens_var_shift,
+        verbose=False,
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*n_jobs value.*")
+        emb = model.fit_transform(X)
+    if info is not None:
+        info["n_epochs"] = int(model.n_epochs if model.n_epochs else 0)
+        info["deterministic"] = bool(deterministic)
+        info["densmap"] = bool(densmap)
+    return np.asarray(emb, dtype=np.float32)
+
+
+#: Measured peaks of the umap job (kernel high-water mark, 15 neighbours, 50 PCs, 2 threads;
+#: benchmarks/results/ladder.tsv): cells -> MB. The model below stays above each.
+MEASURED_PEAK_MB = {10_000: 552, 30_000: 640, 100_000: 1_057, 1_306_127: 15_741}
+
+#: umap-learn hands graphs of this many cells and more to lobpcg instead of eigsh
+#: (umap/spectral.py), which keeps no Lanczos basis.
+EIGSH_BELOW = 2_000_000
+
+
+def estimate_memory_mb(
+    n_cells: int, n_features: int, n_neighbors: int = 15, init: str = "spectral", **params
+) -> float:
+    """The kNN search, graph and fuzzy set (about 160 bytes per neighbour per cell), the input
+    twice, 550 MB of libraries, and the spectral initialisation: umap-learn runs scipy's eigsh on
+    the float64 normalised Laplacian with sqrt(n) Lanczos vectors (umap/spectral.py), n^1.5 x 8
+    bytes, 11.9 GB of the 15.7 GB the job peaked at on 1.3M cells (MEASURED_PEAK_MB).
+    """
+    lanczos = n_cells**1.5 * 8 if init == "spectral" and n_cells < EIGSH_BELOW else 0.0
+    graph = n_cells * n_neighbors * 160 + n_cells * n_features * 4 * 2
+    return (graph + lanczos) / 1e6 + 550

@@ -1,0 +1,5 @@
+"""``python -m scdrbench.metrics ...``"""
+
+from scdrbench.metrics import cli
+
+cli()

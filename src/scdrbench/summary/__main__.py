@@ -1,0 +1,5 @@
+"""``python -m scdrbench.summary ...``"""
+
+from scdrbench.summary import cli
+
+cli()
