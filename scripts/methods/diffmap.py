@@ -18,6 +18,8 @@ VERSIONED = ("scanpy", "umap-learn", "pynndescent")
 PARAMS = {
     "n_neighbors": integer(15, minimum=2, description="neighbours of the kNN graph"),
 }
+#: scanpy's neighbours search is exact (sklearn, brute force) below this many cells (Euclidean)
+SCANPY_EXACT_BELOW = 8192
 
 
 def embed(
@@ -32,10 +34,24 @@ def embed(
     import anndata as ad
     import scanpy as sc
 
+    from scripts.data.steps import knn_transformer
+
     X = check_input(np.asarray(X, dtype=np.float32), "diffmap", min_cells=5)
     check_neighbours("diffmap", "n_neighbors", n_neighbors, X.shape[0])
     adata = ad.AnnData(obsm={"X_input": X}, obs={"i": np.arange(X.shape[0])})
-    sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep="X_input", random_state=seed)
+    # From 8,192 cells scanpy hands the search to pynndescent, whose csr_array (scipy >= 1.15)
+    # its neighbours code cannot read (no getnnz): the project's transformer returns csr_matrix
+    # with the settings scanpy would use; below that, scanpy's exact search as before.
+    transformer = None
+    if X.shape[0] >= SCANPY_EXACT_BELOW:
+        transformer = knn_transformer(X.shape[0], n_neighbors=n_neighbors, seed=seed)
+    sc.pp.neighbors(
+        adata,
+        n_neighbors=n_neighbors,
+        use_rep="X_input",
+        random_state=seed,
+        transformer=transformer,
+    )
     sc.tl.diffmap(adata, n_comps=3, random_state=seed)
     emb = adata.obsm["X_diffmap"][:, 1:3]
     if info is not None:

@@ -73,6 +73,8 @@ def embed(
         graphtools_log.handlers, graphtools_log.propagate = saved
     if info is not None:
         info["t"] = int(model.optimal_t if t == "auto" else t)
+        # landmarks the diffusion ran on (0: none, the cells themselves when n <= n_landmark)
+        info["n_landmark"] = int(getattr(model.graph, "n_landmark", None) or 0)
     return np.asarray(emb, dtype=np.float32)
 
 

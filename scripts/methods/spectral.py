@@ -4,24 +4,49 @@ The two leading non-trivial eigenvectors of the normalised Laplacian of the symm
 ``n_neighbors``-nearest-neighbour graph of the input (``sklearn.manifold.SpectralEmbedding``),
 as Open Problems' dimensionality-reduction task uses one: a faithful, simple non-linear
 embedding of the graph the other methods start from.
+
+``eigen_solver`` is scikit-learn's. Its default, ARPACK, finds the smallest eigenvalues in
+shift-invert mode: a sparse LU factorisation of the Laplacian (SuperLU), whose fill-in grows
+faster than the graph (``estimate_memory_mb``). ``lobpcg`` (scipy's LOBPCG, at most 2,000
+iterations, scikit-learn's settings) only multiplies by the Laplacian: memory linear in the cells,
+at the cost of eigenvectors that may stop short of ARPACK's tolerance on large graphs (the
+ladder's ``spectral_lobpcg`` shows the quality cost). scikit-learn's ``amg`` (LOBPCG with an
+algebraic-multigrid preconditioner) needs ``pyamg``, which this project does not install.
 """
 
 from __future__ import annotations
 
+import logging
+import warnings
+
 import numpy as np
 
 from scripts.methods._checks import check_input, check_neighbours
-from scripts.methods._params import integer
+from scripts.methods._params import choice, integer
 
 BACKEND_MODULES = ("sklearn.manifold",)
 VERSIONED = ("scikit-learn",)
 PARAMS = {
     "n_neighbors": integer(15, minimum=2, description="neighbours of the kNN graph"),
+    "eigen_solver": choice(
+        ["arpack", "lobpcg"],
+        "arpack",
+        "scikit-learn's eigensolver: arpack (shift-invert, factorises the Laplacian) or lobpcg "
+        "(matrix products only: memory linear in the cells)",
+    ),
 }
+
+log = logging.getLogger("scdrbench.methods.spectral")
 
 
 def embed(
-    X, *, seed: int, info: dict | None = None, threads: int = 1, n_neighbors: int = 15
+    X,
+    *,
+    seed: int,
+    info: dict | None = None,
+    threads: int = 1,
+    n_neighbors: int = 15,
+    eigen_solver: str = "arpack",
 ) -> np.ndarray:
     """The spectral embedding of ``X``'s kNN graph; float32 ``(n, 2)``."""
     from sklearn.manifold import SpectralEmbedding
@@ -32,10 +57,20 @@ def embed(
         n_components=2,
         affinity="nearest_neighbors",
         n_neighbors=n_neighbors,
+        eigen_solver=eigen_solver,
         random_state=seed,
         n_jobs=threads,
     )
-    return np.asarray(model.fit_transform(X), dtype=np.float32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        emb = model.fit_transform(X)
+    # LOBPCG's "not reaching the requested tolerance" and the like: into the job's log, counted
+    for w in caught:
+        log.info("%s: %s", w.category.__name__, str(w.message).strip())
+    if info is not None:
+        info["eigen_solver"] = eigen_solver
+        info["solver_warnings"] = len(caught)
+    return np.asarray(emb, dtype=np.float32)
 
 
 def estimate_memory_mb(n_cells: int, n_features: int, n_neighbors: int = 15, **params) -> float:
