@@ -59,7 +59,20 @@ def embed(
     return np.asarray(emb, dtype=np.float32)
 
 
+#: Measured peaks (kernel high-water mark, 15 neighbours, 50 PCs, 2 threads) on the proxy
+#: generator at 30,000 cells (``scripts/data/proxy.py --n-cells 30000``, version 2) and its
+#: fixed-seed 10k subsample, through the workflow's rules, 2026-12-05, on a shared 2-core
+#: machine (issue 23): cells -> MB.
+MEASURED_PEAK_MB = {10_000: 595, 30_000: 650}
+
+
 def estimate_memory_mb(n_cells: int, n_features: int, n_neighbors: int = 15, **params) -> float:
     """The kNN graph (distances and connectivities, CSR, float32 + int32, symmetrised: about 4
-    x n_neighbors entries per cell), the input, the eigenvectors, and ~500 MB of imports."""
-    return n_cells * (n_neighbors * 4 * 8 + n_features * 4 * 2 + 100) / 1e6 + 500
+    x n_neighbors entries per cell), the input twice, pynndescent's search trees and candidate
+    heaps (about 1.9 KB a cell), and ~570 MB of imports (scanpy, umap-learn, numba). Fitted to
+    MEASURED_PEAK_MB (2.75 KB a cell between them). The diffusion components come from
+    ``eigsh`` on the sparse transition matrix (a few Lanczos vectors, no factorisation): about
+    4.2 GB at 1.3M cells, so diffmap needs no other setting there.
+    """
+    per_cell = n_neighbors * 4 * 8 + n_features * 4 * 2 + 1_900
+    return n_cells * per_cell / 1e6 + 570
