@@ -139,3 +139,21 @@ def test_diffmap_through_pynndescent_as_scanpy_above_8192_cells(blobs, monkeypat
     assert a.shape == (X.shape[0], 2) and np.all(np.isfinite(a))
     np.testing.assert_allclose(a, diffmap.embed(X, seed=0), rtol=1e-5, atol=1e-5)
     assert knn_accuracy(a, y) >= 0.9
+
+
+def test_the_ladder_skips_default_spectral_where_its_lu_factors_exceed_the_budget():
+    """The ladder's own check (``predicted_overruns``, which writes its skip rows) on the newer
+    methods: ARPACK's factorisation puts ``spectral`` over 22 GiB at 300k and 1.3M cells, while
+    ``spectral_lobpcg``, PHATE with either landmark count, densMAP, diffmap, pacmap, trimap and
+    the true features stay within it at 1.3M."""
+    from scripts.check_config import check
+    from scripts.common.config import predicted_overruns
+
+    config = check([str(ROOT / "benchmarks" / "ladder.yaml")])
+    newer = ["spectral", "spectral_lobpcg", "phate", "phate_lean", "densmap", "diffmap"]
+    newer += ["pacmap", "trimap", "true_features", "tsne_exag"]
+    config["selection"]["methods"] = newer
+    for n_cells, over in [(100_000, []), (300_000, ["spectral"]), (1_306_127, ["spectral"])]:
+        found = predicted_overruns(config, {"rung": {"n_cells": n_cells}})
+        assert [m for _, m, _ in found] == over, n_cells
+    assert "scripts/methods/spectral.py" in found[0][2]
