@@ -12,6 +12,10 @@ iterations, scikit-learn's settings) only multiplies by the Laplacian: memory li
 at the cost of eigenvectors that may stop short of ARPACK's tolerance on large graphs (the
 ladder's ``spectral_lobpcg`` shows the quality cost). scikit-learn's ``amg`` (LOBPCG with an
 algebraic-multigrid preconditioner) needs ``pyamg``, which this project does not install.
+
+Time at scale is another matter: the kNN graph comes from scikit-learn's exact search, brute
+force above 15 dimensions, so quadratic in the cells whatever the solver (``spectral_lobpcg``'s
+fit went from 3.2 s at 10k cells to 27 s at 30k on the shared machine of issue 23, n^1.95).
 """
 
 from __future__ import annotations
