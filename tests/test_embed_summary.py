@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scdrbench import summary
 from scdrbench.common.errors import ScdrbenchError
 from scdrbench.common.memory import MemoryGuardError, allocated_mb, check_memory
+from scdrbench.stages import embed as embed_mod
 from scdrbench.summary import figures as summary_figures
-from scripts import embed as embed_mod
-from scripts import summary
 from tests.conftest import make_blobs, write_pca_file
 
 ENTRY = {

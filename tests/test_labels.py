@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scdrbench import metrics
 from scdrbench.common import keep
 from scdrbench.common.errors import ScdrbenchError
 from scdrbench.data.labels import attach_labels, read_labels_file
 from scdrbench.metrics.base import UNLABELLED, encode_labels
-from scripts import metrics
 from tests.conftest import ROOT, make_blobs
 from tests.test_summary_report import tidy
 

@@ -1,4 +1,4 @@
-"""Unit tests of the quality metrics on constructed cases with known answers (scripts/metrics.py)."""
+"""Unit tests of the quality metrics on constructed cases with known answers (src/scdrbench/metrics)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scdrbench import metrics
 from scdrbench.common.errors import DamagedInputError, ScdrbenchError
-from scripts import metrics
 
 N_BLOB_CLASSES = 6
 

@@ -177,9 +177,9 @@ def test_leiden_beside_the_labels_is_kept_and_scored(tiny_counts, tmp_path):
     labels and adds Leiden clusters of the PCs; scoring gives every label metric on both."""
     import anndata as ad
 
+    from scdrbench import metrics
     from scdrbench.stages.check_config import check
     from scdrbench.stages.preprocess import preprocess
-    from scripts import metrics
 
     params = check([])["preprocess"]
     labels = {"from": "column", "column": "cell_type", "resolution": 1.0, "leiden_beside": True}
@@ -213,9 +213,10 @@ def test_ladder_keeps_the_earlier_proxys_rows_and_shows_both_scorings(monkeypatc
     rung x method, the latest version's."""
     import ladder
     import ladder_report
+    import ladder_setup
 
-    monkeypatch.setattr(ladder, "RESULTS", tmp_path)
-    monkeypatch.setattr(ladder, "SKIPS", tmp_path / "ladder_skips.json")
+    monkeypatch.setattr(ladder_setup, "RESULTS", tmp_path)
+    monkeypatch.setattr(ladder_setup, "SKIPS", tmp_path / "ladder_skips.json")
     legacy = "# machine: the old box\nmethod\tlabel\trung\tdataset\tstatus\tn_cells\tfit_s\tknn_accuracy\n"
     (tmp_path / "ladder.tsv").write_text(
         legacy + "tsne\tt-SNE\t10000\tproxy_1m_n10000\tok\t10000\t50.0\t0.99\n"

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scdrbench import summary
 from scdrbench.common.errors import ScdrbenchError
-from scripts import summary
 from tests.conftest import ROOT, make_blobs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
