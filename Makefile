@@ -51,7 +51,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src scripts tests benchmarks
 	$(BIN)/snakefmt Snakefile rules
 
-# The scaling ladder (README "Scale"): every method on the 1.3M-cell proxy, rung by rung;
+# The scaling ladder (docs/scale.md): every method on the 1.3M-cell proxy, rung by rung;
 # resumable, hours on 2 cores; results in benchmarks/results/.
 ladder: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/ladder.py run
