@@ -11,7 +11,7 @@ CORES ?= 2
 # Keep TensorFlow's C++ start-up chatter out of terminals and logs.
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: venv demo test report lint format dryrun run check-config clean lock ladder side-by-side proxy-vs-real
+.PHONY: venv demo test report lint format dryrun run check-config clean lock ladder side-by-side proxy-vs-real paper
 
 venv: $(STAMP)
 
@@ -51,11 +51,23 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src scripts tests benchmarks
 	$(BIN)/snakefmt Snakefile rules
 
-# The scaling ladder (README "Scale"): every method on the 1.3M-cell proxy, rung by rung;
+# The scaling ladder (docs/scale.md): every method on the 1.3M-cell proxy, rung by rung;
 # resumable, hours on 2 cores; results in benchmarks/results/.
 ladder: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/ladder.py run
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/ladder.py table
+
+# The paper run as a user types it on this project's stand-ins (docs/paper-run.md):
+# benchmarks/paper.yaml (the 1.3M proxy with simulated antibodies, a CBMC-sized simulated
+# CITE-seq set, per-job budgets for a 2-core 24 GiB node); makes the missing inputs under
+# scratch/, runs Snakemake (resumable, --keep-going), exports the figure, heatmap, tables and
+# findings to benchmarks/results/paper_run/. Hours on 2 cores. PAPER_CELLS=20000: the same on a
+# small proxy, in and exported to scratch/paper_n20000/ (a check, never committed).
+# PAPER_METHODS="pca tsne ae_citeseq" (with PAPER_CELLS): only those methods.
+PAPER_CELLS ?=
+PAPER_METHODS ?=
+paper: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/paper_run.py run --cores $(CORES) $(if $(PAPER_CELLS),--n-cells $(PAPER_CELLS)) $(if $(PAPER_METHODS),--methods $(PAPER_METHODS))
 
 # The 1.3M proxy against the real cells it stands for (the first 10k cells x 1,000 genes of the
 # real file, ../shared/data/mouse_brain_1m/): the same statistics through the project's own

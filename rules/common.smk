@@ -4,6 +4,7 @@
 import json
 import os
 import sys
+import shlex
 
 from scdrbench.common import banner, resources
 from scdrbench.common.config import (
@@ -298,6 +299,17 @@ def get_download_checks(wildcards):
     checks = [f"--size {entry['size']}"] if "size" in entry else []
     checks += [f"--{k} {entry[k]}" for k in ("sha256", "md5") if k in entry]
     return " ".join(checks)
+
+
+def get_findings_ladder():
+    """The scaling ladder's table findings.md reads beside this run's tables (config
+    `findings.ladder`), as a list: empty when none is given."""
+    return [config["findings"]["ladder"]] if "ladder" in config["findings"] else []
+
+
+def get_findings_ladder_arg():
+    """The summary's --ladder argument, or nothing."""
+    return " ".join(f"--ladder {shlex.quote(p)}" for p in get_findings_ladder())
 
 
 def get_summary_mem_mb(wildcards, attempt):

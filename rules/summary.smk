@@ -249,6 +249,7 @@ rule findings:
     input:
         metrics="results/tables/metrics.tsv",
         timing="results/tables/timing.tsv",
+        ladder=get_findings_ladder(),
     output:
         update(
             report(
@@ -264,6 +265,7 @@ rule findings:
     params:
         script=get_script("summary"),
         retry_after=get_retry_after("results/tables/findings.md"),
+        ladder=get_findings_ladder_arg(),
     threads: 1
     resources:
         cpus_per_task=get_cpus_per_task,
@@ -273,4 +275,4 @@ rule findings:
         "../envs/python.yaml"
     shell:
         "python {params.script:q} findings --metrics {input.metrics:q} --timing {input.timing:q} "
-        "--md {output:q} --log {log:q}"
+        "--md {output:q} --log {log:q} {params.ladder}"

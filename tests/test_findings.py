@@ -89,3 +89,79 @@ def test_a_selection_without_tsne_and_umap_warns_nothing():
         warnings.simplefilter("error")  # numpy's All-NaN RuntimeWarning would raise here
         v = verdicts(metrics, timing)
     assert v["Autoencoders match t-SNE/UMAP"] == UNKNOWN
+
+
+def ladder_file(tmp_path, ae_fit=60.0, p350_knc=0.6):
+    """A ladder table in the ladder's layout: comment header, one row per method and rung."""
+    rows = [
+        ("tsne", 100000, "ok", 250.0, 0.40, 0.30),
+        ("tsne_p350", 100000, "ok", 1200.0, p350_knc, 0.50),
+        ("ae_keras", 100000, "ok", 50.0, 0.30, 0.20),
+        ("tsne", 1306127, "ok", 2230.0, "", ""),
+        ("tsne_p350", 1306127, "not run: needs 78 GiB", "", "", ""),
+        ("umap", 1306127, "ok", 1708.0, "", ""),
+        ("ae_keras", 1306127, "ok", ae_fit, "", ""),
+        ("pca", 1306127, "ok", 0.2, "", ""),
+    ]
+    lines = [
+        "# Scaling ladder",
+        "# machine: test",
+        "method\trung\tproxy_version\tstatus\tfit_s\tknc\tcpd",
+    ]
+    lines += ["\t".join(map(str, (m, r, 2, s, f, k, c))) for m, r, s, f, k, c in rows]
+    path = tmp_path / "ladder.tsv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def at_scale_verdicts(metrics, timing, ladder=None):
+    from scdrbench.summary.findings import at_scale
+
+    table = at_scale(metrics, timing, ladder)
+    return dict(zip(table["claim"], zip(table["verdict"], table["evidence"])))
+
+
+def test_at_scale_without_the_ladder_decides_on_this_run():
+    verdict = at_scale_verdicts(*tables())
+    speed = verdict["The autoencoder is the fastest at scale"]
+    assert speed[0] == HOLDS and "decided on d (1,000 cells)" in speed[1]
+    assert "ae_tf fit 8.0 s" in speed[1]
+    glob = verdict["t-SNE at high perplexity keeps more global structure"]
+    assert glob[0] == HOLDS and "tsne_p350: KNC 0.700, CPD 0.500" in glob[1]
+
+
+def test_at_scale_decides_each_claim_on_the_largest_run_that_has_its_methods(tmp_path):
+    verdict = at_scale_verdicts(*tables(), ladder_file(tmp_path))
+    speed = verdict["The autoencoder is the fastest at scale"]
+    assert speed[0] == HOLDS
+    assert "decided on rung 1,306,127, proxy v2 (1,306,127 cells)" in speed[1]
+    assert "ae_keras fit 60.0 s" in speed[1] and "umap fit 1,708.0 s" in speed[1]
+    assert "tsne_p350: not run: needs 78 GiB" in speed[1] and "pca" not in speed[1]
+    # tsne_p350 is scored at 100k, not at 1.3M: the global claim is decided at 100k
+    glob = verdict["t-SNE at high perplexity keeps more global structure"]
+    assert "decided on rung 100,000" in glob[1] and glob[0] == HOLDS
+    # one number flips each verdict
+    flipped = at_scale_verdicts(*tables(), ladder_file(tmp_path, ae_fit=2000.0, p350_knc=0.3))
+    assert flipped["The autoencoder is the fastest at scale"][0] == FAILS
+    assert flipped["t-SNE at high perplexity keeps more global structure"][0] == FAILS
+
+
+def test_at_scale_names_the_config_key_of_a_missing_ladder(tmp_path):
+    from scdrbench.common.errors import ScdrbenchError
+
+    with pytest.raises(ScdrbenchError, match=r"'findings.ladder'.*make ladder"):
+        at_scale_verdicts(*tables(), tmp_path / "nope.tsv")
+
+
+def test_findings_cli_writes_the_at_scale_section(tmp_path):
+    from scdrbench.summary import cli
+
+    metrics, timing = tables()
+    metrics.to_csv(tmp_path / "m.tsv", sep="\t", index=False)
+    timing.to_csv(tmp_path / "t.tsv", sep="\t", index=False)
+    md = tmp_path / "findings.md"
+    args = ["findings", "--metrics", str(tmp_path / "m.tsv"), "--timing", str(tmp_path / "t.tsv")]
+    cli([*args, "--md", str(md), "--ladder", str(ladder_file(tmp_path))])
+    text = md.read_text()
+    assert "## d" in text and "## At scale" in text
+    assert "the ladder (`" in text and "rung 1,306,127" in text

@@ -151,6 +151,10 @@ NAMED_PATH = re.compile(
 )
 
 
+#: Outputs the docs name before the command that writes them has run on the committed tree.
+NOT_YET_WRITTEN = {"benchmarks/results/paper_run/": "make paper (the 1.3M paper run, hours)"}
+
+
 @pytest.mark.parametrize("path", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_named_paths_exist(path):
     """A file or folder the text names in backticks exists (patterns with {, < or * are skipped)."""
@@ -158,6 +162,8 @@ def test_named_paths_exist(path):
     for code in re.findall(r"`([^`\n]+)`", path.read_text()):
         for named in NAMED_PATH.findall(code):
             named = named.split(":")[0].rstrip(".,")
+            if named in NOT_YET_WRITTEN and not (ROOT / named).exists():
+                continue
             if not any(c in named for c in "{<*") and not (ROOT / named).exists():
                 missing.append(named)
     assert not missing, f"{path.relative_to(ROOT)} names paths that do not exist: {missing}"

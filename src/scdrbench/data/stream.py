@@ -7,7 +7,8 @@ Everything runs on cell chunks read from HDF5 (a Cell Ranger file, v2 or v3, or 
 CSR or dense ``X``); the full matrix never exists in memory.
 
 ``write_counts_h5ad`` (the prepare step): checks each chunk (integers, non-negative), drops
-cells with zero counts (counted in the log) and appends the chunk to a CSR ``X`` in the output
+cells with zero counts (counted in the log), carries CITE-seq protein counts (``obsm``) and
+appends the chunk to a CSR ``X`` in the output
 h5ad (``anndata.io.write_elem`` + ``sparse_dataset(...).append``).
 
 ``preprocess_streamed`` (the preprocess step), the same computation as
@@ -198,12 +199,15 @@ def write_counts_h5ad(
     max_cells: int | None = None,
     chunk_size: int = CHUNK_CELLS,
     labels: pd.Series | None = None,
+    protein: pd.DataFrame | None = None,
     uns: dict | None = None,
 ) -> dict:
     """Stream a Cell Ranger HDF5 (or h5ad) into ``counts.h5ad``, chunk by chunk, atomically.
 
     Checks counts (integers, non-negative) and barcodes (unique), drops cells with zero counts,
-    makes gene names unique. ``labels`` (indexed by barcode) becomes ``obs['label']``.
+    makes gene names unique. ``labels`` (indexed by barcode) becomes ``obs['label']``;
+    ``protein`` (cells x antibodies, indexed by barcode, checked by the caller) becomes
+    ``obsm['protein_counts']``, and cells it does not list are dropped.
     Returns ``{'n_cells', 'n_genes', 'n_zero_dropped'}``.
     """
     import h5py
@@ -214,6 +218,7 @@ def write_counts_h5ad(
         check_unique_barcodes(barcodes, where=str(source))
         var.index = unique_gene_names(var.index, where=str(source))
         keep = np.zeros(n, dtype=bool)
+        listed = np.ones(n, bool) if protein is None else pd.Index(barcodes).isin(protein.index)
         with h5py.File(tmp, "w") as f:
             X = None
             for start in range(0, n, chunk_size):
@@ -222,6 +227,7 @@ def write_counts_h5ad(
                 check_values(block.data, where=f"{source} (cells {start}-{stop})")
                 nonzero = np.diff(block.indptr) > 0
                 nonzero[nonzero] = np.asarray(block[nonzero].sum(axis=1)).ravel() > 0
+                nonzero &= listed[start:stop]
                 keep[start:stop] = nonzero
                 block = block[nonzero]
                 block.sort_indices()
@@ -234,8 +240,11 @@ def write_counts_h5ad(
             obs = pd.DataFrame(index=pd.Index(barcodes[keep], name=None))
             if labels is not None:
                 obs["label"] = pd.Categorical(labels.reindex(obs.index).astype(str).to_numpy())
-            _finish_h5ad(f, obs, var, uns=uns)
-    n_zero = int((~keep).sum())
+            obsm = None if protein is None else {"protein_counts": protein.loc[obs.index]}
+            _finish_h5ad(f, obs, var, obsm=obsm, uns=uns)
+    n_zero = int((~keep & listed).sum())
+    if (~listed).any():
+        log.warning("dropped %d cells without protein counts", int((~listed).sum()))
     if n_zero:
         log.warning("dropped %d cells with zero counts", n_zero)
     log.info("wrote %s: %d cells x %d genes (streamed)", output, int(keep.sum()), chunks.n_vars)
@@ -414,6 +423,9 @@ def preprocess_streamed(
                     )
             with open_h5(counts_path) as cf:
                 provenance = read_elem(cf["uns"]).get("provenance", {}) if "uns" in cf else {}
+                obsm = read_elem(cf["obsm"]) if "obsm" in cf else {}
+            reuse = "label" if labels_from.startswith("leiden") else "leiden"
+            obsm = {"X_pca": scores, **_protein_beside(obsm, obs, scores, labels, seed, reuse)}
             uns = {
                 "n_significant_pcs": int(test.pop("n_significant")),
                 "significant_pcs": test,
@@ -427,10 +439,27 @@ def preprocess_streamed(
                 f,
                 obs,
                 pd.DataFrame(index=var.index[hvg_idx]),
-                obsm={"X_pca": scores},
+                obsm=obsm,
                 uns=uns,
             )
     return {"n_cells": n, "n_hvg": p, "n_pcs": k, "n_significant_pcs": uns["n_significant_pcs"]}
+
+
+def _protein_beside(counts_obsm: dict, obs, scores, labels: dict, seed: int, reuse: str) -> dict:
+    """CITE-seq, as the in-memory route does: the protein counts travel on (ae_citeseq reads
+    them) and ``obs['rna_leiden']`` (Leiden of the PCs) is kept beside the labels; the Leiden
+    clusters already made (``obs[reuse]``: the labels or the ``leiden`` beside them) are reused
+    rather than computed twice."""
+    from scdrbench.data.steps import leiden_labels
+
+    if "protein_counts" not in counts_obsm:
+        return {}
+    if reuse in obs:
+        obs["rna_leiden"] = obs[reuse]
+    else:
+        tmp_ad = _scores_anndata(scores, obs.index)
+        obs["rna_leiden"] = leiden_labels(tmp_ad, resolution=labels["resolution"], seed=seed)
+    return {"protein_counts": counts_obsm["protein_counts"]}
 
 
 def _scores_anndata(scores: np.ndarray, index: pd.Index):

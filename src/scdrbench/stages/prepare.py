@@ -241,17 +241,29 @@ def should_stream(entry: dict, inputs: dict) -> bool:
     return n_cells_of(inputs["file"]) >= STREAM_MIN_CELLS
 
 
-def prepare_streamed(dataset: str, entry: dict, inputs: dict, output: str) -> dict:
-    """Stream a large Cell Ranger HDF5 or h5ad into counts.h5ad without holding the matrix."""
+def prepare_streamed(dataset: str, entry: dict, inputs: dict, output: str, seed: int = 0) -> dict:
+    """Stream a large Cell Ranger HDF5 or h5ad into counts.h5ad without holding the matrix.
+
+    Protein counts (``adt_path``/``adt_url``: cells x antibodies, small beside the RNA) are read
+    whole, checked against the barcodes as in memory, and written as ``obsm['protein_counts']``.
+    """
     from scdrbench.data.readers import open_h5
     from scdrbench.data.stream import open_cells, write_counts_h5ad
 
     name = f"dataset {dataset!r}"
     labels = entry["labels"]
-    series = None
+    series = protein = None
+    with open_cells(inputs["file"]) as (_, barcodes, _):
+        pass
+    if "adt_file" in inputs or labels["from"] == "adt_clusters":
+        import anndata as ad
+
+        cells = ad.AnnData(obs=pd.DataFrame(index=pd.Index(barcodes)))
+        cells = add_protein(cells, entry, inputs, dataset=dataset, seed=seed)
+        protein = cells.obsm["protein_counts"]
+        if "label" in cells.obs:
+            series = pd.Series(cells.obs["label"].astype(str).to_numpy(), index=cells.obs_names)
     if labels["from"] in ("file", "column"):
-        with open_cells(inputs["file"]) as (_, barcodes, _):
-            pass
         key = f"datasets.{dataset}.labels"
         if labels["from"] == "file":
             series = read_labels_file(
@@ -280,7 +292,11 @@ def prepare_streamed(dataset: str, entry: dict, inputs: dict, output: str) -> di
                 min_fraction=labels.get("min_labelled_fraction", 0.5),
             )
     return write_counts_h5ad(
-        inputs["file"], output, labels=series, uns={"provenance": provenance(dataset, entry)}
+        inputs["file"],
+        output,
+        labels=series,
+        protein=protein,
+        uns={"provenance": provenance(dataset, entry)},
     )
 
 
@@ -305,7 +321,7 @@ def main(
     if should_stream(entry, inputs):
         log.info("%s: large input, streamed in cell chunks", dataset)
         with Stopwatch() as sw:
-            info = prepare_streamed(dataset, entry, inputs, output)
+            info = prepare_streamed(dataset, entry, inputs, output, seed=seed)
         log.info(
             "prepared %s: %d cells x %d genes in %.1f s; peak RSS %.0f MB",
             dataset,

@@ -115,6 +115,7 @@ def cli(argv=None) -> None:
     fi.add_argument("--metrics", required=True)
     fi.add_argument("--timing", required=True)
     fi.add_argument("--md", required=True)
+    fi.add_argument("--ladder", help="the scaling ladder's table: claims also decided on its rungs")
     st = sub.add_parser("stability")
     st.add_argument("--tsv-files", nargs="+", required=True)
     st.add_argument("--h5ad-files", nargs="+", required=True)
@@ -182,10 +183,17 @@ def _run(a) -> None:
         scaling_figure(_table(a.timing, "timing table"), a.outputs)
         log.info("wrote %s", ", ".join(a.outputs))
     elif a.command == "findings":
-        from scdrbench.summary.findings import findings, findings_markdown
+        from scdrbench.summary.findings import (
+            at_scale,
+            at_scale_markdown,
+            findings,
+            findings_markdown,
+        )
 
-        table = findings(_table(a.metrics, "metrics table"), _table(a.timing, "timing table"))
-        write_text(findings_markdown(table), a.md)
+        metrics, timing = _table(a.metrics, "metrics table"), _table(a.timing, "timing table")
+        table = findings(metrics, timing)
+        scale = at_scale(metrics, timing, a.ladder)
+        write_text(findings_markdown(table) + "\n" + at_scale_markdown(scale), a.md)
         log.info("findings: %d verdicts", len(table))
     elif a.command == "stability":
         from scdrbench.summary.stability import (

@@ -16,6 +16,15 @@ table and the verdict follows.
    beats ``tsne`` on both KNC and CPD.
 5. The autoencoder is the fastest at scale: on the largest data set run, an autoencoder's
    median fit time is below that of every other method that is not a control or PCA.
+
+**At scale** (:func:`at_scale`, the section "At scale" of findings.md): claims 4 and 5 are
+decided once more, each on the largest run that has its methods, among this run's data sets
+and, when given (config ``findings.ladder``, the summary's ``--ladder``), the rungs of the
+scaling ladder's table (``benchmarks/results/ladder.tsv``, one run per rung and proxy version):
+the autoencoder-speed claim on the largest run where an autoencoder and another non-control
+method finished, the high-perplexity claim on the largest run with ``tsne`` and a global
+variant (``HIGH_PERPLEXITY``) both scored on KNC and CPD. The evidence quotes each number and
+its source (table, data set or rung), and names the methods that did not finish there.
 """
 
 from __future__ import annotations
@@ -30,6 +39,8 @@ RESOLVED = 0.9
 RESOLVED_ABS = 0.8
 CONTROLS = ("random", "true_features", "spectral", "pca")
 AUTOENCODERS = ("ae_keras", "ae_tf")
+#: t-SNE variants for global structure, in the order a verdict prefers them.
+HIGH_PERPLEXITY = ("tsne_p350", "tsne_p350_lean", "tsne_exag")
 
 HOLDS, FAILS, UNKNOWN = "holds", "does not hold", "not measured"
 
@@ -87,7 +98,7 @@ def autoencoders_match(metrics, timing, ds):
 
 def high_perplexity_global(metrics, timing, ds):
     base = {k: _value(metrics, ds, "tsne", k) for k in ("knc", "cpd")}
-    for variant in ("tsne_p350", "tsne_p350_lean"):
+    for variant in HIGH_PERPLEXITY:
         high = {k: _value(metrics, ds, variant, k) for k in ("knc", "cpd")}
         if all(np.isfinite(v) for v in (*base.values(), *high.values())):
             rows = [
@@ -191,3 +202,138 @@ def findings_markdown(table: pd.DataFrame) -> str:
             lines.append(f"- **{r.claim}: {r.verdict}.**{also} {r.evidence}")
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
+
+
+# --- at scale: each claim on the largest run that has its methods ------------------------
+
+
+def runs_of_this_run(metrics: pd.DataFrame, timing: pd.DataFrame | None) -> pd.DataFrame:
+    """This run's data sets as runs: ``source, run, n_cells, method, status, fit_seconds, knc,
+    cpd`` (median fit over repeats; scores from metrics.tsv)."""
+    cols = ["source", "run", "n_cells", "method", "status", "fit_seconds", "knc", "cpd"]
+    if timing is None or timing.empty:
+        return pd.DataFrame(columns=cols)
+    t = timing.copy()
+    if "status" not in t:
+        t["status"] = "ok"
+    t = t.groupby(["dataset", "method"], sort=False).agg(
+        n_cells=("n_cells", "max"),
+        status=("status", "first"),
+        fit_seconds=("fit_seconds", "median"),
+    )
+    scores = metrics[metrics["metric"].isin(["knc", "cpd"])].pivot_table(
+        index=["dataset", "method"], columns="metric", values="value", aggfunc="first"
+    )
+    t = t.join(scores.reindex(columns=["knc", "cpd"]), how="outer").reset_index()
+    t["source"] = "this run (`timing.tsv`, `metrics.tsv`)"
+    return t.rename(columns={"dataset": "run"})[cols]
+
+
+def read_ladder(path) -> pd.DataFrame:
+    """The ladder's table (``benchmarks/results/ladder.tsv``) as runs: one per rung and proxy
+    version, same columns as :func:`runs_of_this_run`."""
+    from pathlib import Path
+
+    from scdrbench.common.errors import ScdrbenchError
+    from scdrbench.common.io import read_table
+
+    if not Path(path).is_file():
+        raise ScdrbenchError(
+            f"config key 'findings.ladder': the ladder table {path} does not exist; make it with "
+            "`make ladder`, or remove the key"
+        )
+    needed = ["method", "rung", "status", "fit_s"]
+    lad = read_table(path, what="ladder table", columns=needed, comment="#")
+    version = lad["proxy_version"] if "proxy_version" in lad else pd.Series("", index=lad.index)
+    return pd.DataFrame(
+        {
+            "source": f"the ladder (`{path}`)",
+            "run": [f"rung {int(r):,}, proxy v{v}" for r, v in zip(lad["rung"], version)],
+            "n_cells": lad["rung"].astype(int),
+            "method": lad["method"],
+            "status": lad["status"].fillna("").astype(str),
+            "fit_seconds": pd.to_numeric(lad["fit_s"], errors="coerce"),
+            "knc": pd.to_numeric(lad.get("knc"), errors="coerce"),
+            "cpd": pd.to_numeric(lad.get("cpd"), errors="coerce"),
+        }
+    )
+
+
+def _largest(runs: pd.DataFrame, has) -> tuple[pd.DataFrame, str] | tuple[None, None]:
+    """The rows of the largest run for which ``has(rows)`` holds (ties: this run first)."""
+    best = None
+    for (source, run), rows in runs.groupby(["source", "run"], sort=False):
+        if has(rows) and (best is None or rows["n_cells"].max() > best[0]["n_cells"].max()):
+            best = (rows, f"{run} ({int(rows['n_cells'].max()):,} cells), {source}")
+    return best if best else (None, None)
+
+
+def _finished(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows[(rows["status"] == "ok") & rows["fit_seconds"].notna()]
+
+
+def speed_at_scale(runs: pd.DataFrame):
+    def has(rows):
+        ok = _finished(rows)["method"]
+        return ok.isin(AUTOENCODERS).any() and (~ok.isin((*AUTOENCODERS, *CONTROLS))).any()
+
+    rows, where = _largest(runs, has)
+    if rows is None:
+        return UNKNOWN, "no run has an autoencoder and another method both finished"
+    ok = _finished(rows).set_index("method")["fit_seconds"]
+    aes = ok[ok.index.isin(AUTOENCODERS)]
+    others = ok[~ok.index.isin((*AUTOENCODERS, *CONTROLS))]
+    evidence = [f"decided on {where}"]
+    evidence += [f"{m} fit {v:,.1f} s" for m, v in ok.sort_values().items() if m not in CONTROLS]
+    stopped = rows[(rows["status"] != "ok") & ~rows["method"].isin(CONTROLS)]
+    evidence += [f"{r.method}: {r.status}" for r in stopped.itertuples()]
+    return (HOLDS if aes.min() < others.min() else FAILS), "; ".join(evidence)
+
+
+def global_at_scale(runs: pd.DataFrame):
+    def scored(rows, method):
+        sel = rows[rows["method"] == method]
+        return len(sel) and sel[["knc", "cpd"]].notna().all(axis=None)
+
+    def has(rows):
+        return scored(rows, "tsne") and any(scored(rows, v) for v in HIGH_PERPLEXITY)
+
+    rows, where = _largest(runs, has)
+    if rows is None:
+        return UNKNOWN, "no run has tsne and a high-perplexity variant both scored on KNC and CPD"
+    by = rows.set_index("method")
+    present = [v for v in HIGH_PERPLEXITY if scored(rows, v)]
+    evidence = [f"decided on {where}"] + [
+        f"{m}: KNC {by.at[m, 'knc']:.3f}, CPD {by.at[m, 'cpd']:.3f}" for m in ("tsne", *present)
+    ]
+    first = present[0]
+    ok = all(by.at[first, k] > by.at["tsne", k] for k in ("knc", "cpd"))
+    return (HOLDS if ok else FAILS), "; ".join(evidence + [f"verdict on {first}"])
+
+
+def at_scale(metrics: pd.DataFrame, timing: pd.DataFrame | None, ladder=None) -> pd.DataFrame:
+    """``claim, verdict, evidence`` of claims 4 and 5, each on the largest run with its methods
+    (this run's data sets and, when given, the ladder table's rungs)."""
+    runs = runs_of_this_run(metrics, timing)
+    if ladder is not None:
+        parts = [r for r in (runs, read_ladder(ladder)) if len(r)]
+        runs = pd.concat(parts, ignore_index=True)
+    rows = []
+    for claim, rule in (
+        ("t-SNE at high perplexity keeps more global structure", global_at_scale),
+        ("The autoencoder is the fastest at scale", speed_at_scale),
+    ):
+        verdict, evidence = rule(runs)
+        rows.append({"claim": claim, "verdict": verdict, "evidence": evidence})
+    return pd.DataFrame(rows, columns=["claim", "verdict", "evidence"])
+
+
+def at_scale_markdown(table: pd.DataFrame) -> str:
+    """The section "At scale" of findings.md."""
+    lines = [
+        "## At scale",
+        "Each claim decided on the largest run that has its methods (this run's data sets and "
+        "the scaling ladder's rungs when the ladder table is given).",
+    ]
+    lines += [f"- **{r.claim}: {r.verdict}.** {r.evidence}" for r in table.itertuples()]
+    return "\n".join(lines) + "\n"

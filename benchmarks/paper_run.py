@@ -1,0 +1,245 @@
+"""The paper run as a user types it: inputs, budgets, the run, and its export.
+
+Usage (from the repository root; ``make paper`` runs ``run``)::
+
+    python benchmarks/paper_run.py inputs               # make the stand-in inputs that are missing
+    python benchmarks/paper_run.py budgets              # the budget block of benchmarks/paper.yaml
+    python benchmarks/paper_run.py run [--cores 2]      # inputs, snakemake, export
+    python benchmarks/paper_run.py run --n-cells 20000  # the same on a small proxy (a check)
+    python benchmarks/paper_run.py run --n-cells 3000 --methods pca tsne ae_keras ae_citeseq
+    python benchmarks/paper_run.py export               # copy the products to paper_run/
+
+``inputs`` makes, under ``scratch/``, what ``benchmarks/paper.yaml`` reads when missing: the
+1.3M proxy (the ladder's file, ``ladder.ensure_proxy``), its simulated antibodies
+(``src/scdrbench/data/proxy_adt.py``) and the CBMC-sized CITE-seq pair. ``budgets`` derives the budget
+block from the ladder's measured 1.3M jobs (``benchmarks/results/ladder.tsv``): ``MARGIN`` times
+each job's CPU seconds (its time on one thread; at least its wall time) and peak memory, at least each method's own memory model, rounded up, and
+never over the node (``NODE_MEM``); a test keeps paper.yaml equal to it. ``run`` resumes (jobs that
+finished earlier are not run again) and ``--keep-going``: a job past its budget ends as a status
+row and the tables and figures are still made. ``export`` copies the comparison figure, the metrics
+heatmap, the timing, metrics and ranking tables and findings.md to
+``benchmarks/results/paper_run/`` with a README naming the machine, versions, date, command and the
+run's total compute (the sum of its jobs' seconds, Snakemake's ``benchmark:`` rows). A run with
+``--n-cells`` works in ``scratch/paper_n{N}/`` and exports there, never to benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CONFIG = "benchmarks/paper.yaml"
+PROXY_ADT = "scratch/proxy_1m_adt.h5ad"
+CBMC_RNA = "scratch/cbmc_sim_rna.csv.gz"
+CBMC_ADT = "scratch/cbmc_sim_adt.csv.gz"
+LADDER = "benchmarks/results/ladder.tsv"
+EXPORT = ROOT / "benchmarks" / "results" / "paper_run"
+#: Budget = MARGIN x the ladder's measured 1.3M job (wall time, peak memory), at least the floors.
+MARGIN = 1.5
+MIN_TIME_MIN = 10
+MIN_MEM_G = 4
+#: A 2-core, 24 GiB node: what a job may hold, leaving the system and Snakemake the rest.
+NODE_MEM_G = 22
+#: The products copied to the export: (results path, name in the export).
+PRODUCTS = [
+    "figures/comparison.png",
+    "figures/comparison.pdf",
+    "figures/metrics_heatmap.png",
+    "figures/metrics_heatmap.pdf",
+    "tables/timing.tsv",
+    "tables/timing.md",
+    "tables/metrics.tsv",
+    "tables/metrics.md",
+    "tables/ranking.tsv",
+    "tables/ranking.md",
+    "tables/findings.md",
+]
+
+
+def ensure_inputs(n_cells: int | None = None) -> dict:
+    """Make the stand-in inputs that are missing; returns ``{name: path}`` of them. With
+    ``n_cells`` a proxy of that many cells (and its antibodies) goes under scratch/paper_n{N}/."""
+    from scdrbench.data.proxy import PROXY_VERSION, spec_for
+    from scdrbench.data.proxy_adt import adt_matches, write_citeseq_pair, write_proxy_adt
+
+    if n_cells:
+        work = ROOT / "scratch" / f"paper_n{n_cells}"
+        proxy, adt = work / "proxy.h5", work / "proxy_adt.h5ad"
+        if not proxy.exists():
+            work.mkdir(parents=True, exist_ok=True)
+            cmd = [
+                sys.executable,
+                "-m",
+                "scdrbench.data.proxy",
+                str(proxy),
+                "--n-cells",
+                str(n_cells),
+            ]
+            subprocess.run(cmd, cwd=ROOT, check=True)
+    else:
+        from ladder import PROXY, ensure_proxy
+
+        ensure_proxy()
+        proxy, adt = ROOT / PROXY, ROOT / PROXY_ADT
+    spec = spec_for(PROXY_VERSION, **({"n_cells": n_cells} if n_cells else {}))
+    if not adt_matches(spec, adt):  # missing, or made for another proxy
+        print(json.dumps(write_proxy_adt(spec, str(adt))))
+    if not ((ROOT / CBMC_RNA).exists() and (ROOT / CBMC_ADT).exists()):
+        print(json.dumps(write_citeseq_pair(str(ROOT / CBMC_RNA), str(ROOT / CBMC_ADT))))
+    return {"proxy": proxy, "adt": adt, "cbmc_rna": ROOT / CBMC_RNA, "cbmc_adt": ROOT / CBMC_ADT}
+
+
+def budgets(ladder: str | Path = ROOT / LADDER) -> dict:
+    """The paper config's ``budget`` block, from the ladder's 1.3M jobs (see the module doc)."""
+    import pandas as pd
+
+    from scdrbench.common.config import INPUT_DIMS
+    from scdrbench.methods import get_method
+    from scdrbench.stages.check_config import check
+
+    config = check([])
+    lad = pd.read_csv(ladder, sep="\t", comment="#")
+    top = lad[(lad["rung"] == lad["rung"].max()) & (lad["status"] == "ok")]
+    top = top.drop_duplicates("method", keep="last").set_index("method")
+    n = int(lad["rung"].max())
+    methods = {}
+    for m in config["selection"]["methods"]:
+        if m not in top.index:
+            continue  # not measured at 1.3M: the stage's budget (the ladder's)
+        entry = config["methods"][m]
+        model = get_method(entry["algorithm"]).estimate_memory_mb(
+            n, config["preprocess"][INPUT_DIMS[entry["input"]]], **entry["params"]
+        )
+        # CPU seconds, not wall: the job as it would run on one thread (the paper's umap is
+        # deterministic, pinned to one thread; the ladder ran it on two), at least its wall time
+        base = max(top.at[m, "job_s"], top.at[m, "cpu_s"])
+        minutes = max(MIN_TIME_MIN, 5 * math.ceil(MARGIN * base / 60 / 5))
+        mem = max(MIN_MEM_G, math.ceil(max(MARGIN * top.at[m, "max_rss_mb"], model) / 1024))
+        methods[m] = {"time": f"{minutes}m", "mem": f"{min(mem, NODE_MEM_G)}G"}
+    return {
+        "stages": {
+            "embed": {"time": "100m", "mem": f"{NODE_MEM_G}G"},
+            "score": {"time": "60m", "mem": "16G"},
+        },
+        "methods": methods,
+        "over_estimate": "skip",
+    }
+
+
+def small_override(n_cells: int, inputs: dict, methods: list[str] | None = None) -> Path:
+    """A config file over paper.yaml for a run on a small proxy (absolute paths: it runs in its
+    own directory), with only ``methods`` when given."""
+    import yaml
+
+    work = ROOT / "scratch" / f"paper_n{n_cells}"
+    override = {
+        "datasets": {
+            "mouse_brain_1m": {
+                "path": str(inputs["proxy"]),
+                "adt_path": str(inputs["adt"]),
+                "n_cells": n_cells,
+                "subsample": [max(1000, n_cells // 10)],
+            },
+            "cbmc": {"path": str(inputs["cbmc_rna"]), "adt_path": str(inputs["cbmc_adt"])},
+        },
+        "findings": {"ladder": str(ROOT / LADDER)},
+    }
+    if methods:
+        override["selection"] = {"datasets": ["cbmc", "mouse_brain_1m"], "methods": methods}
+    path = work / "override.yaml"
+    path.write_text(yaml.safe_dump(override, sort_keys=False))
+    return path
+
+
+def run(cores: int, n_cells: int | None, methods: list[str] | None = None) -> None:
+    inputs = ensure_inputs(n_cells)
+    cmd = ["snakemake", "-s", str(ROOT / "Snakefile"), "--configfile", str(ROOT / CONFIG)]
+    work, out = ROOT, EXPORT
+    if n_cells:
+        work = ROOT / "scratch" / f"paper_n{n_cells}"
+        cmd += [str(small_override(n_cells, inputs, methods)), "--directory", str(work)]
+        out = work / "export"
+    cmd += ["--cores", str(cores), "--keep-going", "--rerun-incomplete"]
+    print(" ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, cwd=ROOT, check=False)
+    export(work / "results", out, command=" ".join(sys.argv), returncode=proc.returncode)
+
+
+def total_compute(results: Path) -> tuple[float, int]:
+    """Seconds summed over every job's Snakemake benchmark row (repeats included), and jobs."""
+    import pandas as pd
+
+    seconds, jobs = 0.0, 0
+    for path in sorted((results / "benchmarks").rglob("*.tsv")):
+        rows = pd.read_csv(path, sep="\t")
+        seconds += float(pd.to_numeric(rows["s"], errors="coerce").fillna(0).sum())
+        jobs += 1
+    return seconds, jobs
+
+
+def export(results: Path, out: Path, *, command: str, returncode: int = 0) -> None:
+    """Copy the products to ``out`` with a README of how they were made."""
+    from ladder_report import machine, versions
+
+    out.mkdir(parents=True, exist_ok=True)
+    copied, missing = [], []
+    for rel in PRODUCTS:
+        src = results / rel
+        if src.exists():
+            shutil.copy2(src, out / Path(rel).name)
+            copied.append(Path(rel).name)
+        else:
+            missing.append(rel)
+    seconds, jobs = total_compute(results)
+    lines = [
+        "# The paper run (benchmarks/paper.yaml)",
+        "",
+        f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {machine()}",
+        f"- versions: {versions()}",
+        f"- command: `{command}` (snakemake exit status {returncode})",
+        f"- total compute: {seconds:,.0f} s ({seconds / 3600:.2f} h) summed over {jobs} jobs' "
+        "Snakemake benchmark rows (wall seconds of each job, all stages)",
+        f"- files: {', '.join(copied)}",
+    ]
+    if missing:
+        lines.append(f"- not made: {', '.join(missing)}")
+    (out / "README.md").write_text("\n".join(lines) + "\n")
+    print(f"exported {len(copied)} files to {out}; total compute {seconds:,.0f} s")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("inputs").add_argument("--n-cells", type=int)
+    sub.add_parser("budgets")
+    r = sub.add_parser("run")
+    r.add_argument("--cores", type=int, default=2)
+    r.add_argument("--n-cells", type=int, help="a small proxy instead of the 1.3M one (a check)")
+    r.add_argument("--methods", nargs="+", help="with --n-cells: only these methods (a check)")
+    sub.add_parser("export")
+    a = p.parse_args(argv)
+    if a.command == "inputs":
+        print({k: str(v) for k, v in ensure_inputs(a.n_cells).items()})
+    elif a.command == "budgets":
+        import yaml
+
+        print(yaml.safe_dump({"budget": budgets()}, sort_keys=False))
+    elif a.command == "run":
+        if a.methods and not a.n_cells:
+            p.error("--methods only with --n-cells: the paper run is the whole selection")
+        run(a.cores, a.n_cells, a.methods)
+    else:
+        export(ROOT / "results", EXPORT, command=" ".join(sys.argv))
+
+
+if __name__ == "__main__":
+    main()
