@@ -114,6 +114,28 @@ def read_h5ad(path: str | os.PathLike, *, what: str = "file", backed: bool = Fal
         ) from None
 
 
+def read_h5ad_parts(f, obsm_key: str, *, obs_columns=(), uns_keys=()):
+    """From an open h5ad file (``h5py.File``) only ``(obs_names, obsm[obsm_key], {column: values
+    or None when absent}, {uns key: scalar})``: never the count matrix. A missing group or
+    ``obsm_key`` raises ``KeyError`` (the caller names the file)."""
+    import numpy as np
+    from anndata.io import read_elem
+
+    obs = f["obs"]
+    names = np.asarray(read_elem(obs[obs.attrs["_index"]]), dtype=object)
+    coords = read_elem(f["obsm"][obsm_key])
+    coords = np.asarray(coords.to_numpy() if hasattr(coords, "to_numpy") else coords)
+    columns = {
+        c: np.asarray(read_elem(obs[c]), dtype=object) if c in obs else None for c in obs_columns
+    }
+    uns = {}
+    for key in uns_keys:
+        if key in f["uns"]:
+            value = read_elem(f["uns"][key])
+            uns[key] = value.item() if hasattr(value, "item") else value
+    return names, coords, columns, uns
+
+
 def read_table(path, *, what: str = "table", columns=(), rebuild=None, **read_csv_args):
     """Read a tab-separated results file; a missing, unreadable or cut one (a needed column
     absent) is one line naming it and the command that rebuilds ``rebuild`` (default: it)."""

@@ -13,7 +13,7 @@ import pandas as pd
 from scdrbench.common import embedding_file, keep
 from scdrbench.common.errors import ScdrbenchError
 from scdrbench.common.io import atomic_path
-from scdrbench.metrics import METRICS
+from scdrbench.metrics.registry import METRICS
 from scdrbench.summary.tables import (
     _fmt_seconds,
     _fmt_value,
