@@ -181,7 +181,7 @@ def _metric_file(path, dataset, method, values):
 
 
 def test_scores_of_a_kept_result_are_marked_everywhere(tmp_path):
-    from scdrbench.summary import cli
+    from scdrbench.summary.cli import cli
     from scdrbench.summary.findings import findings, findings_markdown
     from scdrbench.summary.render import ranking_markdown
     from scdrbench.summary.tables import ranking_table
