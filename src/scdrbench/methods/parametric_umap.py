@@ -159,7 +159,7 @@ def embed(
         for message in (".*n_jobs value.*", ".*shuffle=True.*", ".*build\\(\\)` was called.*"):
             warnings.filterwarnings("ignore", message=message)
         model.fit(Xs)
-    data = _nn.dataset(tf, Xs, 65536, target=False)
+    data = _nn.dataset(tf, Xs, _nn.PREDICT_BATCH, target=False)
     emb = np.asarray(encoder.predict(data, verbose=0), dtype=np.float32)
     _nn.finish_info(
         info,

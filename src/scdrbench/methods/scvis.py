@@ -67,7 +67,6 @@ NAME = "scvis"
 LATENT = 2
 TARGET_STEPS = 3000
 MAX_BATCH = 512
-PREDICT_BATCH = 65536
 BISECTION_STEPS = 40
 
 
@@ -299,9 +298,8 @@ def embed(
             raise ScdrbenchError(
                 f"{NAME}: the loss diverged (epoch {epoch + 1}); lower params.learning_rate"
             )
-    emb = np.concatenate(
-        [np.asarray(latent_mean(Xs[s : s + PREDICT_BATCH])) for s in range(0, n, PREDICT_BATCH)]
-    )
+    step = _nn.PREDICT_BATCH
+    emb = np.concatenate([np.asarray(latent_mean(Xs[s : s + step])) for s in range(0, n, step)])
     _nn.finish_info(
         info,
         history=history,
