@@ -75,6 +75,17 @@ def write_h5ad(adata, path: str | os.PathLike, *, compression: str | None = None
         adata.write_h5ad(tmp, compression=compression)
 
 
+def sha256sum(path: str | os.PathLike, block: int = 1 << 24) -> str:
+    """Hex SHA-256 of a file, read in blocks (downloads, the proxy's record, kept outputs)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def write_table(df, path: str | os.PathLike, *, sep: str = "\t") -> None:
     """Write a pandas DataFrame as TSV atomically."""
     with atomic_path(path) as tmp:

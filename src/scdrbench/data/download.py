@@ -29,6 +29,7 @@ import re
 from pathlib import Path
 
 from scdrbench.common.errors import ScdrbenchError, cli_errors
+from scdrbench.common.io import sha256sum
 from scdrbench.common.runtime import setup_logging
 from scdrbench.data.filecheck import BLOCK, check_csv, check_opens, check_tenx
 
@@ -44,15 +45,6 @@ def offline_message(url: str, output: str, dataset: str, err: Exception) -> str:
         f"{output} and re-run, or set datasets.{dataset}.path (or adt_path) in your config to a "
         "local copy"
     )
-
-
-def sha256sum(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(BLOCK), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def lock_path(output: str | Path) -> Path:
