@@ -1,5 +1,5 @@
 """The code's shape: no import cycle in the package (src/scdrbench), no module over about 400 lines without a
-reason written at its top."""
+reason written at its top, no function over 80 lines without a reason written at its top."""
 
 from __future__ import annotations
 
@@ -81,3 +81,47 @@ def test_long_modules_say_why():
         if len(lines) > LONG:
             head = "\n".join(lines[:15])
             assert REASON in head, f"{path.relative_to(ROOT)}: {len(lines)} lines, no reason"
+
+
+LONG_FUNCTION = 80
+FUNCTION_REASON = "Longer than 80 lines"
+
+
+def long_functions(source: str) -> list[tuple[str, int, int]]:
+    """``(name, first line, length)`` of every function over :data:`LONG_FUNCTION` lines (its
+    docstring included) without a comment saying why: ``# Longer than 80 lines: ...`` between
+    its ``def`` and its first statement after the docstring."""
+    lines = source.splitlines()
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        length = node.end_lineno - node.lineno + 1
+        if length <= LONG_FUNCTION:
+            continue
+        body = node.body
+        has_doc = isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+        first = body[1] if has_doc and len(body) > 1 else body[0]
+        head = "\n".join(lines[node.lineno - 1 : first.lineno - 1])
+        if FUNCTION_REASON not in head:
+            out.append((node.name, node.lineno, length))
+    return out
+
+
+def test_long_functions_say_why():
+    found = [
+        f"{path.relative_to(ROOT)}:{line} {name} ({length} lines)"
+        for path in _modules().values()
+        for name, line, length in long_functions(path.read_text())
+    ]
+    assert not found, "functions over 80 lines without a reason: " + ", ".join(found)
+
+
+def test_the_long_function_finder_finds_one():
+    body = "".join(f"    x{i} = {i}\n" for i in range(LONG_FUNCTION))
+    long = f'def f():\n    """Doc."""\n{body}'
+    assert long_functions(long) == [("f", 1, LONG_FUNCTION + 2)]
+    reason = f'def f():\n    """Doc."""\n    # {FUNCTION_REASON}: one loop.\n{body}'
+    assert long_functions(reason) == []
+    short = "def g():\n" + "".join(f"    x{i} = {i}\n" for i in range(LONG_FUNCTION - 1))
+    assert long_functions(short) == []

@@ -315,20 +315,27 @@ def _fetch(
         length = resp.headers.get("Content-Length")
         expected = total or (have + int(length) if length else None)
         _stream(resp, part, mode, have, expected, url)
-        got = part.stat().st_size
-        plain = resp.headers.get("Content-Encoding", "identity") == "identity"
-        again = "resume" if meta.exists() else "download it again"
-        if length is not None and plain and got != have + int(length):
-            raise ScdrbenchError(
-                f"{out.name}: received {got - have} of the {length} bytes the server "
-                f"announced (Content-Length); the transfer was cut: re-run to {again}"
-            )
-        if total is not None and got != total:
-            raise ScdrbenchError(
-                f"{out.name}: {got} of the {total} bytes the server announced (Content-Range); "
-                f"the transfer was cut: re-run to {again}"
-            )
+        _check_complete(resp, out, part, meta, have, total)
     return False
+
+
+def _check_complete(resp, out: Path, part: Path, meta: Path, have: int, total) -> None:
+    """The partial file holds every byte the server announced (Content-Length after ``have``,
+    Content-Range's total), else a ScdrbenchError that says re-running resumes it."""
+    length = resp.headers.get("Content-Length")
+    got = part.stat().st_size
+    plain = resp.headers.get("Content-Encoding", "identity") == "identity"
+    again = "resume" if meta.exists() else "download it again"
+    if length is not None and plain and got != have + int(length):
+        raise ScdrbenchError(
+            f"{out.name}: received {got - have} of the {length} bytes the server "
+            f"announced (Content-Length); the transfer was cut: re-run to {again}"
+        )
+    if total is not None and got != total:
+        raise ScdrbenchError(
+            f"{out.name}: {got} of the {total} bytes the server announced (Content-Range); "
+            f"the transfer was cut: re-run to {again}"
+        )
 
 
 def _stream(resp, part: Path, mode: str, have: int, total: int | None, url: str) -> None:
