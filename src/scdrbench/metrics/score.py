@@ -1,9 +1,11 @@
 """The scoring job: score a 2-D embedding against the dataset's 50-PC reference.
 
-The metrics themselves are declared in :mod:`scdrbench.metrics.registry`. This module reads the embedding and the dataset's ``pca.h5ad``, checks that they describe the
-same cells in the same order, and writes ``results/metrics/{dataset}/{method}.tsv``; as a job it
-runs supervised (:mod:`scdrbench.common.supervise`), so a scoring job that fails or runs past its
-budget still writes the file, every metric NaN with the reason in ``note``.
+The metrics themselves are declared in :mod:`scdrbench.metrics.registry`. This module reads
+the embedding and the dataset's ``pca.h5ad``, checks that they describe the same cells in the
+same order, and writes ``results/metrics/{dataset}/{method}.tsv``; as a job it runs supervised
+(:mod:`scdrbench.common.supervise`), so a scoring job that fails or runs past its budget still
+writes the file, every metric NaN with the reason in ``note``. Its command line is
+``python scripts/score.py`` (the rule) or ``python -m scdrbench.metrics``.
 
 Non-finite coordinates: a method that diverges (NaN/inf) gets every metric reported as NaN with a
 note saying how many cells were affected, instead of an error. A non-finite *reference* is a bug
