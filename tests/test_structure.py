@@ -125,3 +125,30 @@ def test_the_long_function_finder_finds_one():
     assert long_functions(reason) == []
     short = "def g():\n" + "".join(f"    x{i} = {i}\n" for i in range(LONG_FUNCTION - 1))
     assert long_functions(short) == []
+
+
+def test_package_inits_only_re_export():
+    """A package's ``__init__.py`` names what it offers (at most 40 lines, no function or class
+    of its own): jobs and command lines are modules of their own."""
+    for path in SRC.rglob("__init__.py"):
+        tree = ast.parse(path.read_text())
+        defined = [
+            n.name
+            for n in tree.body
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        ]
+        assert not defined, f"{path.relative_to(ROOT)} defines {defined}"
+        assert len(path.read_text().splitlines()) <= 40, f"{path.relative_to(ROOT)} is long"
+
+
+def test_tables_and_figures_do_not_load_the_scoring_job():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, scdrbench.summary.tables, scdrbench.summary.figures\n"
+        "assert 'scdrbench.metrics.score' not in sys.modules, 'the scoring job was imported'\n"
+        "assert 'scdrbench.summary.cli' not in sys.modules, 'the summary CLI was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
