@@ -25,7 +25,9 @@ RUNNER_ARGS = {"seed", "info", "threads"}
 
 def test_algorithms_are_the_modules_on_disk():
     on_disk = sorted(
-        p.stem for p in (ROOT / "src" / "scdrbench" / "methods").glob("*.py") if not p.stem.startswith("_")
+        p.stem
+        for p in (ROOT / "src" / "scdrbench" / "methods").glob("*.py")
+        if not p.stem.startswith("_")
     )
     assert list(ALGORITHMS) == on_disk
 
