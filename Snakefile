@@ -5,7 +5,7 @@
 #   results/data/{dataset}/counts.h5ad              raw counts, obs['label'], provenance
 #   results/data/{dataset}/pca.h5ad                 log-HVG X, obsm['X_pca'], n_significant_pcs
 #   results/embed/{dataset}/{method}.h5ad           obsm['X_emb'] (n x 2), fit_seconds, peak_rss_mb
-#   results/metrics/{dataset}/{method}.tsv          one tidy row per metric
+#   results/metrics/{dataset}/{method}.tsv          one tidy row per metric (the score stage's)
 #   results/benchmarks/{stage}/{dataset}/{method}.tsv   Snakemake benchmark rows
 #   results/benchmarks/summary/{job}.tsv            the summary jobs' benchmark rows
 #   results/logs/{stage}/{dataset}/{method}.log
@@ -25,10 +25,11 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 include: "rules/common.smk"
+include: "rules/targets.smk"
 include: "rules/data.smk"
 include: "rules/preprocess.smk"
 include: "rules/embed.smk"
-include: "rules/metrics.smk"
+include: "rules/score.smk"
 include: "rules/summary.smk"
 include: "rules/stability.smk"
 
@@ -44,9 +45,9 @@ rule embeddings:
         get_embedding_outputs(),
 
 
-rule metrics:
+rule score:
     input:
-        get_metric_outputs(),
+        get_score_outputs(),
 
 
 rule summary:

@@ -148,7 +148,7 @@ def run_bare(method: str, entry: dict, a: argparse.Namespace, n: int) -> dict:
 def rung_input(config: dict, size: int, cores: int) -> str:
     """``results/data/{rung}/pca.h5ad`` of the ladder's rung of ``size`` cells, made through the
     workflow (proxy, prepare, preprocess) when it is missing."""
-    from ladder import CONFIG, ensure_proxy, rung_ids, unlock_if_stale
+    from ladder_setup import CONFIG, ensure_proxy, rung_ids, unlock_if_stale
 
     ids = rung_ids(config)
     if size not in ids:
@@ -203,8 +203,9 @@ def main(argv=None) -> None:
         raise SystemExit(f"--repeats {a.repeats}: must be 1 or more (pairs per method)")
 
     import anndata as ad
-    from ladder import ladder_config
-    from ladder_report import machine, versions
+    from ladder_setup import ladder_config
+
+    from scdrbench.common.provenance import machine, versions
 
     config = ladder_config()
     if a.rung is not None:

@@ -25,61 +25,20 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import ladder_report
+import ladder_setup as L
+from ladder_setup import (
+    CONFIG,
+    ROOT,
+    SHARED_WITH_DEFAULT,
+    ensure_proxy,
+    ladder_config,
+    rung_ids,
+    unlock_if_stale,
+)
 
-CONFIG = "benchmarks/ladder.yaml"
-DATASET = "proxy_1m"
-PROXY = "scratch/proxy_1m.h5"
-LABELS = "scratch/proxy_1m_labels.csv"
-RECORD = "benchmarks/results/proxy_1m.json"
-RESULTS = ROOT / "benchmarks" / "results"
-#: What else ran on the machine while the ladder ran (written into the table's header).
-SHARED_WITH_DEFAULT = "nothing else"
-
-
-def ladder_config() -> dict:
-    """The validated ladder config (config.yaml extended by benchmarks/ladder.yaml, merged as
-    Snakemake merges a --configfile: ``scdrbench.stages.check_config.check``)."""
-    from scdrbench.stages.check_config import check
-
-    return check([str(ROOT / CONFIG)])
-
-
-def rung_ids(config: dict) -> dict[int, str]:
-    """``{n_cells: dataset id}`` of every rung, smallest first."""
-    entry = config["datasets"][DATASET]
-    rungs = {size: f"{DATASET}_n{size}" for size in entry["subsample"]}
-    rungs[entry["n_cells"]] = DATASET
-    return dict(sorted(rungs.items()))
-
-
-def ensure_proxy() -> dict:
-    """Generate the proxy unless the file is there with the recorded checksum and the record
-    is of the generator's current version (``scdrbench.data.proxy.PROXY_VERSION``)."""
-    from scdrbench.data.proxy import PROXY_VERSION, sha256sum
-
-    record = json.loads((ROOT / RECORD).read_text()) if (ROOT / RECORD).exists() else None
-    path = ROOT / PROXY
-    version = record.get("spec", {}).get("version", 1) if record else None
-    if record and version != PROXY_VERSION:
-        print(f"proxy {PROXY}: {RECORD} is version {version}; generating version {PROXY_VERSION}")
-    elif record and path.exists() and (ROOT / LABELS).exists():
-        if path.stat().st_size == record.get("size") and sha256sum(str(path)) == record["sha256"]:
-            print(f"proxy {PROXY}: present, sha256 matches {RECORD}")
-            return record
-        print(f"proxy {PROXY}: checksum differs from {RECORD}; generating it again")
-    cmd = [sys.executable, "-m", "scdrbench.data.proxy", PROXY, "--labels", LABELS]
-    cmd += ["--record", RECORD]
-    subprocess.run(cmd, cwd=ROOT, check=True)
-    return json.loads((ROOT / RECORD).read_text())
-
-
-SKIPS = RESULTS / "ladder_skips.json"
 #: A method is not run at a rung when its power law, fitted to its finished rungs, predicts a fit
 #: time above this many times its time budget (it would only be stopped by the budget).
 PREDICTED_OVER = 2.0
@@ -91,13 +50,12 @@ def ladder_skips(config: dict, size: int, methods: list[str]) -> dict[str, str]:
     own check, ``predicted_overruns``), or predicted by their fitted power law to run far past
     their time budget; the first reason that holds is given."""
     import numpy as np
-    from ladder_report import merged_timing
 
     from scdrbench.common.budget import format_duration, job_budget
     from scdrbench.common.config import predicted_overruns
     from scdrbench.summary.scaling import power_law
 
-    timing = merged_timing(config)
+    timing = ladder_report.merged_timing(config)
     skips = {}
     for m in methods:
         sub = timing[(timing["method"] == m) & (timing["n_cells"] < size)] if len(timing) else None
@@ -123,53 +81,13 @@ def ladder_skips(config: dict, size: int, methods: list[str]) -> dict[str, str]:
     return skips
 
 
-def snakemake_running_in(root: Path) -> bool:
-    """Whether a Snakemake process works in ``root`` (``snakemake ...`` or ``python -m
-    snakemake ...``, any user this process may inspect)."""
-    import psutil
-
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmd = proc.info["cmdline"] or []
-        if proc.info["pid"] == os.getpid() or not cmd:
-            continue
-        head = [Path(c).name for c in cmd[:3]]
-        if "snakemake" not in head and cmd[1:3] != ["-m", "snakemake"]:
-            continue
-        try:
-            if Path(proc.cwd()).resolve() == root.resolve():
-                return True
-        except (psutil.Error, OSError):
-            continue
-    return False
-
-
-def unlock_if_stale(root: Path = ROOT) -> bool:
-    """A sitting that ends mid-run (the session closes, the machine goes away) leaves
-    Snakemake's lock behind, and the next ``run`` would stop at "Directory cannot be locked".
-    When no Snakemake works in ``root``, the lock is stale: remove it (``snakemake --unlock``)
-    and say so. A live run's lock is left alone. Returns whether a lock was removed."""
-    locks = root / ".snakemake" / "locks"
-    if not locks.is_dir() or not any(locks.iterdir()) or snakemake_running_in(root):
-        return False
-    print(
-        f"ladder: {locks.relative_to(root)} holds the lock of an earlier run that no longer runs "
-        "(no Snakemake works in this directory): removing it with snakemake --unlock",
-        flush=True,
-    )
-    cmd = ["snakemake", "--configfile", CONFIG, "--unlock", "--cores", "1", "--quiet", "all"]
-    subprocess.run(cmd, cwd=root, check=True, capture_output=True)
-    return True
-
-
 def run(rungs: list[int] | None, methods: list[str] | None, cores: int, shared_with: str):
-    from ladder_report import table
-
     config = ladder_config()
     ensure_proxy()
     unlock_if_stale()
     ids = rung_ids(config)
     methods = methods or config["selection"]["methods"]
-    recorded = json.loads(SKIPS.read_text()) if SKIPS.exists() else {}
+    recorded = json.loads(L.SKIPS.read_text()) if L.SKIPS.exists() else {}
     for size, ds in ids.items():
         if rungs and size not in rungs:
             continue
@@ -177,8 +95,8 @@ def run(rungs: list[int] | None, methods: list[str] | None, cores: int, shared_w
         for m, why in skips.items():
             print(f"{ds}/{m}: {why}")
             recorded[f"{ds}/{m}"] = why
-        SKIPS.parent.mkdir(parents=True, exist_ok=True)
-        SKIPS.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
+        L.SKIPS.parent.mkdir(parents=True, exist_ok=True)
+        L.SKIPS.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
         targets = [f"results/metrics/{ds}/{m}.tsv" for m in methods if m not in skips]
         if not targets:
             continue
@@ -189,7 +107,7 @@ def run(rungs: list[int] | None, methods: list[str] | None, cores: int, shared_w
         cmd += ["--rerun-triggers", "mtime", "input", "--rerun-incomplete", *targets]
         print(f"\n== rung {size:,} cells ({ds}): {' '.join(cmd)}", flush=True)
         subprocess.run(cmd, cwd=ROOT, check=False)
-        table(shared_with)
+        ladder_report.table(shared_with)
 
 
 def summary(shared_with: str, cores: int) -> None:
@@ -230,9 +148,7 @@ def summary(shared_with: str, cores: int) -> None:
         r = pd.read_csv(b, sep="\t").iloc[0]
         rows.append({"job": b.stem, "s": r["s"], "max_rss_mb": r["max_rss"]})
     df = pd.DataFrame(rows)
-    from ladder_report import header
-
-    head = header(json.loads((ROOT / RECORD).read_text()), shared_with)
+    head = ladder_report.header(json.loads((ROOT / L.RECORD).read_text()), shared_with)
     head[0] = "The summary stage on the 1.3M-cell proxy (benchmarks/ladder.py summary)"
     head[5] = "command: python benchmarks/ladder.py summary"
     head[7] = "columns: job: the summary rule; s and max_rss_mb: Snakemake's benchmark of the job"
@@ -241,11 +157,11 @@ def summary(shared_with: str, cores: int) -> None:
         f"summary jobs at once (1 thread each); the whole stage took {wall:.0f} s "
         f"including Snakemake's start; the largest job peaked at {df['max_rss_mb'].max():.0f} MB"
     )
-    with open(RESULTS / "ladder_summary.tsv", "w") as out:
+    with open(L.RESULTS / "ladder_summary.tsv", "w") as out:
         out.writelines(f"# {line}\n" for line in head)
         df.to_csv(out, sep="\t", index=False)
     md = "\n".join(f"> {line}  " for line in head) + "\n\n"
-    (RESULTS / "ladder_summary.md").write_text(md + df.to_markdown(index=False) + "\n")
+    (L.RESULTS / "ladder_summary.md").write_text(md + df.to_markdown(index=False) + "\n")
     print(df.to_string(index=False))
     print(head[-1])
 
@@ -267,9 +183,7 @@ def main(argv=None) -> None:
     elif a.command == "summary":
         summary(a.shared_with, a.cores)
     else:
-        from ladder_report import table
-
-        table(a.shared_with)
+        ladder_report.table(a.shared_with)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The scaling ladder's table and figure (``python benchmarks/ladder.py table``).
 
 ``table`` writes ``benchmarks/results/ladder.{tsv,md}`` (every method at every rung: its numbers,
-or its status, or "not run yet"), ``ladder_fits.tsv`` (time ~ n^b and memory ~ n^c per method)
+or its status, or "not run yet"), ``measured_peaks.tsv`` (each job's memory peak per rung, the
+file the memory models are checked against), ``ladder_fits.tsv`` (time ~ n^b and memory ~ n^c per method)
 and ``ladder_scaling.{png,pdf}``. The numbers come from the workflow's own files in ``results/``:
 Snakemake's ``benchmark:`` rows (whole-job seconds, max RSS) and the embedding files (fit
 seconds, fit CPU seconds, kernel peak, status). A rung x method that this machine's
@@ -14,41 +15,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import platform
-from importlib import metadata
-from pathlib import Path
 
-import ladder as L  # noqa: E402  (the ladder's paths, config and rungs)
+import ladder_setup as L  # the ladder's paths, config and rungs
 
-
-def versions() -> str:
-    names = ["numpy", "scipy", "scikit-learn", "scanpy", "anndata", "openTSNE", "umap-learn"]
-    names += ["pynndescent", "numba", "tensorflow-cpu", "tensorflow", "keras", "snakemake"]
-    out = [f"python {platform.python_version()}"]
-    for name in names:
-        try:
-            out.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            continue
-    return ", ".join(out)
-
-
-def machine() -> str:
-    import psutil
-
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = psutil.virtual_memory().total / 2**30
-    return (
-        f"{platform.node()}: {cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.system()}"
-    )
+from scdrbench.common.provenance import machine, versions
 
 
 def collect(config: dict):
@@ -305,6 +275,25 @@ def header(record: dict | None, shared_with: str) -> list[str]:
     return lines
 
 
+def write_peaks(rows, head: list[str]) -> None:
+    """``measured_peaks.tsv`` (scdrbench.common.peaks): each job's kernel peak at every rung it
+    finished ok, the one file the methods' memory models are checked against."""
+    from scdrbench.common import peaks
+
+    ok = rows[(rows["status"] == "ok") & rows["peak_rss_mb"].notna()]
+    title = (
+        "Memory peaks of the scaling ladder's jobs (benchmarks/ladder_report.py, from ladder.tsv)"
+    )
+    columns = (
+        "columns: job: a method id of config.yaml or benchmarks/ladder.yaml; n_cells: the rung; "
+        "peak_rss_mb: the job's kernel high-water mark (getrusage), rounded; rungs it finished ok"
+    )
+    kept = [line for line in head[1:] if not line.startswith("columns:")]
+    path = L.RESULTS / peaks.MEASURED_PEAKS.name
+    rows = zip(ok["method"], ok["n_cells"], ok["peak_rss_mb"])
+    peaks.write(rows, path, header=[title, *kept, columns])
+
+
 def table(shared_with: str) -> None:
     import pandas as pd
 
@@ -321,6 +310,7 @@ def table(shared_with: str) -> None:
     with open(L.RESULTS / "ladder.tsv", "w") as fh:
         fh.writelines(f"# {line}\n" for line in head)
         rows.to_csv(fh, sep="\t", index=False)
+    write_peaks(rows, head)
     md = "\n".join(f"> {line}  " for line in head) + "\n\n"
     md += rows.to_markdown(index=False, floatfmt=".4g") + "\n"
     (L.RESULTS / "ladder.md").write_text(md)

@@ -20,8 +20,8 @@ Three data sets of 10,000 cells x the first 1,000 genes each:
 Each goes through the project's own code, as a workflow job would: ``scdrbench.stages.preprocess``
 (library-size normalisation, log1p, HVGs, PCA, significant PCs by the resampling test, Leiden
 labels at resolution 1.0: config.yaml's settings, as the paper run labels mouse_brain_1m), the
-method modules of ``scripts/methods`` with their config.yaml entries (PCA, t-SNE, UMAP, both
-autoencoders; 2 threads, seed 0) and the metric functions of ``scripts/metrics`` (kNN accuracy,
+method modules of ``src/scdrbench/methods`` with their config.yaml entries (PCA, t-SNE, UMAP, both
+autoencoders; 2 threads, seed 0) and the metric functions of ``src/scdrbench/metrics`` (kNN accuracy,
 KNC and CPD on the Leiden labels). It writes ``benchmarks/results/proxy_vs_real.md`` (the
 table, with the tolerance of each calibrated statistic and whether version 2 is within it) and
 ``proxy_vs_real.png`` (distributions, PCA spectrum, cluster sizes, scores). A few minutes per
@@ -304,8 +304,7 @@ def figure(stats: dict[str, dict], results: dict[str, dict], path: Path) -> None
 
 
 def header(real_path: Path, seconds: dict[str, float], record: dict, shared: str) -> list[str]:
-    from ladder_report import machine, versions
-
+    from scdrbench.common.provenance import machine, versions
     from scdrbench.data.proxy import PROXY_VERSION
 
     timing = ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
@@ -392,8 +391,7 @@ def main(argv=None) -> None:
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     from dataclasses import asdict
 
-    from ladder_report import versions
-
+    from scdrbench.common.provenance import versions
     from scdrbench.data.proxy import spec_for
 
     # kept numbers are reused only for the same data through the same settings and libraries

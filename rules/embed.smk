@@ -2,7 +2,11 @@
 # and embed_tensorflow (the same job in two conda environments), embed_precomputed (coordinates
 # made elsewhere, read and matched to the cells; the file is an input, so a new one re-scores).
 
-EMBED_ENVS = {"python": "../envs/python.yaml", "tensorflow": "../envs/tensorflow.yaml"}
+from scdrbench.common.environments import FAMILY_ENVS
+
+# each family's environment file, as the family check of the config reads it (precomputed: its
+# own rule below)
+EMBED_ENVS = {f: f"../{path}" for f, path in FAMILY_ENVS.items() if f != "precomputed"}
 
 for _family, _env in EMBED_ENVS.items():
 

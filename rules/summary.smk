@@ -41,7 +41,7 @@ rule timing_table:
 
 rule metrics_table:
     input:
-        metrics=get_metric_outputs(),
+        metrics=get_score_outputs(),
         embeddings=get_embedding_outputs(),
     output:
         tsv=update(

@@ -1,4 +1,4 @@
-"""Entry point of the scoring jobs (rules/metrics.smk): runs scdrbench.metrics.score.cli (the library is the installed package scdrbench)."""
+"""Entry point of the scoring jobs (rules/score.smk): runs scdrbench.metrics.score.cli (the library is the installed package scdrbench)."""
 
 from scdrbench.metrics.score import cli
 

@@ -14,6 +14,26 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def method_cases(neural: bool) -> dict[str, dict]:
+    """``{algorithm: its TEST_PARAMS}`` of the algorithms the generic method tests run, from the
+    registry (src/scdrbench/methods): those that import TensorFlow (tests/test_methods_nn.py,
+    ``neural``) or the others (tests/test_methods_python.py). Algorithms that need more than
+    the matrix (protein counts, cell names) are in neither: tests/test_registry.py names the
+    test file of each."""
+    from scdrbench.methods import ALGORITHMS, get_method
+
+    cases = {}
+    for name in ALGORITHMS:
+        module = get_method(name)
+        if getattr(module, "NEEDS_PROTEIN", False) or getattr(module, "NEEDS_OBS_NAMES", False):
+            continue
+        tops = {b.split(".")[0] for b in module.BACKEND_MODULES}
+        # a module without TEST_PARAMS has no test: tests/test_registry.py fails on it
+        if hasattr(module, "TEST_PARAMS") and ("tensorflow" in tops) == neural:
+            cases[name] = module.TEST_PARAMS
+    return cases
+
+
 def make_blobs(n_per=70, n_classes=3, dims=50, sep=8.0, seed=0):
     """Well-separated Gaussian blobs: ``(X float32, labels int)``."""
     rng = np.random.default_rng(seed)

@@ -194,7 +194,7 @@ def test_ladder_removes_a_stale_lock_but_not_a_live_runs(tmp_path):
     import subprocess
     import time
 
-    from ladder import CONFIG, unlock_if_stale
+    from ladder_setup import CONFIG, unlock_if_stale
 
     (tmp_path / "Snakefile").write_text("rule all:\n    input: []\n")
     (tmp_path / CONFIG).parent.mkdir(parents=True)
@@ -261,10 +261,11 @@ def test_ladder_table_keeps_what_an_earlier_machine_measured(monkeypatch, tmp_pa
     skips by them as if everything had been measured here."""
     import ladder
     import ladder_report
+    import ladder_setup
     import pandas as pd
 
-    monkeypatch.setattr(ladder, "RESULTS", tmp_path)
-    monkeypatch.setattr(ladder, "SKIPS", tmp_path / "ladder_skips.json")
+    monkeypatch.setattr(ladder_setup, "RESULTS", tmp_path)
+    monkeypatch.setattr(ladder_setup, "SKIPS", tmp_path / "ladder_skips.json")
     earlier = [
         _timing_row("tsne", 10_000, 50.0),
         _timing_row("tsne", 30_000, 70.0),
@@ -294,6 +295,14 @@ def test_ladder_table_keeps_what_an_earlier_machine_measured(monkeypatch, tmp_pa
     assert fits.loc["tsne", "time_exponent_b"] == pytest.approx(np.log(70 / 50) / np.log(3))
     assert fits.loc["tsne_p350", "status_at_target"] == "not run"
     assert (tmp_path / "ladder_scaling.png").stat().st_size > 10_000
+    # the measured peaks, beside the table: every ok row's kernel peak, none of the timeout
+    from scdrbench.common import peaks
+
+    measured = peaks.read(tmp_path / "measured_peaks.tsv")
+    ok = rows[rows["status"] == "ok"]
+    assert sum(len(v) for v in measured.values()) == len(ok) >= 4
+    assert "tsne_p350" not in measured
+    assert measured["umap"][30_000] == round(ok.loc[("umap", 30_000), "peak_rss_mb"])
     # a third table from the same files changes nothing but the header
     ladder_report.table("the second machine")
     again = (tmp_path / "ladder.tsv").read_text()

@@ -31,6 +31,17 @@ def test_missing_config_file_is_one_line(tmp_path, capsys):
         ("- a\n- b\n", "holds a list, not a mapping of keys"),
         ("methods: {tsne: {params: {perplexity: -3}}}\n", "'methods.tsne.params.perplexity'"),
         ("selection: {methods: [nope]}\n", "nope"),
+        # the scoring stage's old name: one line naming the key and the fix
+        (
+            "threads: {metrics: 2}\n",
+            "config key 'threads.metrics': the stage is called 'score' now; "
+            "rename the key to 'threads.score'",
+        ),
+        (
+            "budget: {stages: {metrics: {time: 60m}}}\n",
+            "config key 'budget.stages.metrics': the stage is called 'score' now; "
+            "rename the key to 'budget.stages.score'",
+        ),
     ],
 )
 def test_the_workflow_validation_applies_to_the_merged_files(tmp_path, capsys, text, message):
@@ -55,3 +66,18 @@ def test_a_config_without_selection_says_it_plans_the_paper_run(tmp_path):
     banner = next(x for x in proc.stderr.splitlines() if x.startswith("scdrbench: "))
     assert "(no 'selection' in yours: config.yaml's, the paper run;" in banner
     assert "downloads (if not there yet): " in banner
+
+
+@pytest.mark.workflow
+def test_a_config_with_the_old_stage_name_is_one_line(tmp_path):
+    f = tmp_path / "mine.yaml"
+    f.write_text("threads: {metrics: 2}\n")
+    proc = run_snakemake(
+        "-n", "--configfile", str(f), "--cores", "2", "--directory", str(tmp_path), check=False
+    )
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "scdrbench error: config key 'threads.metrics': the stage is called 'score' now; "
+        "rename the key to 'threads.score'"
+    )
+    assert "Traceback" not in proc.stderr

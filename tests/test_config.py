@@ -69,6 +69,51 @@ def test_unknown_method_in_selection(config):
         validate_config(config)
 
 
+def test_selection_all_is_every_method_not_paper_only_in_registry_order(config):
+    config["selection"]["methods"] = "all"
+    config["methods"]["umap"]["paper_only"] = True
+    validate_config(config)
+    expected = [m for m in config["methods"] if m not in ("tsne_p350", "umap")]
+    assert config["selection"]["methods"] == expected
+    assert "densmap" in expected and expected[0] == "random"
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (
+            "alll",
+            "config key 'selection.methods': 'alll' is neither a list of method ids nor 'all'",
+        ),
+        (["pca", "p.ca"], "config key 'selection.methods.1': id 'p.ca' is not allowed"),
+        ([], "config key 'selection.methods': [] should be non-empty"),
+    ],
+)
+def test_selection_methods_is_a_list_of_ids_or_all(config, value, message):
+    config["selection"]["methods"] = value
+    with pytest.raises(ConfigError) as err:
+        validate_config(config)
+    assert str(err.value).startswith(message)
+
+
+def test_selection_all_with_every_method_paper_only(config):
+    config["selection"]["methods"] = "all"
+    for entry in config["methods"].values():
+        entry["paper_only"] = True
+    with pytest.raises(ConfigError, match=r"'selection\.methods': all, and every method is marked"):
+        validate_config(config)
+
+
+def test_paper_only_changes_no_digest(config):
+    """Marking a method paper_only re-runs none of its finished jobs."""
+    from scdrbench.common.config import digest
+
+    validate_config(config)
+    entry = dict(config["methods"]["tsne_p350"])
+    assert entry["paper_only"] is True
+    assert digest(entry, "method") == digest(dict(entry, paper_only=False), "method")
+
+
 def test_unknown_dataset_in_selection(config):
     config["selection"]["datasets"] = ["pbmc"]
     with pytest.raises(ConfigError, match=r"unknown dataset id 'pbmc'"):

@@ -17,19 +17,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from scdrbench.common.errors import ScdrbenchError  # noqa: E402
 from scdrbench.methods import _nn  # noqa: E402
+from tests.conftest import method_cases  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 N_CELLS, N_DIMS, N_CLUSTERS = 600, 19, 5
 
-# Small params per method: enough to separate the blobs, fast on 2 cores.
-FAST = {
-    "ae_keras": {"epochs": 40, "batch_size": 64},
-    "ae_tf": {"epochs": 40, "batch_size": 64},
-    "scvis": {"epochs": 30, "batch_size": 200},
-    "tsne_ae": {"epochs": 20, "batch_size": 64, "n_iter": 250},
-    "parametric_umap": {"n_epochs": 30, "batch_size": 256},
-}
+# Small params per method (each module's TEST_PARAMS): enough to separate the blobs, fast on 2 cores.
+FAST = method_cases(neural=True)
 METHODS = list(FAST)
 
 
@@ -119,16 +114,16 @@ def test_knn_accuracy_beats_random(method):
     assert knn_accuracy(emb, labels) >= 0.9
 
 
-# one short epoch on a copy of the fixture: embed itself runs here, never from the fit cache
-ONE_EPOCH = {
-    "ae_keras": {"epochs": 1, "batch_size": 64},
-    "ae_tf": {"epochs": 1, "batch_size": 64},
-    "scvis": {"epochs": 1, "batch_size": 200},
-    "tsne_ae": {"epochs": 1, "batch_size": 64, "n_iter": 50},
-    # n_epochs 1 on 600 cells leaves umap-learn fewer edges than 10 batches: steps_per_epoch 0,
-    # and Keras never ends the epoch; the fit cache's settings are the shortest that finish
-    "parametric_umap": FAST["parametric_umap"],
-}
+def one_epoch(method):
+    """One short epoch on a copy of the fixture: embed itself runs, never from the fit cache.
+    parametric_umap keeps its test settings: n_epochs 1 on 600 cells leaves umap-learn fewer
+    edges than 10 batches, steps_per_epoch 0, and Keras never ends the epoch."""
+    params = dict(FAST[method])
+    if "epochs" in params:
+        params["epochs"] = 1
+    if "n_iter" in params:
+        params["n_iter"] = 50
+    return params
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -136,7 +131,7 @@ def test_input_is_not_modified(method):
     module = importlib.import_module(f"scdrbench.methods.{method}")
     X = data_for(method)[0].copy()
     before = X.copy()
-    emb = module.embed(X, seed=3, threads=1, **ONE_EPOCH[method])
+    emb = module.embed(X, seed=3, threads=1, **one_epoch(method))
     assert emb.shape == (N_CELLS, 2)
     if sp.issparse(X):
         assert (X != before).nnz == 0 and X.dtype == before.dtype

@@ -7,21 +7,12 @@ import pytest
 
 from scdrbench.common.errors import ScdrbenchError
 from scdrbench.methods import get_method
-from tests.conftest import knn_accuracy
+from tests.conftest import knn_accuracy, method_cases
 
-FAST = {
-    "random": {},
-    "pca": {},
-    "tsne": {"n_iter": 250, "early_exaggeration_iter": 100, "perplexity": 20},
-    "umap": {"n_epochs": 100},
-    "pacmap": {"num_iters": [50, 50, 100]},
-    "trimap": {"n_iters": 150},
-    "phate": {},
-    "diffmap": {},
-    "spectral": {},
-}
+#: every algorithm without TensorFlow, with its short test settings (its module's TEST_PARAMS)
+FAST = method_cases(neural=False)
 #: parameter variants of a module that are methods of their own in the config
-VARIANTS = {"densmap": ("umap", {"n_epochs": 100, "densmap": True})}
+VARIANTS = {"densmap": ("umap", {**FAST["umap"], "densmap": True})}
 
 
 @pytest.mark.parametrize("name", list(FAST))
@@ -30,7 +21,9 @@ def test_shape_finite_and_seeded(name, blobs):
     module = get_method(name)
     a = module.embed(X, seed=1, **FAST[name])
     b = module.embed(X, seed=1, **FAST[name])
-    assert a.shape == (X.shape[0], 2)
+    # a positive control may keep every input dimension (OUTPUT_DIMS = "input")
+    dims = X.shape[1] if getattr(module, "OUTPUT_DIMS", 2) == "input" else 2
+    assert a.shape == (X.shape[0], dims)
     assert a.dtype == np.float32
     assert np.all(np.isfinite(a))
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
@@ -134,9 +127,11 @@ def test_memory_estimates_grow_with_cells():
 def test_umap_memory_model_counts_the_spectral_initialisation():
     """Three quarters of UMAP's peak at 1.3M cells is the Lanczos basis of its spectral
     initialisation: without it the model is far lower."""
-    from scdrbench.methods.umap import MEASURED_PEAK_MB, estimate_memory_mb
+    from scdrbench.common import peaks
+    from scdrbench.methods.umap import estimate_memory_mb
 
-    assert estimate_memory_mb(1_306_127, 50, init="random") < 0.3 * MEASURED_PEAK_MB[1_306_127]
+    peak = peaks.read()["umap"][1_306_127]
+    assert estimate_memory_mb(1_306_127, 50, init="random") < 0.3 * peak
 
 
 def test_tsne_k_neighbors_bounds_the_graph_and_keeps_quality(blobs):

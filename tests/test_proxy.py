@@ -213,9 +213,10 @@ def test_ladder_keeps_the_earlier_proxys_rows_and_shows_both_scorings(monkeypatc
     rung x method, the latest version's."""
     import ladder
     import ladder_report
+    import ladder_setup
 
-    monkeypatch.setattr(ladder, "RESULTS", tmp_path)
-    monkeypatch.setattr(ladder, "SKIPS", tmp_path / "ladder_skips.json")
+    monkeypatch.setattr(ladder_setup, "RESULTS", tmp_path)
+    monkeypatch.setattr(ladder_setup, "SKIPS", tmp_path / "ladder_skips.json")
     legacy = "# machine: the old box\nmethod\tlabel\trung\tdataset\tstatus\tn_cells\tfit_s\tknn_accuracy\n"
     (tmp_path / "ladder.tsv").write_text(
         legacy + "tsne\tt-SNE\t10000\tproxy_1m_n10000\tok\t10000\t50.0\t0.99\n"

@@ -28,9 +28,9 @@ def pca_file(tmp_path):
 def test_tsne_side_by_side_appends_rows_and_keeps_older_rows(
     pca_file, tmp_path, monkeypatch, capsys
 ):
-    import ladder
+    import ladder_setup
 
-    real = ladder.ladder_config
+    real = ladder_setup.ladder_config
 
     def shorter():  # the ladder's t-SNE entry, 150 iterations instead of 1,000 (test time)
         config = real()
@@ -38,7 +38,7 @@ def test_tsne_side_by_side_appends_rows_and_keeps_older_rows(
         params.update(early_exaggeration_iter=50, n_iter=100)
         return config
 
-    monkeypatch.setattr(ladder, "ladder_config", shorter)
+    monkeypatch.setattr(ladder_setup, "ladder_config", shorter)
     out = tmp_path / "side_by_side.tsv"
     # a row of the table's earlier layout (no shared_with column)
     older = pd.DataFrame([{"dataset": "old", "method": "umap", "ratio": "1.083"}])

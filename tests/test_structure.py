@@ -1,5 +1,6 @@
-"""The code's shape: no import cycle in the package (src/scdrbench), no module over about 400 lines without a
-reason written at its top, no function over 80 lines without a reason written at its top."""
+"""The code's shape: no import cycle in any Python folder (src/, scripts/, benchmarks/, tests/),
+package ``__init__`` files that only re-export, no module over about 400 lines and no function
+in src/ over 80 lines without a reason written at its top."""
 
 from __future__ import annotations
 
@@ -8,37 +9,81 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-SRC = ROOT / "src"
 LONG = 450  # "about 400"
 REASON = "Longer than 400 lines"
+INIT_LINES = 40  # a package __init__ re-exports; it holds no job, CLI or algorithm
+
+#: Each Python folder and how its modules are imported: ``package`` folders by dotted name from
+#: their root (``scdrbench.methods.tsne``, ``tests.conftest``), ``scripts`` folders by bare file
+#: name from beside them (benchmarks/ has ``pythonpath = ["benchmarks"]`` in pyproject.toml; a
+#: job script runs with its own folder first on sys.path).
+FOLDERS = {"src": ("src", "package"), "tests": (".", "package")}
+FOLDERS |= {"scripts": ("scripts", "scripts"), "benchmarks": ("benchmarks", "scripts")}
 
 
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(SRC).with_suffix("").parts
+def _module_name(path: Path, root: Path) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def _modules() -> dict[str, Path]:
-    return {_module_name(p): p for p in SRC.rglob("*.py")}
+    """``{node: path}`` of every module; a node is ``folder:module name``."""
+    out = {}
+    for folder, (root, _) in FOLDERS.items():
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            out[f"{folder}:{_module_name(path, ROOT / root)}"] = path
+    return out
+
+
+def _imported_names(tree: ast.AST, module: str, is_package: bool) -> list[tuple[str, list[str]]]:
+    """``(module, [names])`` of every import, lazy (in-function) ones included; relative
+    imports resolved against ``module``."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(a.name, []) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = module.split(".")
+                keep = len(parts) - node.level + (1 if is_package else 0)
+                base = ".".join(parts[:keep] + ([base] if base else []))
+            found.append((base, [a.name for a in node.names]))
+    return found
 
 
 def import_graph() -> dict[str, set[str]]:
-    """Every ``scdrbench.*`` import of every module, lazy (in-function) imports included.
+    """Every import between the project's own modules, in all of its Python folders.
 
     ``from pkg import name`` is an edge to ``pkg.name`` when that is a module, else to ``pkg``.
     """
     modules = _modules()
+    by_folder: dict[str, dict[str, str]] = {}
+    for node in modules:
+        folder, name = node.split(":", 1)
+        by_folder.setdefault(folder, {})[name] = node
+    # the packages' modules are importable from anywhere, a scripts folder's only beside them
+    packages = {
+        k: v
+        for f, (_, kind) in FOLDERS.items()
+        if kind == "package"
+        for k, v in by_folder[f].items()
+    }
     graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
+    for node, path in modules.items():
+        folder, name = node.split(":", 1)
+        lookup = packages | (by_folder[folder] if FOLDERS[folder][1] == "scripts" else {})
         edges = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                edges |= {a.name for a in node.names if a.name in modules}
-            elif isinstance(node, ast.ImportFrom) and node.module in modules:
-                for alias in node.names:
-                    sub = f"{node.module}.{alias.name}"
-                    edges.add(sub if sub in modules else node.module)
-        graph[name] = edges - {name}
+        tree = ast.parse(path.read_text())
+        for base, names in _imported_names(tree, name, path.name == "__init__.py"):
+            for sub in names:
+                if (hit := lookup.get(f"{base}.{sub}")) is not None:
+                    edges.add(hit)
+                    break
+            else:
+                if (hit := lookup.get(base)) is not None:
+                    edges.add(hit)
+        graph[node] = edges - {node}
     return graph
 
 
@@ -65,9 +110,22 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_no_import_cycle_in_the_package():
+def test_no_import_cycle_in_any_python_folder():
     cycle = find_cycle(import_graph())
     assert cycle is None, " -> ".join(cycle)
+
+
+def test_the_graph_sees_every_folder_and_its_kind_of_import():
+    """The scan is not vacuous: it finds the edges each folder's imports make (a package
+    import, a lazy one, a benchmark's bare sibling import, a test's import of conftest)."""
+    graph = import_graph()
+    assert {f.split(":")[0] for f in graph} == set(FOLDERS)
+    assert "src:scdrbench.common.errors" in graph["src:scdrbench.common.config"]
+    assert "src:scdrbench.methods" in graph["src:scdrbench.common.config"]  # lazy import
+    assert "benchmarks:ladder_setup" in graph["benchmarks:ladder_report"]
+    assert "benchmarks:ladder_report" in graph["benchmarks:ladder"]
+    assert "tests:tests.conftest" in graph["tests:tests.test_structure"]
+    assert "src:scdrbench.stages.embed" in graph["scripts:embed"]
 
 
 def test_the_cycle_finder_finds_one():
@@ -81,6 +139,17 @@ def test_long_modules_say_why():
         if len(lines) > LONG:
             head = "\n".join(lines[:15])
             assert REASON in head, f"{path.relative_to(ROOT)}: {len(lines)} lines, no reason"
+
+
+def test_package_inits_only_re_export():
+    inits = sorted((ROOT / "src").rglob("__init__.py"))
+    assert inits
+    big = {
+        str(p.relative_to(ROOT)): n
+        for p in inits
+        if (n := len(p.read_text().splitlines())) > INIT_LINES
+    }
+    assert not big, f"__init__.py files over {INIT_LINES} lines: {big}"
 
 
 LONG_FUNCTION = 80
@@ -111,7 +180,7 @@ def long_functions(source: str) -> list[tuple[str, int, int]]:
 def test_long_functions_say_why():
     found = [
         f"{path.relative_to(ROOT)}:{line} {name} ({length} lines)"
-        for path in _modules().values()
+        for path in sorted((ROOT / "src").rglob("*.py"))
         for name, line, length in long_functions(path.read_text())
     ]
     assert not found, "functions over 80 lines without a reason: " + ", ".join(found)
@@ -125,20 +194,6 @@ def test_the_long_function_finder_finds_one():
     assert long_functions(reason) == []
     short = "def g():\n" + "".join(f"    x{i} = {i}\n" for i in range(LONG_FUNCTION - 1))
     assert long_functions(short) == []
-
-
-def test_package_inits_only_re_export():
-    """A package's ``__init__.py`` names what it offers (at most 40 lines, no function or class
-    of its own): jobs and command lines are modules of their own."""
-    for path in SRC.rglob("__init__.py"):
-        tree = ast.parse(path.read_text())
-        defined = [
-            n.name
-            for n in tree.body
-            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
-        ]
-        assert not defined, f"{path.relative_to(ROOT)} defines {defined}"
-        assert len(path.read_text().splitlines()) <= 40, f"{path.relative_to(ROOT)} is long"
 
 
 def test_tables_and_figures_do_not_load_the_scoring_job():

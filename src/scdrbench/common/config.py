@@ -41,7 +41,7 @@ _DefaultFillingValidator = _with_defaults(Draft202012Validator)
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
     """Read the YAML JSON-schema and add each method module's parameter declaration.
 
-    ``$defs/method``'s ``algorithm`` enum lists the modules of ``scripts/methods``, and its
+    ``$defs/method``'s ``algorithm`` enum lists the modules of ``src/scdrbench/methods``, and its
     ``allOf`` gets one branch per algorithm checking ``params`` against ``$defs/params_<name>``,
     made from the module's ``PARAMS`` (strict: no unknown parameter).
     """
@@ -73,6 +73,12 @@ def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
     return schema
 
 
+#: Old stage names -> the stage's one name (rules, logs, benchmarks, threads and budget keys).
+RENAMED_STAGES = {"metrics": "score"}
+#: The config sections keyed by stage.
+STAGE_KEYED = {("threads",), ("budget", "stages")}
+
+
 def _key(path) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
@@ -89,6 +95,13 @@ def _describe(error) -> str:
         allowed = sorted(error.schema.get("properties", {}))
         extra = sorted(set(error.instance) - set(allowed))
         where = f"{key}." if error.absolute_path else ""
+        old = [e for e in extra if e in RENAMED_STAGES]
+        if old and tuple(error.absolute_path) in STAGE_KEYED:
+            new = RENAMED_STAGES[old[0]]
+            return (
+                f"config key '{where}{old[0]}': the stage is called '{new}' now; "
+                f"rename the key to '{where}{new}'"
+            )
         hint = f"allowed keys: {', '.join(allowed)}" if allowed else ""
         return f"unknown config key '{where}{extra[0]}': remove it or fix its spelling ({hint})"
     if error.validator == "pattern" and error.schema.get("pattern") == "^[a-z0-9_]+$":
@@ -109,6 +122,14 @@ def _describe(error) -> str:
         )
     if error.validator == "required":
         return f"config key '{key}': {error.message}; add it"
+    if error.validator == "oneOf" and list(error.absolute_path) == ["selection", "methods"]:
+        listed = [e for e in error.context if e.relative_schema_path[0] == 0]
+        if isinstance(error.instance, list) and listed:  # a list: what is wrong in it
+            return _describe(max(listed, key=lambda e: len(e.absolute_path)))
+        return (
+            f"config key '{key}': {error.instance!r} is neither a list of method ids nor 'all'; "
+            "give [id, ...] or all (every method not marked paper_only)"
+        )
     if error.validator == "anyOf" and error.absolute_path and error.absolute_path[0] == "datasets":
         return f"config key '{key}': give either 'url' (downloaded) or 'path' (a local copy)"
     return f"config key '{key}': {error.message}"
@@ -136,8 +157,10 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
                 "(no dots, slashes or dashes); rename it"
             )
         raise ConfigError(_one_line(_describe(best)))
+    expand_selection(config)
     check_selection(config)
     check_method_params(config)
+    check_method_families(config)
     from scdrbench.common.budget import check_budgets
 
     check_budgets(config)
@@ -256,6 +279,20 @@ def predicted_overruns(config: dict, grid: dict[str, dict]) -> list[tuple[str, s
     return found
 
 
+def expand_selection(config: dict) -> None:
+    """``selection.methods: all`` becomes the list of every registry method not marked
+    ``paper_only``, in the registry's order (the demo's selection: a new method is in it
+    without being listed)."""
+    if config["selection"]["methods"] == "all":
+        chosen = [m for m, entry in config["methods"].items() if not entry["paper_only"]]
+        if not chosen:
+            raise ConfigError(
+                "config key 'selection.methods': all, and every method is marked paper_only; "
+                "list the methods to run"
+            )
+        config["selection"]["methods"] = chosen
+
+
 def check_selection(config: dict) -> None:
     """Every selected id must exist in its registry; stability runs on selected data sets; no
     data set id looks like a subsample variant."""
@@ -304,6 +341,16 @@ def check_method_params(config: dict) -> None:
                 )
 
 
+def check_method_families(config: dict) -> None:
+    """Every method's family can import its backend: its environment file lists the backend's
+    distribution (``src/scdrbench/common/environments.py``)."""
+    from scdrbench.common.environments import family_error
+
+    for mid, entry in config["methods"].items():
+        if message := family_error(f"methods.{mid}", entry):
+            raise ConfigError(message)
+
+
 def url_filename(url: str) -> str:
     """The file name an address ends in (``.../GSE100866_..._umi.csv.gz`` -> the last part)."""
     from urllib.parse import urlparse
@@ -331,7 +378,7 @@ def dataset_grid(config: dict) -> dict[str, dict]:
 #: change of them re-runs nothing (the summary picks up a new label).
 NON_SEMANTIC = {
     "dataset": ("description", "n_cells", "subsample"),
-    "method": ("label", "reference", "control", "family"),
+    "method": ("label", "reference", "control", "family", "paper_only"),
 }
 
 

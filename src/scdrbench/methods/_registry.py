@@ -1,37 +1,26 @@
-"""The algorithms (one module each, found on disk), importing one by name, and importing its
-backend before its fit is timed with the optional imports it must not load kept out."""
+"""The algorithm registry: the method modules found on disk, importing one, importing its backend.
+
+Re-exported by ``scdrbench.methods``; the contract every module follows is in that package's
+docstring and docs/adding-a-method.md.
+"""
 
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 from types import ModuleType
 
 
 def _discover() -> tuple[str, ...]:
     """Every module of this package whose name does not start with an underscore."""
     import pkgutil
+    from pathlib import Path
 
-    return tuple(
-        sorted(
-            m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name[0] != "_"
-        )
-    )
+    here = [str(Path(__file__).parent)]
+    return tuple(sorted(m.name for m in pkgutil.iter_modules(here) if m.name[0] != "_"))
 
 
 #: The algorithms: one module each, found on disk (adding a module adds an algorithm).
 ALGORITHMS = _discover()
-
-
-def get_method(algorithm: str) -> ModuleType:
-    """Import ``scdrbench.methods.<algorithm>``; an unknown name lists the valid ones."""
-    from scdrbench.common.errors import ScdrbenchError
-
-    if algorithm not in ALGORITHMS:
-        raise ScdrbenchError(
-            f"unknown algorithm {algorithm!r}; valid algorithms: {', '.join(ALGORITHMS)}"
-        )
-    return importlib.import_module(f"scdrbench.methods.{algorithm}")
 
 
 def import_backend(module: ModuleType) -> None:
@@ -54,3 +43,14 @@ def import_backend(module: ModuleType) -> None:
         warnings.simplefilter("ignore", ImportWarning)
         for name in getattr(module, "BACKEND_MODULES", ()):
             importlib.import_module(name)
+
+
+def get_method(algorithm: str) -> ModuleType:
+    """Import ``scdrbench.methods.<algorithm>``; an unknown name lists the valid ones."""
+    from scdrbench.common.errors import ScdrbenchError
+
+    if algorithm not in ALGORITHMS:
+        raise ScdrbenchError(
+            f"unknown algorithm {algorithm!r}; valid algorithms: {', '.join(ALGORITHMS)}"
+        )
+    return importlib.import_module(f"scdrbench.methods.{algorithm}")

@@ -28,6 +28,8 @@ log = logging.getLogger("scdrbench.methods.ae_keras")
 #: imported by the runner before the fit is timed (TensorFlow start-up is 10-30 s)
 BACKEND_MODULES = ("tensorflow", "keras")
 VERSIONED = ("tensorflow-cpu", "tensorflow", "keras")
+#: short settings for the method tests (tests/test_methods_*.py, a few hundred cells)
+TEST_PARAMS: dict = {"epochs": 40, "batch_size": 64}
 PARAMS = _nn.AUTOENCODER_PARAMS
 #: encoder widths that must narrow strictly towards the bottleneck (checked at validation)
 NARROWING_LAYERS = ("hidden_layers",)

@@ -21,6 +21,8 @@ log = logging.getLogger("scdrbench.methods.ae_tf")
 #: imported by the runner before the fit is timed (TensorFlow start-up is 10-30 s)
 BACKEND_MODULES = ("tensorflow",)
 VERSIONED = ("tensorflow-cpu", "tensorflow")
+#: short settings for the method tests (tests/test_methods_*.py, a few hundred cells)
+TEST_PARAMS: dict = {"epochs": 40, "batch_size": 64}
 PARAMS = _nn.AUTOENCODER_PARAMS
 NARROWING_LAYERS = ("hidden_layers",)
 

@@ -15,9 +15,13 @@ from scdrbench.methods._params import integer
 BACKEND_MODULES = ("scanpy", "umap")  # scanpy.pp.neighbors imports umap
 BLOCKED_MODULES = ("tensorflow",)  # which would import TensorFlow
 VERSIONED = ("scanpy", "umap-learn", "pynndescent")
+#: short settings for the method tests (tests/test_methods_*.py, a few hundred cells)
+TEST_PARAMS: dict = {}
 PARAMS = {
     "n_neighbors": integer(15, minimum=2, description="neighbours of the kNN graph"),
 }
+#: scanpy's neighbours search is exact (sklearn, brute force) below this many cells (Euclidean)
+SCANPY_EXACT_BELOW = 8192
 
 
 def embed(
@@ -32,10 +36,24 @@ def embed(
     import anndata as ad
     import scanpy as sc
 
+    from scdrbench.data.steps import knn_transformer
+
     X = check_input(np.asarray(X, dtype=np.float32), "diffmap", min_cells=5)
     check_neighbours("diffmap", "n_neighbors", n_neighbors, X.shape[0])
     adata = ad.AnnData(obsm={"X_input": X}, obs={"i": np.arange(X.shape[0])})
-    sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep="X_input", random_state=seed)
+    # From 8,192 cells scanpy hands the search to pynndescent, whose csr_array (scipy >= 1.15)
+    # its neighbours code cannot read (no getnnz): the project's transformer returns csr_matrix
+    # with the settings scanpy would use; below that, scanpy's exact search as before.
+    transformer = None
+    if X.shape[0] >= SCANPY_EXACT_BELOW:
+        transformer = knn_transformer(X.shape[0], n_neighbors=n_neighbors, seed=seed)
+    sc.pp.neighbors(
+        adata,
+        n_neighbors=n_neighbors,
+        use_rep="X_input",
+        random_state=seed,
+        transformer=transformer,
+    )
     sc.tl.diffmap(adata, n_comps=3, random_state=seed)
     emb = adata.obsm["X_diffmap"][:, 1:3]
     if info is not None:
@@ -43,7 +61,20 @@ def embed(
     return np.asarray(emb, dtype=np.float32)
 
 
+#: Measured peaks (kernel high-water mark, 15 neighbours, 50 PCs, 2 threads) on the proxy
+#: generator at 30,000 cells (``src/scdrbench/data/proxy.py --n-cells 30000``, version 2) and its
+#: fixed-seed 10k subsample, through the workflow's rules, 2026-12-05, on a shared 2-core
+#: machine (issue 23): cells -> MB.
+MEASURED_PEAK_MB = {10_000: 595, 30_000: 650}
+
+
 def estimate_memory_mb(n_cells: int, n_features: int, n_neighbors: int = 15, **params) -> float:
     """The kNN graph (distances and connectivities, CSR, float32 + int32, symmetrised: about 4
-    x n_neighbors entries per cell), the input, the eigenvectors, and ~500 MB of imports."""
-    return n_cells * (n_neighbors * 4 * 8 + n_features * 4 * 2 + 100) / 1e6 + 500
+    x n_neighbors entries per cell), the input twice, pynndescent's search trees and candidate
+    heaps (about 1.9 KB a cell), and ~570 MB of imports (scanpy, umap-learn, numba). Fitted to
+    MEASURED_PEAK_MB (2.75 KB a cell between them). The diffusion components come from
+    ``eigsh`` on the sparse transition matrix (a few Lanczos vectors, no factorisation): about
+    4.2 GB at 1.3M cells, so diffmap needs no other setting there.
+    """
+    per_cell = n_neighbors * 4 * 8 + n_features * 4 * 2 + 1_900
+    return n_cells * per_cell / 1e6 + 570

@@ -29,6 +29,8 @@ log = logging.getLogger("scdrbench.methods.parametric_umap")
 #: imported by the runner before the fit is timed (TensorFlow start-up is 10-30 s)
 BACKEND_MODULES = ("tensorflow", "keras", "umap.parametric_umap")
 VERSIONED = ("tensorflow-cpu", "tensorflow", "keras", "umap-learn", "pynndescent")
+#: short settings for the method tests (tests/test_methods_*.py, a few hundred cells)
+TEST_PARAMS: dict = {"n_epochs": 30, "batch_size": 256}
 PARAMS = {
     "n_neighbors": integer(15, minimum=2),
     "min_dist": number(0.1, minimum=0),
@@ -193,11 +195,8 @@ def embed(
     return emb
 
 
-#: Measured peaks of the parametric_umap job (kernel high-water mark, 15 neighbours, 50 PCs,
-#: 2 threads; benchmarks/results/ladder.tsv): cells -> MB. The model below stays above each.
-MEASURED_PEAK_MB = {10_000: 1_567, 30_000: 1_567, 100_000: 2_097, 1_306_127: 11_115}
-
-#: Bytes per cell the terms of the model do not account for, fitted to MEASURED_PEAK_MB (6.6 to
+#: Bytes per cell the terms of the model do not account for, fitted to the measured peaks of the
+#: parametric_umap job (benchmarks/results/measured_peaks.tsv, which the model stays above; 6.6 to
 #: 8.6 KB per cell from 30k to 1.3M cells): umap-learn's graph construction and Keras's edge
 #: dataset keep more copies than the terms count.
 UNACCOUNTED_BYTES_PER_CELL = 7_500

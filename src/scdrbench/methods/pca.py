@@ -20,6 +20,8 @@ PARAMS = {
 }
 BACKEND_MODULES = ()
 VERSIONED = ()
+#: short settings for the method tests (tests/test_methods_*.py, a few hundred cells)
+TEST_PARAMS: dict = {}
 
 
 def embed(

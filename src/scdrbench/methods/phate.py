@@ -17,6 +17,8 @@ from scdrbench.methods._params import choice, integer, number
 
 BACKEND_MODULES = ("phate",)
 VERSIONED = ("phate", "graphtools")
+#: short settings for the method tests (tests/test_methods_*.py, a few hundred cells)
+TEST_PARAMS: dict = {}
 PARAMS = {
     "knn": integer(5, minimum=2, description="neighbours of the alpha-decay kernel"),
     "decay": number(40, gt=0, description="alpha of the alpha-decay kernel"),
@@ -73,6 +75,8 @@ def embed(
         graphtools_log.handlers, graphtools_log.propagate = saved
     if info is not None:
         info["t"] = int(model.optimal_t if t == "auto" else t)
+        # landmarks the diffusion ran on (0: none, the cells themselves when n <= n_landmark)
+        info["n_landmark"] = int(getattr(model.graph, "n_landmark", None) or 0)
     return np.asarray(emb, dtype=np.float32)
 
 
@@ -85,11 +89,28 @@ class _ToJobLog(logging.Handler):
         )
 
 
+#: Measured peaks (kernel high-water mark, 50 PCs, 2 threads) on the proxy generator at 30,000
+#: cells (``src/scdrbench/data/proxy.py --n-cells 30000``, version 2) and its fixed-seed 10k
+#: subsample, through the workflow's rules, 2026-12-05, on a shared 2-core machine (issue 23):
+#: cells -> MB. The defaults (2,000 landmarks), then ``phate_lean`` (1,000).
+MEASURED_PEAK_MB = {10_000: 607, 30_000: 665}
+MEASURED_PEAK_MB_LEAN = {10_000: 442, 30_000: 580}
+
+
 def estimate_memory_mb(
     n_cells: int, n_features: int, knn: int = 5, n_landmark: int = 2000, **params
 ) -> float:
-    """The kNN kernel (graphtools keeps up to ~10 x knn neighbours per cell as float64 + int32),
-    the cells x landmarks transition matrix (dense float64 when it fills), the input twice, and
-    ~400 MB of imports."""
-    landmarks = min(n_landmark, n_cells)
-    return n_cells * (knn * 10 * 12 + landmarks * 8 + n_features * 4 * 2) / 1e6 + 400
+    """Per cell: the alpha-decay kNN kernel (graphtools keeps up to ~10 x knn neighbours, float64
+    + int32), the input twice, and graphtools' landmark clustering (``randomized_svd`` of the
+    diffusion operator to 100 float64 components, the k-means input): 6.9 KB a cell, the slope
+    of MEASURED_PEAK_MB_LEAN. Per landmark pair: the dense landmark operator, its powers and
+    potential distances and the MDS's copies, about seven float64 matrices of landmarks x
+    landmarks (of cells x cells below ``n_landmark`` cells); plus ~330 MB of imports. Landmarks
+    are not a cells x landmarks matrix (the earlier model's 22.6 GB at 1.3M cells): 1,000
+    landmarks more cost 165 MB at 10k cells and 85 MB at 30k, not more. About 9.6 GB at 1.3M
+    cells with 2,000 landmarks, 9.4 GB with ``phate_lean``'s 1,000, which saves time (half the
+    fit at 30k cells), not memory.
+    """
+    per_cell = knn * 10 * 12 + n_features * 4 * 2 + 5_900
+    square = min(n_cells, n_landmark) ** 2 * 56
+    return (n_cells * per_cell + square) / 1e6 + 333

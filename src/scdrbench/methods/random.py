@@ -9,6 +9,8 @@ from scdrbench.methods._checks import check_input
 PARAMS: dict = {}
 BACKEND_MODULES = ()
 VERSIONED = ()
+#: short settings for the method tests (tests/test_methods_*.py, a few hundred cells)
+TEST_PARAMS: dict = {}
 
 
 def embed(X, *, seed: int, info: dict | None = None, threads: int = 1) -> np.ndarray:

@@ -42,6 +42,8 @@ log = logging.getLogger("scdrbench.methods.scvis")
 #: imported by the runner before the fit is timed (TensorFlow start-up is 10-30 s)
 BACKEND_MODULES = ("tensorflow", "keras")
 VERSIONED = ("tensorflow-cpu", "tensorflow", "keras")
+#: short settings for the method tests (tests/test_methods_*.py, a few hundred cells)
+TEST_PARAMS: dict = {"epochs": 30, "batch_size": 200}
 PARAMS = {
     "perplexity": number(10, gt=0),
     "tsne_weight": number(minimum=0, description="absent: input dimensionality (paper)"),

@@ -16,6 +16,8 @@ from scdrbench.methods._params import boolean, choice, integer, number
 
 BACKEND_MODULES = ("trimap",)
 VERSIONED = ("trimap", "annoy", "numba")
+#: short settings for the method tests (tests/test_methods_*.py, a few hundred cells)
+TEST_PARAMS: dict = {"n_iters": 150}
 PARAMS = {
     "n_inliers": integer(12, minimum=1, description="nearest neighbours forming triplets"),
     "n_outliers": integer(4, minimum=1, description="outliers per inlier"),
@@ -82,7 +84,18 @@ def embed(
 def estimate_memory_mb(
     n_cells: int, n_features: int, n_inliers: int = 12, n_outliers: int = 4, n_random=3, **params
 ) -> float:
-    """Triplets (three int32) and their weights per cell, the kNN lists, the input twice and an
-    Annoy index, plus numba's fixed ~300 MB."""
+    """Triplets (three int32 and a float32 weight each, three times over while they are drawn,
+    sorted and weighted), the kNN lists four times (indices and distances, Annoy's and
+    TriMap's), the input six times (float32 copies, TriMap's PCA, the Annoy index), plus ~375
+    MB of numba and the imports. Fitted to MEASURED_PEAK_MB (4.4 KB a cell between them; the
+    earlier model, 1.6 KB a cell, was below both): 6.1 GB at 1.3M cells."""
     triplets = n_inliers * n_outliers + n_random
-    return n_cells * (triplets * 16 + n_inliers * 16 + n_features * 4 * 3) / 1e6 + 300
+    per_cell = triplets * 16 * 3 + n_inliers * 16 * 4 + n_features * 4 * 6
+    return n_cells * per_cell / 1e6 + 375
+
+
+#: Measured peaks of the trimap job with its defaults (kernel high-water mark, 50 PCs, 2
+#: threads) on the proxy generator at 30,000 cells (``src/scdrbench/data/proxy.py --n-cells 30000``,
+#: version 2) and its fixed-seed 10k subsample, through the workflow's rules, 2026-12-05, on a
+#: shared 2-core machine (issue 23): cells -> MB.
+MEASURED_PEAK_MB = {10_000: 415, 30_000: 502}

@@ -11,6 +11,13 @@ it: the Gaussian kernel is calibrated to the same perplexity on the nearest ``k_
 which tends to uniform weights as ``k_neighbors`` approaches the perplexity (Kobak & Berens 2019
 report that uniform affinities on a kNN graph give embeddings very close to perplexity-based ones).
 
+``exaggeration`` (late exaggeration, for all ``n_iter`` iterations after the early phase) is Kobak
+& Berens' recipe for global structure on large data without a high perplexity: perplexity 30 and
+exaggeration 4 (their 1.3M-cell embedding), the registry's ``tsne_exag``. The kNN graph, and so
+memory and the per-iteration cost, stay those of perplexity 30 (``estimate_memory_mb`` has no
+term for it); the learning rate stays n/12 (the early phase's; openTSNE's own 'auto' would take n /
+exaggeration = n/4 here, a larger step).
+
 ``affinities: lean`` builds the same affinity matrix with openTSNE's own kNN index and perplexity
 calibration, but without its dense float64 copies: conditional probabilities in float32 row
 blocks, int32 neighbour indices, the kNN arrays freed before the symmetrisation, and one float64
@@ -34,6 +41,8 @@ from scdrbench.methods._params import auto_or_integer, choice, integer, number
 # Imported by the runner before the fit is timed.
 BACKEND_MODULES = ("openTSNE",)
 VERSIONED = ("openTSNE",)
+#: short settings for the method tests (tests/test_methods_*.py, a few hundred cells)
+TEST_PARAMS: dict = {"n_iter": 250, "early_exaggeration_iter": 100, "perplexity": 20}
 PARAMS = {
     "perplexity": number(30, gt=0),
     "n_iter": integer(750, minimum=50, description="iterations after early exaggeration"),
@@ -150,6 +159,7 @@ def embed(
         info["kl_divergence"] = float(emb.kl_divergence)
         info["history"] = kl_trace
         info["learning_rate"] = _learning_rate(n, learning_rate)
+        info["exaggeration"] = float(exaggeration or 1.0)
         if len(stamps) > 1:
             # the first callback comes 50 iterations into the optimisation
             info["seconds_per_iteration"] = (stamps[-1] - stamps[0]) / (50 * (len(stamps) - 1))
@@ -221,13 +231,6 @@ def _k_neighbors(n: int, perplexity: float, k_neighbors) -> int:
     return k
 
 
-#: Measured peaks of the tsne job with its defaults (perplexity 30, 50 PCs, 2 threads; kernel
-#: high-water mark, benchmarks/results/ladder.tsv): cells -> MB.
-MEASURED_PEAK_MB = {10_000: 424, 30_000: 561, 100_000: 1_054, 1_306_127: 9_917}
-#: The same at perplexity 350 with openTSNE's k = 1,050 (the ladder's ``tsne_p350``).
-MEASURED_PEAK_MB_P350 = {10_000: 928, 30_000: 2_135, 100_000: 6_503, 300_000: 19_195}
-
-
 def estimate_memory_mb(
     n_cells: int,
     n_features: int,
@@ -244,8 +247,8 @@ def estimate_memory_mb(
     23.1 KB with k = 350 and 60.8 KB with k = 1,050 (perplexity 350); 54 bytes per neighbour
     until the scaling ladder's 300k job at k = 1,050 peaked at 19,195 MB, 2.5% above that model.
     At 1.3M cells and perplexity 350 that is about 81 GiB with k = 1,050 and 31 GiB with
-    k = 350. The jobs of the scaling ladder stay below it: MEASURED_PEAK_MB (perplexity 30),
-    MEASURED_PEAK_MB_P350, and 17,275 MB at 1.3M with k = 350 and lean affinities.
+    k = 350. The jobs of the scaling ladder stay below it (benchmarks/results/measured_peaks.tsv,
+    jobs tsne and tsne_p350), and 17,275 MB at 1.3M with k = 350 and lean affinities.
     """
     if k_neighbors == "auto":
         k = min(n_cells - 1, 3 * perplexity)

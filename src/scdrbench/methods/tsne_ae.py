@@ -30,6 +30,8 @@ log = logging.getLogger("scdrbench.methods.tsne_ae")
 #: imported by the runner before the fit is timed (TensorFlow start-up is 10-30 s)
 BACKEND_MODULES = ("tensorflow", "openTSNE")
 VERSIONED = ("tensorflow-cpu", "tensorflow", "keras", "openTSNE")
+#: short settings for the method tests (tests/test_methods_*.py, a few hundred cells)
+TEST_PARAMS: dict = {"epochs": 20, "batch_size": 64, "n_iter": 250}
 PARAMS = {
     "bottleneck": integer(24, minimum=2, maximum=256),
     "hidden_layers": integers(

@@ -20,6 +20,8 @@ from scdrbench.methods._params import boolean, choice, integer, number, string
 BACKEND_MODULES = ("umap",)
 BLOCKED_MODULES = ("tensorflow",)
 VERSIONED = ("umap-learn", "pynndescent")
+#: short settings for the method tests (tests/test_methods_*.py, a few hundred cells)
+TEST_PARAMS: dict = {"n_epochs": 100}
 PARAMS = {
     "n_neighbors": integer(15, minimum=2),
     "min_dist": number(0.1, minimum=0),
@@ -95,23 +97,41 @@ def embed(
     return np.asarray(emb, dtype=np.float32)
 
 
-#: Measured peaks of the umap job (kernel high-water mark, 15 neighbours, 50 PCs, 2 threads;
-#: benchmarks/results/ladder.tsv): cells -> MB. The model below stays above each.
-MEASURED_PEAK_MB = {10_000: 552, 30_000: 640, 100_000: 1_057, 1_306_127: 15_741}
-
 #: umap-learn hands graphs of this many cells and more to lobpcg instead of eigsh
 #: (umap/spectral.py), which keeps no Lanczos basis.
 EIGSH_BELOW = 2_000_000
 
 
+#: Measured peaks of the densmap job (``densmap: true``, otherwise as MEASURED_PEAK_MB; the
+#: ladder's ``deterministic: false``) on the proxy generator at 30,000 cells
+#: (``src/scdrbench/data/proxy.py --n-cells 30000``, version 2) and its fixed-seed 10k subsample,
+#: through the workflow's rules, 2026-12-05, on a shared 2-core machine (issue 23): cells -> MB.
+MEASURED_PEAK_MB_DENSMAP = {10_000: 602, 30_000: 743}
+#: densMAP's own arrays per neighbour per cell: the graph's distances kept beside the fuzzy
+#: set, the per-edge density terms of the layout (about 180 bytes between the two peaks above,
+#: 7.0 KB a cell against UMAP's 4.4 KB).
+DENSMAP_BYTES_PER_NEIGHBOUR = 200
+
+
 def estimate_memory_mb(
-    n_cells: int, n_features: int, n_neighbors: int = 15, init: str = "spectral", **params
+    n_cells: int,
+    n_features: int,
+    n_neighbors: int = 15,
+    init: str = "spectral",
+    densmap: bool = False,
+    **params,
 ) -> float:
     """The kNN search, graph and fuzzy set (about 160 bytes per neighbour per cell), the input
     twice, 550 MB of libraries, and the spectral initialisation: umap-learn runs scipy's eigsh on
     the float64 normalised Laplacian with sqrt(n) Lanczos vectors (umap/spectral.py), n^1.5 x 8
-    bytes, 11.9 GB of the 15.7 GB the job peaked at on 1.3M cells (MEASURED_PEAK_MB).
+    bytes, 11.9 GB of the 15.7 GB the job peaked at on 1.3M cells (the umap rows of
+    benchmarks/results/measured_peaks.tsv, which the model stays above). densMAP
+    adds DENSMAP_BYTES_PER_NEIGHBOUR, counted on top of the Lanczos vectors (they are freed
+    before the layout, so this is on the safe side): about 20 GB at 1.3M cells, within the
+    ladder's 22 GiB with little to spare.
     """
     lanczos = n_cells**1.5 * 8 if init == "spectral" and n_cells < EIGSH_BELOW else 0.0
     graph = n_cells * n_neighbors * 160 + n_cells * n_features * 4 * 2
+    if densmap:
+        graph += n_cells * n_neighbors * DENSMAP_BYTES_PER_NEIGHBOUR
     return (graph + lanczos) / 1e6 + 550

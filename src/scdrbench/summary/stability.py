@@ -1,4 +1,4 @@
-"""The stability table and figure (the stability stage's per-job files, ``scripts/stability.py``)."""
+"""The stability table and figure (the stability stage's per-job files, ``scdrbench.stages.stability``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-# Stage 4: score every embedding against its data set's 50 PCs and labels.
+# Stage 4 (score): score every embedding against its data set's 50 PCs and labels. The stage is
+# "score" in its rule, logs, benchmarks and the threads and budget keys; its files keep the name
+# of what they hold, one row per metric of the registry (scdrbench.metrics), as
+# results/tables/metrics.tsv does: results/metrics/{dataset}/{method}.tsv.
 
 
 rule score_embedding:
