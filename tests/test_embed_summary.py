@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scdrbench import summary
 from scdrbench.common.errors import ScdrbenchError
 from scdrbench.common.memory import MemoryGuardError, allocated_mb, check_memory
 from scdrbench.stages import embed as embed_mod
 from scdrbench.summary import figures as summary_figures
+from scdrbench.summary import scaling, tables
 from tests.conftest import make_blobs, write_pca_file
 
 ENTRY = {
@@ -97,7 +97,7 @@ def test_timing_table_pairs_repeats(pca_file, tmp_path):
         "1.5\t0:00:01\t120.1\t300\t100\t100\t0\t1\t50\t1.2\n"
         "1.7\t0:00:01\tNA\tNA\tNA\tNA\tNA\tNA\tNA\tNA\n"
     )
-    df = summary.timing_table([str(bench)], [str(out)], [str(pca_file)])
+    df = tables.timing_table([str(bench)], [str(out)], [str(pca_file)])
     assert len(df) == 2
     assert list(df["repeat"]) == [1, 2]
     assert df.loc[0, "s"] == 1.5 and df.loc[0, "max_rss_mb"] == pytest.approx(120.1)
@@ -116,7 +116,7 @@ def test_comparison_figure_writes_png_and_pdf(pca_file, tmp_path):
         {"dataset": ["blobs"], "method": ["pca"], "metric": ["knn_accuracy"], "value": [0.97]}
     )
     png, pdf = tmp_path / "f.png", tmp_path / "f.pdf"
-    summary.comparison_figure([str(out)], timing, metrics, [str(png), str(pdf)])
+    summary_figures.comparison_figure([str(out)], timing, metrics, [str(png), str(pdf)])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert pdf.read_bytes()[:5] == b"%PDF-"
     fig = summary_figures.draw_comparison([str(out)], timing, metrics)
@@ -265,7 +265,7 @@ def _timing_rows():
 
 
 def test_scaling_table_takes_medians_in_order_of_size():
-    med = summary.scaling_table(_timing_rows())
+    med = scaling.scaling_table(_timing_rows())
     tsne = med[med.method == "tsne"]
     assert tsne["n_cells"].tolist() == [700, 10_000]
     # median of 1x and 3x the base time
@@ -275,11 +275,11 @@ def test_scaling_table_takes_medians_in_order_of_size():
 
 def test_scaling_figure_writes_png_and_pdf(tmp_path):
     png, pdf = tmp_path / "scaling.png", tmp_path / "scaling.pdf"
-    summary.scaling_figure(_timing_rows(), [str(png), str(pdf)])
+    scaling.scaling_figure(_timing_rows(), [str(png), str(pdf)])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert pdf.read_bytes()[:5] == b"%PDF-"
     with pytest.raises(ScdrbenchError, match="timing table has no rows"):
-        summary.scaling_figure(_timing_rows().iloc[:0], [str(png)])
+        scaling.scaling_figure(_timing_rows().iloc[:0], [str(png)])
 
 
 def test_legend_lists_the_largest_labels_when_there_are_many():

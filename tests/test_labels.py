@@ -15,6 +15,7 @@ from scdrbench import metrics
 from scdrbench.common import keep
 from scdrbench.common.errors import ScdrbenchError
 from scdrbench.data.labels import attach_labels, read_labels_file
+from scdrbench.metrics import score
 from scdrbench.metrics.base import UNLABELLED, encode_labels
 from tests.conftest import ROOT, make_blobs
 from tests.test_summary_report import tidy
@@ -175,12 +176,12 @@ def test_the_new_keys_are_in_the_schema_and_a_default_reruns_nothing():
 def _metric_file(path, dataset, method, values):
     table = tidy({(method, metric): value for metric, value in values.items()}, dataset)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table.reindex(columns=metrics.COLUMNS, fill_value="").to_csv(path, sep="\t", index=False)
+    table.reindex(columns=score.COLUMNS, fill_value="").to_csv(path, sep="\t", index=False)
     return str(path)
 
 
 def test_scores_of_a_kept_result_are_marked_everywhere(tmp_path):
-    from scdrbench.summary import cli
+    from scdrbench.summary.cli import cli
     from scdrbench.summary.findings import findings, findings_markdown
     from scdrbench.summary.render import ranking_markdown
     from scdrbench.summary.tables import ranking_table

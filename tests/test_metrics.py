@@ -1,4 +1,4 @@
-"""Unit tests of the quality metrics on constructed cases with known answers (src/scdrbench/metrics)."""
+"""Unit tests of the quality metrics on constructed cases with known answers (scdrbench.metrics)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from scdrbench import metrics
 from scdrbench.common.errors import DamagedInputError, ScdrbenchError
+from scdrbench.metrics import score
 
 N_BLOB_CLASSES = 6
 
@@ -217,7 +218,7 @@ def write_files(tmp_path, ref, emb, labels, *, names=None, emb_names=None, uns=N
 
 
 def run_main(embedding_path, dataset_path, output_path, method="faithful"):
-    return metrics.main(
+    return score.main(
         embedding_path, dataset_path, output_path, dataset="blobs", method=method, seed=0
     )
 
@@ -228,7 +229,7 @@ def test_main_writes_the_contract_table(tmp_path, blob_data):
     output = tmp_path / "metrics" / "blobs" / "faithful.tsv"
     run_main(embedding_path, dataset_path, output)
     table = pd.read_csv(output, sep="\t")
-    assert list(table.columns) == metrics.COLUMNS
+    assert list(table.columns) == score.COLUMNS
     assert list(table["metric"]) == list(metrics.METRICS)
     assert (table["dataset"] == "blobs").all() and (table["method"] == "faithful").all()
     assert (table["seed"] == 0).all()
@@ -314,11 +315,11 @@ def test_cli_turns_bad_input_into_exit_1(tmp_path, blob_data, capsys):
     ]
     # the work itself (the supervised child) stops with one line and exit 1 ...
     with pytest.raises(SystemExit) as exit_info:
-        metrics.cli([*argv, "--child"])
+        score.cli([*argv, "--child"])
     assert exit_info.value.code == 1
     assert "scdrbench error: embedding" in capsys.readouterr().err
     # ... which the job (the supervisor) records in the metrics file, and goes on
-    metrics.cli(argv)
+    score.cli(argv)
     table = pd.read_csv(tmp_path / "out.tsv", sep="\t")
     assert table["value"].isna().all()
     assert (

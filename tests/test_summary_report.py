@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scdrbench import summary
 from scdrbench.common.errors import ScdrbenchError
+from scdrbench.summary import cli, figures, render, tables
 from tests.conftest import ROOT, make_blobs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -63,7 +63,7 @@ def test_ranking_orders_methods_by_mean_rank():
             "tsne": {"knn_accuracy": 0.95, "knn": 0.40, "cpd": 0.50},
         }
     )
-    r = summary.ranking_table(metrics)
+    r = tables.ranking_table(metrics)
     assert list(r["method"]) == ["tsne", "pca", "random"]
     assert list(r["rank"]) == [1, 2, 3]
     t = by_method(r)
@@ -90,7 +90,7 @@ def test_ranking_nan_handling():
             "d": {"knn_accuracy": np.nan, "knn": 0.1, "silhouette": np.nan},
         }
     )
-    r = summary.ranking_table(metrics)
+    r = tables.ranking_table(metrics)
     t = by_method(r)
     # A metric that is NaN for every method is left out of the dataset's ranking.
     assert set(r["left_out"]) == {"silhouette"}
@@ -113,14 +113,12 @@ def test_ranking_missing_row_counts_as_nan_and_ties_share_a_rank():
         ],
         ignore_index=True,
     )
-    r = summary.ranking_table(metrics)
+    r = tables.ranking_table(metrics)
     t = by_method(r)
     assert t.loc["z", "rank_cpd"] == 3 and t.loc["z", "n_not_scored"] == 1
     # x: knn 1, cpd 2; y: 3, 1; z: 2, 3 (no row = NaN = last)
     assert list(r["method"]) == ["x", "y", "z"] and list(r["mean_rank"]) == [1.5, 2.0, 2.5]
-    tie = summary.ranking_table(
-        grid({"p": {"knn": 0.5, "cpd": 0.1}, "q": {"knn": 0.1, "cpd": 0.5}})
-    )
+    tie = tables.ranking_table(grid({"p": {"knn": 0.5, "cpd": 0.1}, "q": {"knn": 0.1, "cpd": 0.5}}))
     assert list(tie["rank"]) == [1, 1] and list(tie["method"]) == ["p", "q"]
 
 
@@ -128,7 +126,7 @@ def test_ranking_respects_lower_is_better_and_datasets_are_separate():
     m1 = grid({"a": {"knn": 0.9}, "b": {"knn": 0.1}}, dataset="d1")
     m2 = grid({"a": {"err": 0.9}, "b": {"err": 0.1}}, dataset="d2")
     m2["higher_is_better"] = False
-    r = summary.ranking_table(pd.concat([m1, m2], ignore_index=True))
+    r = tables.ranking_table(pd.concat([m1, m2], ignore_index=True))
     assert list(by_method(r, "d1").index) == ["a", "b"]
     assert list(by_method(r, "d2").index) == ["b", "a"]
     assert set(by_method(r, "d1")["left_out"]) == {"err"}  # no err rows in d1
@@ -146,16 +144,16 @@ def test_ranking_carries_median_timing_and_labels():
             "peak_rss_mb": [100.0, 100.0, 100.0, 50.0],
         }
     )
-    t = by_method(summary.ranking_table(metrics, timing))
+    t = by_method(tables.ranking_table(metrics, timing))
     assert t.loc["a", "job_s"] == 20 and t.loc["a", "fit_s"] == 2
     assert t.loc["b", "job_s"] == 5 and t.loc["a", "method_label"] == "A"
-    assert np.isnan(by_method(summary.ranking_table(metrics)).loc["a", "job_s"])
+    assert np.isnan(by_method(tables.ranking_table(metrics)).loc["a", "job_s"])
 
 
 def test_duplicate_metric_rows_are_a_clear_error():
     metrics = pd.concat([grid({"a": {"knn": 0.9}})] * 2, ignore_index=True)
     with pytest.raises(ScdrbenchError, match="more than one row for d1/a/knn"):
-        summary.ranking_table(metrics)
+        tables.ranking_table(metrics)
 
 
 def test_metrics_and_ranking_markdown():
@@ -169,7 +167,7 @@ def test_metrics_and_ranking_markdown():
         ],
         ignore_index=True,
     )
-    md = summary.metrics_markdown(metrics)
+    md = render.metrics_markdown(metrics)
     assert md.count("\n## ") == 2 and "## d1" in md and "## d2" in md
     d1 = md.split("## d1")[1].split("## d2")[0]
     header = next(line for line in d1.splitlines() if line.startswith("| method"))
@@ -182,7 +180,7 @@ def test_metrics_and_ranking_markdown():
     assert "- pca / silhouette: single label" in d1
     assert sum(line.startswith("| ") for line in d1.splitlines()) == 3  # header + 2 methods
 
-    rmd = summary.ranking_markdown(summary.ranking_table(metrics))
+    rmd = render.ranking_markdown(tables.ranking_table(metrics))
     d1 = rmd.split("## d1")[1].split("## d2")[0]
     rows = [line for line in d1.splitlines() if line.startswith("| ")]
     assert "| rank" in rows[0] and "job" in rows[0] and "fit" in rows[0]
@@ -200,7 +198,7 @@ def test_metrics_cli_writes_tidy_tsv_and_wide_md(tmp_path):
         )
         files.append(str(path))
     tsv, md = tmp_path / "metrics.tsv", tmp_path / "metrics.md"
-    summary.cli(["metrics", "--metrics", *files, "--tsv", str(tsv), "--md", str(md)])
+    cli.cli(["metrics", "--metrics", *files, "--tsv", str(tsv), "--md", str(md)])
     df = pd.read_csv(tsv, sep="\t")
     # the 8 tidy columns, kept (empty: no kept result) and the scaled score (NaN: no controls)
     assert df.shape == (6, 10)
@@ -210,7 +208,7 @@ def test_metrics_cli_writes_tidy_tsv_and_wide_md(tmp_path):
     assert header.split("|")[1:-1] == [" method   ", " knn_accuracy   ", " knn   ", " cpd   "]
 
     rtsv, rmd = tmp_path / "ranking.tsv", tmp_path / "ranking.md"
-    summary.cli(["ranking", "--metrics", str(tsv), "--tsv", str(rtsv), "--md", str(rmd)])
+    cli.cli(["ranking", "--metrics", str(tsv), "--tsv", str(rtsv), "--md", str(rmd)])
     r = pd.read_csv(rtsv, sep="\t")
     assert list(r["method"]) == ["tsne", "pca"] and list(r["left_out"]) == ["cpd", "cpd"]
     assert "Left out (n/a for every method): cpd" in rmd.read_text()
@@ -230,9 +228,9 @@ def test_heatmap_writes_png_and_pdf_with_nan(tmp_path):
         ],
         ignore_index=True,
     )
-    ranking = summary.ranking_table(metrics)
+    ranking = tables.ranking_table(metrics)
     png, pdf = tmp_path / "h.png", tmp_path / "h.pdf"
-    summary.metrics_heatmap(metrics, ranking, [str(png), str(pdf)])
+    figures.metrics_heatmap(metrics, ranking, [str(png), str(pdf)])
     assert png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 5_000
     assert pdf.read_bytes()[:5] == b"%PDF-"
     # the cells' text, read from an SVG with text kept as text: the NaN silhouette of tsne is
@@ -241,7 +239,7 @@ def test_heatmap_writes_png_and_pdf_with_nan(tmp_path):
 
     svg = tmp_path / "h.svg"
     with matplotlib.rc_context({"svg.fonttype": "none"}):
-        summary.metrics_heatmap(metrics, ranking, [str(svg)])
+        figures.metrics_heatmap(metrics, ranking, [str(svg)])
     texts = re.findall(r"<text[^>]*>([^<]*)</text>", svg.read_text())
     assert texts.count("n/a") == 1 + 3  # tsne's silhouette; d3's pca on all three metrics
     assert {"0.90", "0.40", "-0.10", "0.50"} <= set(texts)
@@ -263,11 +261,11 @@ def test_embedding_panels_one_png_per_embedding(tmp_path):
         paths.append(str(path))
         outs.append(str(tmp_path / "panels" / "d1" / f"{method}.png"))
     metrics = grid({"pca": {"knn_accuracy": 0.97}})
-    summary.embedding_panels(paths, outs, metrics)
+    figures.embedding_panels(paths, outs, metrics)
     for out in outs:
         assert Path(out).read_bytes()[:8] == PNG_MAGIC
     with pytest.raises(ScdrbenchError, match="2 embeddings but 1 output"):
-        summary.embedding_panels(paths, outs[:1])
+        figures.embedding_panels(paths, outs[:1])
 
 
 def _chromium() -> str | None:
@@ -342,10 +340,10 @@ def test_report_html_builds_and_renders(tmp_path):
 
 
 def test_ranking_of_a_dataset_with_no_applicable_metric():
-    r = summary.ranking_table(grid({"a": {"knn": np.nan}, "b": {"knn": np.nan}}))
+    r = tables.ranking_table(grid({"a": {"knn": np.nan}, "b": {"knn": np.nan}}))
     assert r["rank"].isna().all() and r["mean_rank"].isna().all()
     assert (r["n_metrics_ranked"] == 0).all() and set(r["left_out"]) == {"knn"}
-    assert "| n/a " in summary.ranking_markdown(r)
+    assert "| n/a " in render.ranking_markdown(r)
 
 
 def test_scaled_scores_put_the_controls_at_0_and_1():

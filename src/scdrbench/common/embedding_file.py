@@ -96,18 +96,11 @@ def read_status(path) -> dict | None:
 
 def read_coordinates(path, uns_keys=()) -> tuple[np.ndarray, np.ndarray, dict]:
     """``(obs_names, coordinates, {key: uns value})``: what scoring needs, nothing else."""
-    from anndata.io import read_elem
+    from scdrbench.common.io import read_h5ad_parts
 
     with _open(path) as f:
         try:
-            obs = f["obs"]
-            names = np.asarray(read_elem(obs[obs.attrs["_index"]]), dtype=object)
-            coords = np.asarray(read_elem(f["obsm"][EMB_KEY]))
-            uns = {}
-            for key in uns_keys:
-                if key in f["uns"]:
-                    value = read_elem(f["uns"][key])
-                    uns[key] = value.item() if hasattr(value, "item") else value
+            names, coords, _, uns = read_h5ad_parts(f, EMB_KEY, uns_keys=uns_keys)
         except (KeyError, OSError) as err:
             raise _fail(path, f"breaks the contract ({type(err).__name__}: {err})") from None
     return names, coords, uns

@@ -75,6 +75,17 @@ def write_h5ad(adata, path: str | os.PathLike, *, compression: str | None = None
         adata.write_h5ad(tmp, compression=compression)
 
 
+def sha256sum(path: str | os.PathLike, block: int = 1 << 24) -> str:
+    """Hex SHA-256 of a file, read in blocks (downloads, the proxy's record, kept outputs)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def write_table(df, path: str | os.PathLike, *, sep: str = "\t") -> None:
     """Write a pandas DataFrame as TSV atomically."""
     with atomic_path(path) as tmp:
@@ -112,6 +123,28 @@ def read_h5ad(path: str | os.PathLike, *, what: str = "file", backed: bool = Fal
             f"{what} {path} is not a readable h5ad file ({type(err).__name__}: "
             f"{' '.join(str(err).split())}); {rebuild_hint(path)}"
         ) from None
+
+
+def read_h5ad_parts(f, obsm_key: str, *, obs_columns=(), uns_keys=()):
+    """From an open h5ad file (``h5py.File``) only ``(obs_names, obsm[obsm_key], {column: values
+    or None when absent}, {uns key: scalar})``: never the count matrix. A missing group or
+    ``obsm_key`` raises ``KeyError`` (the caller names the file)."""
+    import numpy as np
+    from anndata.io import read_elem
+
+    obs = f["obs"]
+    names = np.asarray(read_elem(obs[obs.attrs["_index"]]), dtype=object)
+    coords = read_elem(f["obsm"][obsm_key])
+    coords = np.asarray(coords.to_numpy() if hasattr(coords, "to_numpy") else coords)
+    columns = {
+        c: np.asarray(read_elem(obs[c]), dtype=object) if c in obs else None for c in obs_columns
+    }
+    uns = {}
+    for key in uns_keys:
+        if key in f["uns"]:
+            value = read_elem(f["uns"][key])
+            uns[key] = value.item() if hasattr(value, "item") else value
+    return names, coords, columns, uns
 
 
 def read_table(path, *, what: str = "table", columns=(), rebuild=None, **read_csv_args):

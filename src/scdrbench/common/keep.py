@@ -42,13 +42,12 @@ nothing more runs.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 from pathlib import Path
 
 from scdrbench.common.errors import EnvironmentFailure, ScdrbenchError
-from scdrbench.common.io import write_text
+from scdrbench.common.io import sha256sum, write_text
 
 STATE_SUFFIX = ".state.json"
 
@@ -66,11 +65,7 @@ def _stat(path: str | os.PathLike) -> list:
 
 def _content(path: str | os.PathLike) -> list:
     """Size and sha256 of an output (Snakemake touches outputs after a job: no mtime here)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return [os.path.getsize(path), h.hexdigest()]
+    return [os.path.getsize(path), sha256sum(path)]
 
 
 def fingerprint(inputs) -> list[list]:

@@ -166,23 +166,33 @@ def setup_logging(log_path: str | None = None, level: int = logging.INFO) -> log
     return logging.getLogger("scdrbench")
 
 
+@contextmanager
+def blocked_imports(names):
+    """Keep optional imports out: each of ``names`` not loaded yet is marked unimportable
+    (``sys.modules[name] = None``) inside the block, so a library that imports it takes its
+    ``ImportError`` fallback; a module loaded already (by another method in the same process) is
+    left alone."""
+    blocked = [name for name in names if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None
+    try:
+        yield
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+
+
 def import_umap_without_tensorflow() -> None:
     """Import umap-learn with TensorFlow kept out (``scanpy.pp.neighbors`` imports umap, and
     ``import umap`` imports TensorFlow for its ParametricUMAP: ~950 MB and 10-30 s a job)."""
     if "umap" in sys.modules:
         return
-    blocked = "tensorflow" not in sys.modules
-    if blocked:
-        sys.modules["tensorflow"] = None
-    try:
-        import warnings
+    import warnings
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ImportWarning)
-            import umap  # noqa: F401
-    finally:
-        if blocked and sys.modules.get("tensorflow", 0) is None:
-            del sys.modules["tensorflow"]
+    with blocked_imports(("tensorflow",)), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ImportWarning)
+        import umap  # noqa: F401
 
 
 @contextmanager

@@ -179,8 +179,6 @@ def supervise(
     grace_s: float = 10.0,
 ) -> Outcome:
     """Run ``cmd`` within ``budget``; returns the :class:`Outcome` (never raises for the child)."""
-    import psutil
-
     started = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     child = subprocess.Popen(
@@ -218,34 +216,8 @@ def supervise(
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         previous[sig] = signal.signal(sig, forward)
-    ps = psutil.Process(child.pid)
-    peak = 0.0
-    killed_for = None
     try:
-        while child.poll() is None:
-            time.sleep(poll_s)
-            if interrupted and killed_for is None:
-                # forwarded once; a child that does not stop within the grace is killed
-                killed_for = "interrupted"
-                try:
-                    child.wait(grace_s)
-                except subprocess.TimeoutExpired:
-                    _kill_group(child.pid, signal.SIGKILL)
-                continue
-            rss = _tree_rss_mb(ps)
-            peak = max(peak, rss)
-            elapsed = time.perf_counter() - started
-            if budget.mem_mb is not None and rss > budget.mem_mb and killed_for is None:
-                killed_for = "out_of_memory"
-                _kill_group(child.pid, signal.SIGKILL)
-            elif budget.time_s is not None and elapsed > budget.time_s and killed_for is None:
-                killed_for = "timeout"
-                _kill_group(child.pid, signal.SIGTERM)
-                try:
-                    child.wait(grace_s)
-                except subprocess.TimeoutExpired:
-                    _kill_group(child.pid, signal.SIGKILL)
-        child.wait()
+        peak, killed_for = _watch(child, budget, interrupted, started, poll_s, grace_s)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -256,25 +228,7 @@ def supervise(
     seconds = time.perf_counter() - started
     rc = child.returncode
     lines = list(tail)
-    environment = False
-    if interrupted:
-        status, detail = "interrupted", f"signal {interrupted[0]}"
-        environment = True
-    elif killed_for == "timeout":
-        status, detail = "timeout", ""
-    elif killed_for == "out_of_memory" or rc in (-signal.SIGKILL, 137):
-        status = "out_of_memory"
-        detail = "" if killed_for else "killed by SIGKILL, most likely the out-of-memory killer"
-        environment = killed_for is None
-    elif rc == EXIT_ENVIRONMENT:
-        status, detail = "error", one_line(lines)
-        environment = True
-    elif rc == 0:
-        status, detail = "ok", ""
-    elif rc == EXIT_MEMORY_GUARD:
-        status, detail = "skipped", one_line(lines)
-    else:
-        status, detail = "error", one_line(lines)
+    status, detail, environment = _classify(interrupted, killed_for, rc, lines)
     message = status_message(status, budget, detail)
     if status != "ok":
         # an error's message is the child's own line, in the log already: not twice
@@ -285,6 +239,61 @@ def supervise(
         )
     log.close()
     return Outcome(status, message, rc, seconds, cpu, peak, lines[-30:], environment)
+
+
+def _watch(child, budget: Budget, interrupted: list, started: float, poll_s, grace_s):
+    """Poll the running child until it ends: ``(peak RSS in MB of its process tree, what it
+    was killed for or None)``. Over the memory budget: SIGKILL; over the time budget: SIGTERM,
+    SIGKILL after ``grace_s``; a forwarded interrupt: SIGKILL after ``grace_s``."""
+    import psutil
+
+    ps = psutil.Process(child.pid)
+    peak = 0.0
+    killed_for = None
+    while child.poll() is None:
+        time.sleep(poll_s)
+        if interrupted and killed_for is None:
+            # forwarded once; a child that does not stop within the grace is killed
+            killed_for = "interrupted"
+            try:
+                child.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                _kill_group(child.pid, signal.SIGKILL)
+            continue
+        rss = _tree_rss_mb(ps)
+        peak = max(peak, rss)
+        elapsed = time.perf_counter() - started
+        if budget.mem_mb is not None and rss > budget.mem_mb and killed_for is None:
+            killed_for = "out_of_memory"
+            _kill_group(child.pid, signal.SIGKILL)
+        elif budget.time_s is not None and elapsed > budget.time_s and killed_for is None:
+            killed_for = "timeout"
+            _kill_group(child.pid, signal.SIGTERM)
+            try:
+                child.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                _kill_group(child.pid, signal.SIGKILL)
+    child.wait()
+    return peak, killed_for
+
+
+def _classify(interrupted: list, killed_for, rc: int, lines: list[str]):
+    """How the child ended: ``(status, detail, environment)``; ``environment`` when the cause
+    is outside the job (an interrupt, the kernel's out-of-memory killer, a full disk)."""
+    if interrupted:
+        return "interrupted", f"signal {interrupted[0]}", True
+    if killed_for == "timeout":
+        return "timeout", "", False
+    if killed_for == "out_of_memory" or rc in (-signal.SIGKILL, 137):
+        detail = "" if killed_for else "killed by SIGKILL, most likely the out-of-memory killer"
+        return "out_of_memory", detail, killed_for is None
+    if rc == EXIT_ENVIRONMENT:
+        return "error", one_line(lines), True
+    if rc == 0:
+        return "ok", "", False
+    if rc == EXIT_MEMORY_GUARD:
+        return "skipped", one_line(lines), False
+    return "error", one_line(lines), False
 
 
 def child_command(module: str, argv: list[str]) -> list[str]:

@@ -29,6 +29,7 @@ import re
 from pathlib import Path
 
 from scdrbench.common.errors import ScdrbenchError, cli_errors
+from scdrbench.common.io import sha256sum
 from scdrbench.common.runtime import setup_logging
 from scdrbench.data.filecheck import BLOCK, check_csv, check_opens, check_tenx
 
@@ -44,15 +45,6 @@ def offline_message(url: str, output: str, dataset: str, err: Exception) -> str:
         f"{output} and re-run, or set datasets.{dataset}.path (or adt_path) in your config to a "
         "local copy"
     )
-
-
-def sha256sum(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(BLOCK), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def lock_path(output: str | Path) -> Path:
@@ -323,20 +315,27 @@ def _fetch(
         length = resp.headers.get("Content-Length")
         expected = total or (have + int(length) if length else None)
         _stream(resp, part, mode, have, expected, url)
-        got = part.stat().st_size
-        plain = resp.headers.get("Content-Encoding", "identity") == "identity"
-        again = "resume" if meta.exists() else "download it again"
-        if length is not None and plain and got != have + int(length):
-            raise ScdrbenchError(
-                f"{out.name}: received {got - have} of the {length} bytes the server "
-                f"announced (Content-Length); the transfer was cut: re-run to {again}"
-            )
-        if total is not None and got != total:
-            raise ScdrbenchError(
-                f"{out.name}: {got} of the {total} bytes the server announced (Content-Range); "
-                f"the transfer was cut: re-run to {again}"
-            )
+        _check_complete(resp, out, part, meta, have, total)
     return False
+
+
+def _check_complete(resp, out: Path, part: Path, meta: Path, have: int, total) -> None:
+    """The partial file holds every byte the server announced (Content-Length after ``have``,
+    Content-Range's total), else a ScdrbenchError that says re-running resumes it."""
+    length = resp.headers.get("Content-Length")
+    got = part.stat().st_size
+    plain = resp.headers.get("Content-Encoding", "identity") == "identity"
+    again = "resume" if meta.exists() else "download it again"
+    if length is not None and plain and got != have + int(length):
+        raise ScdrbenchError(
+            f"{out.name}: received {got - have} of the {length} bytes the server "
+            f"announced (Content-Length); the transfer was cut: re-run to {again}"
+        )
+    if total is not None and got != total:
+        raise ScdrbenchError(
+            f"{out.name}: {got} of the {total} bytes the server announced (Content-Range); "
+            f"the transfer was cut: re-run to {again}"
+        )
 
 
 def _stream(resp, part: Path, mode: str, have: int, total: int | None, url: str) -> None:

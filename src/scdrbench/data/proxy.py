@@ -107,7 +107,6 @@ number of workers (:func:`first_cells` draws the first cells of the same file in
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import time
@@ -115,6 +114,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from scdrbench.common.io import sha256sum
 
 
 @dataclass(frozen=True)
@@ -461,15 +462,6 @@ def write_proxy(spec: ProxySpec, path: str, *, labels: str | None = None, worker
         with atomic_path(labels) as tmp:
             df.to_csv(tmp, header=False, index=False)
     return {"path": str(path), "seconds": round(seconds, 1), "nnz": int(nnz_total)}
-
-
-def sha256sum(path: str, block: int = 1 << 24) -> str:
-    """The file's sha256 in hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(block):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def main(argv=None) -> None:

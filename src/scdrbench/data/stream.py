@@ -314,23 +314,12 @@ def preprocess_streamed(
     import h5py
     from anndata.io import read_elem
 
-    from scdrbench.data.steps import leiden_labels, significant_pcs, warn_n_hvg
+    from scdrbench.data.steps import significant_pcs, warn_n_hvg
 
     target = params["target_sum"]
     with open_cells(counts_path) as (chunks, barcodes, var):
         n, n_genes = chunks.n_cells, chunks.n_vars
-        # pass 1: per-gene mean and variance of the normalised counts
-        s1 = np.zeros(n_genes)
-        s2 = np.zeros(n_genes)
-        for _start, stop, block in chunks(chunk_size):
-            x = normalise_log(block, target)
-            x.data = np.expm1(x.data)
-            s1 += np.asarray(x.sum(axis=0), dtype=np.float64).ravel()
-            x.data = x.data.astype(np.float64) ** 2
-            s2 += np.asarray(x.sum(axis=0)).ravel()
-            log.info("pass 1 (gene statistics): %d of %d cells", stop, n)
-        mean = s1 / n
-        gvar = (s2 / n - mean**2) * (n / (n - 1))
+        mean, gvar = _gene_moments(chunks, chunk_size, target)
         n_hvg = warn_n_hvg(params["n_hvg"], n_genes, where=str(counts_path))
         hvg = seurat_hvg(mean, gvar, n_hvg) if n_hvg < n_genes else np.ones(n_genes, bool)
         hvg_idx = np.flatnonzero(hvg)
@@ -345,40 +334,9 @@ def preprocess_streamed(
         rng = np.random.default_rng([seed, 11])
         max_cells = sig["max_cells"]
         rows = np.sort(rng.choice(n, size=max_cells, replace=False)) if n > max_cells else None
-        sampled = []
         with atomic_path(output) as tmp, h5py.File(tmp, "w") as f:
-            # pass 2: HVG submatrix out, Gram matrix in
-            gram = np.zeros((p, p))
-            h1 = np.zeros(p)
-            X = None
-            for start, stop, block in chunks(chunk_size):
-                x = normalise_log(block, target)[:, hvg_idx].tocsr()
-                x.sort_indices()
-                if X is None:
-                    X = _new_h5ad(f, x)
-                else:
-                    X.append(x)
-                dense = x.toarray()
-                h1 += dense.sum(axis=0, dtype=np.float64)
-                _syrk(gram, dense)
-                if rows is None:
-                    sampled.append(x)
-                else:
-                    lo, hi = np.searchsorted(rows, [start, stop])
-                    sampled.append(x[rows[lo:hi] - start])
-                log.info("pass 2 (HVG matrix, Gram): %d of %d cells", stop, n)
-            mu = h1 / n
-            gram = np.triu(gram) + np.triu(gram, 1).T
-            cov = (gram - n * np.outer(mu, mu)) / (n - 1)
-            evals, evecs = np.linalg.eigh(cov)
-            order = np.argsort(evals)[::-1]
-            evals, evecs = evals[order], evecs[:, order]
-            V = evecs[:, :k]
-            # deterministic signs: the largest loading of each axis positive
-            flip = np.sign(V[np.abs(V).argmax(axis=0), np.arange(k)])
-            V = V * flip
-            total_var = float(np.trace(cov))
-            ratio = evals[:k] / total_var
+            gram, h1, sampled = _hvg_pass(f, chunks, chunk_size, target, hvg_idx, rows)
+            mu, V, ratio = _pca_axes(gram, h1, n, k)
             # pass 3: scores
             hv = CellChunks(f["X"], n, p, path=tmp)
             scores = np.empty((n, k), dtype=np.float32)
@@ -399,28 +357,7 @@ def preprocess_streamed(
             del sampled, sub
             log.info("significant PCs: %d of %d", test["n_significant"], k)
             obs = pd.DataFrame(index=pd.Index(barcodes))
-            if skip_labels:
-                obs["label"] = pd.Categorical(np.full(n, "unlabelled"))
-                labels_from = "none (benchmark)"
-            elif labels["from"] == "leiden":
-                tmp_ad = _scores_anndata(scores, obs.index)
-                obs["label"] = leiden_labels(tmp_ad, resolution=labels["resolution"], seed=seed)
-                labels_from = "leiden clusters of the PCA kNN graph"
-            else:
-                with open_h5(counts_path) as cf:
-                    cobs = read_elem(cf["obs"]) if "obs" in cf else pd.DataFrame()
-                if "label" not in cobs:
-                    raise ScdrbenchError(
-                        f"preprocess: {counts_path} has no obs['label'] although the dataset's "
-                        f"labels are '{labels['from']}'; re-run the prepare step"
-                    )
-                obs["label"] = pd.Categorical(cobs["label"].astype(str).to_numpy())
-                labels_from = labels["from"]
-                if labels.get("leiden_beside"):
-                    tmp_ad = _scores_anndata(scores, obs.index)
-                    obs["leiden"] = leiden_labels(
-                        tmp_ad, resolution=labels["resolution"], seed=seed
-                    )
+            labels_from = _labels(counts_path, obs, scores, labels, seed, skip_labels)
             with open_h5(counts_path) as cf:
                 provenance = read_elem(cf["uns"]).get("provenance", {}) if "uns" in cf else {}
                 obsm = read_elem(cf["obsm"]) if "obsm" in cf else {}
@@ -460,6 +397,100 @@ def _protein_beside(counts_obsm: dict, obs, scores, labels: dict, seed: int, reu
         tmp_ad = _scores_anndata(scores, obs.index)
         obs["rna_leiden"] = leiden_labels(tmp_ad, resolution=labels["resolution"], seed=seed)
     return {"protein_counts": counts_obsm["protein_counts"]}
+
+
+def _gene_moments(chunks, chunk_size: int, target: float):
+    """Pass 1: per-gene mean and (unbiased) variance of the normalised counts."""
+    n, n_genes = chunks.n_cells, chunks.n_vars
+    s1 = np.zeros(n_genes)
+    s2 = np.zeros(n_genes)
+    for _start, stop, block in chunks(chunk_size):
+        x = normalise_log(block, target)
+        x.data = np.expm1(x.data)
+        s1 += np.asarray(x.sum(axis=0), dtype=np.float64).ravel()
+        x.data = x.data.astype(np.float64) ** 2
+        s2 += np.asarray(x.sum(axis=0)).ravel()
+        log.info("pass 1 (gene statistics): %d of %d cells", stop, n)
+    mean = s1 / n
+    gvar = (s2 / n - mean**2) * (n / (n - 1))
+    return mean, gvar
+
+
+def _hvg_pass(f, chunks, chunk_size: int, target: float, hvg_idx, rows):
+    """Pass 2: the HVG submatrix written into ``f``'s ``X``, its Gram matrix (upper triangle)
+    and column sums accumulated, and the cells of ``rows`` (all when None) kept for the
+    significant-PC test: ``(gram, column sums, kept blocks)``."""
+    n, p = chunks.n_cells, hvg_idx.size
+    sampled = []
+    gram = np.zeros((p, p))
+    h1 = np.zeros(p)
+    X = None
+    for start, stop, block in chunks(chunk_size):
+        x = normalise_log(block, target)[:, hvg_idx].tocsr()
+        x.sort_indices()
+        if X is None:
+            X = _new_h5ad(f, x)
+        else:
+            X.append(x)
+        dense = x.toarray()
+        h1 += dense.sum(axis=0, dtype=np.float64)
+        _syrk(gram, dense)
+        if rows is None:
+            sampled.append(x)
+        else:
+            lo, hi = np.searchsorted(rows, [start, stop])
+            sampled.append(x[rows[lo:hi] - start])
+        log.info("pass 2 (HVG matrix, Gram): %d of %d cells", stop, n)
+    return gram, h1, sampled
+
+
+def _pca_axes(gram, h1, n: int, k: int):
+    """The first ``k`` principal axes from the HVG matrix's Gram matrix (upper triangle) and
+    column sums: ``(column means, axes, explained variance ratios)``."""
+    mu = h1 / n
+    gram = np.triu(gram) + np.triu(gram, 1).T
+    cov = (gram - n * np.outer(mu, mu)) / (n - 1)
+    evals, evecs = np.linalg.eigh(cov)
+    order = np.argsort(evals)[::-1]
+    evals, evecs = evals[order], evecs[:, order]
+    V = evecs[:, :k]
+    # deterministic signs: the largest loading of each axis positive
+    flip = np.sign(V[np.abs(V).argmax(axis=0), np.arange(k)])
+    V = V * flip
+    total_var = float(np.trace(cov))
+    ratio = evals[:k] / total_var
+    return mu, V, ratio
+
+
+def _labels(counts_path, obs, scores, labels: dict, seed: int, skip_labels: bool) -> str:
+    """Fill ``obs['label']`` (and ``obs['leiden']`` beside the data set's own labels when asked);
+    returns where the labels come from."""
+    from anndata.io import read_elem
+
+    from scdrbench.data.steps import leiden_labels
+
+    n = len(obs)
+    if skip_labels:
+        obs["label"] = pd.Categorical(np.full(n, "unlabelled"))
+        labels_from = "none (benchmark)"
+    elif labels["from"] == "leiden":
+        tmp_ad = _scores_anndata(scores, obs.index)
+        obs["label"] = leiden_labels(tmp_ad, resolution=labels["resolution"], seed=seed)
+        labels_from = "leiden clusters of the PCA kNN graph"
+    else:
+        with open_h5(counts_path) as cf:
+            cobs = read_elem(cf["obs"]) if "obs" in cf else pd.DataFrame()
+        if "label" not in cobs:
+            raise ScdrbenchError(
+                f"preprocess: {counts_path} has no obs['label'] although the dataset's "
+                f"labels are '{labels['from']}'; re-run the prepare step"
+            )
+        obs["label"] = pd.Categorical(cobs["label"].astype(str).to_numpy())
+        labels_from = labels["from"]
+        if labels.get("leiden_beside"):
+            tmp_ad = _scores_anndata(scores, obs.index)
+            obs["leiden"] = leiden_labels(tmp_ad, resolution=labels["resolution"], seed=seed)
+    return labels_from
 
 
 def _scores_anndata(scores: np.ndarray, index: pd.Index):

@@ -44,7 +44,6 @@ TRAINING_PARAMS = (
 BOTTLENECK = 2
 TARGET_STEPS = 1500
 MAX_EPOCHS = 500
-PREDICT_BATCH = 65536
 
 
 def training(given: dict) -> dict:
@@ -163,7 +162,7 @@ class Autoencoder:
             var.assign(value)
 
 
-def mean_loss(model: Autoencoder, get_batch: Callable, n: int, batch: int = PREDICT_BATCH):
+def mean_loss(model: Autoencoder, get_batch: Callable, n: int, batch: int = _nn.PREDICT_BATCH):
     total = 0.0
     for start in range(0, n, batch):
         idx = np.arange(start, min(n, start + batch))
@@ -247,8 +246,9 @@ def fit(tf, get_batch, p: dict, *, n_dims, bottleneck, activation, seed, logger=
 def encode_all(model: Autoencoder, get_batch: Callable, n: int) -> np.ndarray:
     """Bottleneck codes of all ``n`` cells, computed in chunks."""
     parts = []
-    for start in range(0, n, PREDICT_BATCH):
-        parts.append(model.encode(get_batch(np.arange(start, min(n, start + PREDICT_BATCH)))))
+    for start in range(0, n, _nn.PREDICT_BATCH):
+        stop = min(n, start + _nn.PREDICT_BATCH)
+        parts.append(model.encode(get_batch(np.arange(start, stop))))
     return np.concatenate([np.asarray(p) for p in parts]).astype(np.float32)
 
 

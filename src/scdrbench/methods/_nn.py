@@ -71,8 +71,8 @@ AUTOENCODER_PARAMS = {
     "early_stopping_patience": integer(10, minimum=0, description="0: off"),
     "validation_fraction": number(0.1, minimum=0, lt=0.5),
 }
-#: cells densified at a time when scaling or predicting on sparse input
-CHUNK = 65536
+#: cells densified, scaled or predicted at a time (scvis, the autoencoders, parametric UMAP)
+PREDICT_BATCH = 65536
 
 
 def import_tensorflow():
@@ -148,8 +148,9 @@ def scaled_dense(X, scaler: Scaler) -> np.ndarray:
     """Scale a whole dense matrix in chunks (one float32 copy, no float64 temporaries)."""
     n = X.shape[0]
     out = np.empty(X.shape, dtype=np.float32)
-    for start in range(0, n, CHUNK):
-        out[start : start + CHUNK] = scaler.transform(X[start : start + CHUNK])
+    for start in range(0, n, PREDICT_BATCH):
+        stop = start + PREDICT_BATCH
+        out[start:stop] = scaler.transform(X[start:stop])
     return out
 
 

@@ -26,29 +26,23 @@ ALGORITHMS = _discover()
 def import_backend(module: ModuleType) -> None:
     """Import a method module's ``BACKEND_MODULES``, with its ``BLOCKED_MODULES`` kept out.
 
-    A blocked module that is not loaded yet is marked unimportable (``sys.modules[name] =
-    None``) for the duration of the import, so the backend takes its ``ImportError`` fallback;
-    a module loaded already (another method in the same process) is left alone.
+    ``import umap`` imports TensorFlow (about 950 MB and 10-30 s) for its ParametricUMAP unless
+    it is blocked (:func:`scdrbench.common.runtime.blocked_imports`): the backend then takes its
+    ``ImportError`` fallback.
     """
-    import sys
+    import warnings
 
-    from scdrbench.common.runtime import quiet_tensorflow
+    from scdrbench.common.runtime import blocked_imports, quiet_tensorflow
 
-    blocked = [m for m in getattr(module, "BLOCKED_MODULES", ()) if m not in sys.modules]
-    for name in blocked:
-        sys.modules[name] = None
-    try:
-        import warnings
-
-        # a backend that is (or imports) TensorFlow starts quietly, as _nn.import_tensorflow does
-        with warnings.catch_warnings(), quiet_tensorflow():
-            warnings.simplefilter("ignore", ImportWarning)
-            for name in getattr(module, "BACKEND_MODULES", ()):
-                importlib.import_module(name)
-    finally:
-        for name in blocked:
-            if sys.modules.get(name, 0) is None:
-                del sys.modules[name]
+    # a backend that is (or imports) TensorFlow starts quietly, as _nn.import_tensorflow does
+    with (
+        blocked_imports(getattr(module, "BLOCKED_MODULES", ())),
+        warnings.catch_warnings(),
+        quiet_tensorflow(),
+    ):
+        warnings.simplefilter("ignore", ImportWarning)
+        for name in getattr(module, "BACKEND_MODULES", ()):
+            importlib.import_module(name)
 
 
 def get_method(algorithm: str) -> ModuleType:

@@ -27,9 +27,6 @@ PARAMS = _nn.AUTOENCODER_PARAMS
 NARROWING_LAYERS = ("hidden_layers",)
 
 NAME = "ae_tf"
-# kept for code that imported them from here before the shared core existed
-Autoencoder = ae.Autoencoder
-train_autoencoder, encode_all, mean_loss = ae.train_autoencoder, ae.encode_all, ae.mean_loss
 
 
 def embed(

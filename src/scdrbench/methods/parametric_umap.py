@@ -55,6 +55,49 @@ def auto_n_epochs(n_cells: int, n_neighbors: int, n_epochs: int | None) -> int:
     return int(np.clip(round(EDGE_BUDGET / (n_cells * n_neighbors)), 1, 200))
 
 
+def _checked(n: int, n_neighbors: int, batch_size, learning_rate, hidden_layers):
+    """``(batch size, encoder widths)``, checked; a bad one is a ScdrbenchError naming
+    ``params.<key>``."""
+    if not 2 <= n_neighbors < n:
+        raise ScdrbenchError(
+            f"{NAME}: params.n_neighbors {n_neighbors} must be at least 2 and below the number of "
+            f"cells ({n})"
+        )
+    if batch_size is None:
+        batch_size = min(1000, n)
+    _nn.check_positive(NAME, learning_rate=learning_rate, batch_size=batch_size)
+    if n < batch_size:
+        raise ScdrbenchError(
+            f"{NAME}: only {n} cells for params.batch_size {batch_size}; lower params.batch_size"
+        )
+    widths = [int(w) for w in hidden_layers]
+    if not widths or any(w < 1 for w in widths):
+        raise ScdrbenchError(f"{NAME}: params.hidden_layers must be positive widths, got {widths}")
+    return batch_size, widths
+
+
+def _parametric_umap():
+    """umap-learn's ParametricUMAP class, or a ScdrbenchError saying what it needs."""
+    try:
+        from umap.parametric_umap import ParametricUMAP
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ScdrbenchError(
+            f"{NAME}: umap-learn's ParametricUMAP cannot be imported here ({err}); it needs "
+            "umap-learn with TensorFlow and Keras 3 installed"
+        ) from err
+    return ParametricUMAP
+
+
+def _fit_quietly(model, Xs) -> None:
+    """``model.fit(Xs)`` without umap-learn's and Keras's warnings about settings made here."""
+    import warnings
+
+    with warnings.catch_warnings():
+        for message in (".*n_jobs value.*", ".*shuffle=True.*", ".*build\\(\\)` was called.*"):
+            warnings.filterwarnings("ignore", message=message)
+        model.fit(Xs)
+
+
 def embed(
     X,
     *,
@@ -87,36 +130,18 @@ def embed(
     ``info`` gets ``history`` (loss per Keras epoch, a tenth of the edges each), ``final_loss``,
     ``epochs_run``, ``device``, ``input_scaling``, ``n_epochs``.
     """
+    # Longer than 80 lines: the signature and numpydoc docstring list every parameter of the method
+    # contract (tests/test_registry.py checks them against PARAMS); the code is 60 lines, the seeded
+    # steps in the order they draw random numbers.
     X = _nn.check_matrix(X, NAME, min_cells=4)
     n, d = X.shape
-    if not 2 <= n_neighbors < n:
-        raise ScdrbenchError(
-            f"{NAME}: params.n_neighbors {n_neighbors} must be at least 2 and below the number of "
-            f"cells ({n})"
-        )
-    if batch_size is None:
-        batch_size = min(1000, n)
-    _nn.check_positive(NAME, learning_rate=learning_rate, batch_size=batch_size)
-    if n < batch_size:
-        raise ScdrbenchError(
-            f"{NAME}: only {n} cells for params.batch_size {batch_size}; lower params.batch_size"
-        )
-    widths = [int(w) for w in hidden_layers]
-    if not widths or any(w < 1 for w in widths):
-        raise ScdrbenchError(f"{NAME}: params.hidden_layers must be positive widths, got {widths}")
+    batch_size, widths = _checked(n, n_neighbors, batch_size, learning_rate, hidden_layers)
     epochs = auto_n_epochs(n, n_neighbors, n_epochs)
 
     tf = _nn.setup_tensorflow(seed, threads)
     import keras
 
-    try:
-        from umap.parametric_umap import ParametricUMAP
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ScdrbenchError(
-            f"{NAME}: umap-learn's ParametricUMAP cannot be imported here ({err}); it needs "
-            "umap-learn with TensorFlow and Keras 3 installed"
-        ) from err
-
+    ParametricUMAP = _parametric_umap()
     Xs = _nn.scaled_dense(X, _nn.Scaler.fit(X))
     encoder = keras.Sequential(
         [keras.Input(shape=(d,))]
@@ -155,13 +180,8 @@ def embed(
         epochs,
         _nn.device_name(tf),
     )
-    import warnings
-
-    with warnings.catch_warnings():
-        for message in (".*n_jobs value.*", ".*shuffle=True.*", ".*build\\(\\)` was called.*"):
-            warnings.filterwarnings("ignore", message=message)
-        model.fit(Xs)
-    data = _nn.dataset(tf, Xs, 65536, target=False)
+    _fit_quietly(model, Xs)
+    data = _nn.dataset(tf, Xs, _nn.PREDICT_BATCH, target=False)
     emb = np.asarray(encoder.predict(data, verbose=0), dtype=np.float32)
     _nn.finish_info(
         info,

@@ -69,7 +69,6 @@ NAME = "scvis"
 LATENT = 2
 TARGET_STEPS = 3000
 MAX_BATCH = 512
-PREDICT_BATCH = 65536
 BISECTION_STEPS = 40
 
 
@@ -162,6 +161,53 @@ def embed(
     """
     X = _nn.check_matrix(X, NAME)
     n, d = X.shape
+    enc, dec, batch, weight = _checked(
+        d, n, likelihood, encoder_layers, decoder_layers, perplexity, learning_rate, batch_size,
+        tsne_weight,
+    )  # fmt: skip
+    steps_per_epoch = n // batch
+    n_epochs = _nn.auto_epochs(n, batch, epochs, target_steps=TARGET_STEPS, max_epochs=1000)
+
+    tf = _nn.setup_tensorflow(seed, threads)
+    import keras
+
+    Xs = _nn.scaled_dense(X, _nn.Scaler.fit(X))
+    encode, log_likelihood, variables = _network(tf, keras, d, enc, dec, activation, likelihood)
+    optimizer = keras.optimizers.Adam(learning_rate)
+    optimizer.build(variables)
+    train_step, latent_mean = _steps(
+        tf, d, encode, log_likelihood, variables, optimizer, perplexity, weight
+    )
+    log.info(
+        "scvis on %d cells x %d dims: encoder %s, decoder %s, %s likelihood, perplexity %g, "
+        "t-SNE weight %g, batch %d, %d epochs of %d steps, device %s",
+        n, d, enc, dec, likelihood, perplexity, weight, batch, n_epochs, steps_per_epoch,
+        _nn.device_name(tf),
+    )  # fmt: skip
+    history, kl_history = _fit(train_step, Xs, seed, n_epochs, batch)
+    step = _nn.PREDICT_BATCH
+    emb = np.concatenate([np.asarray(latent_mean(Xs[s : s + step])) for s in range(0, n, step)])
+    _nn.finish_info(
+        info,
+        history=history,
+        tsne_kl_history=kl_history,
+        final_loss=history[-1],
+        epochs_run=len(history),
+        device=_nn.device_name(tf),
+        input_scaling=_nn.INPUT_SCALING,
+        batch_size=batch,
+        tsne_weight=weight,
+        likelihood=likelihood,
+    )
+    return emb.astype(np.float32)
+
+
+def _checked(
+    d, n, likelihood, encoder_layers, decoder_layers, perplexity, learning_rate, batch_size,
+    tsne_weight,
+):  # fmt: skip
+    """The checked parameters: ``(encoder widths, decoder widths, batch size, t-SNE weight)``;
+    a bad one is a ScdrbenchError naming ``params.<key>``."""
     _nn.check_bottleneck(NAME, d, LATENT, param="the 2-D latent space")
     if likelihood not in ("student_t", "gaussian"):
         raise ScdrbenchError(
@@ -182,13 +228,12 @@ def embed(
     weight = float(d if tsne_weight is None else tsne_weight)
     if weight < 0:
         raise ScdrbenchError(f"{NAME}: params.tsne_weight must be >= 0, got {tsne_weight}")
-    steps_per_epoch = n // batch
-    n_epochs = _nn.auto_epochs(n, batch, epochs, target_steps=TARGET_STEPS, max_epochs=1000)
+    return enc, dec, batch, weight
 
-    tf = _nn.setup_tensorflow(seed, threads)
-    import keras
 
-    Xs = _nn.scaled_dense(X, _nn.Scaler.fit(X))
+def _network(tf, keras, d, enc, dec, activation, likelihood):
+    """The encoder and decoder, built (weights drawn) in a fixed order:
+    ``(encode, log_likelihood, trainable variables)``."""
     enc_layers = _dense_stack(keras, enc, activation, "enc")
     z_mean = keras.layers.Dense(LATENT, name="z_mean")
     z_scale = keras.layers.Dense(LATENT, activation="softplus", name="z_scale")
@@ -212,8 +257,6 @@ def embed(
     variables = [v.value for layer in layers for v in layer.trainable_weights]
     if likelihood == "student_t":
         variables.append(nu_raw)
-    optimizer = keras.optimizers.Adam(learning_rate)
-    optimizer.build(variables)
 
     def encode(x):
         h = x
@@ -240,6 +283,12 @@ def embed(
             )
         return tf.reduce_sum(ll, axis=1)
 
+    return encode, log_likelihood, variables
+
+
+def _steps(tf, d, encode, log_likelihood, variables, optimizer, perplexity, weight):
+    """The compiled steps: ``train_step(x, noise_key) -> (loss, t-SNE KL)`` (one Adam step on
+    the negative ELBO plus ``weight`` x the t-SNE KL of the latent means) and ``latent_mean(x)``."""
     spec = tf.TensorSpec([None, d], tf.float32)
 
     @tf.function(input_signature=[spec, tf.TensorSpec([2], tf.int64)])
@@ -262,21 +311,14 @@ def embed(
     def latent_mean(x):
         return encode(x)[0]
 
-    log.info(
-        "scvis on %d cells x %d dims: encoder %s, decoder %s, %s likelihood, perplexity %g, "
-        "t-SNE weight %g, batch %d, %d epochs of %d steps, device %s",
-        n,
-        d,
-        enc,
-        dec,
-        likelihood,
-        perplexity,
-        weight,
-        batch,
-        n_epochs,
-        steps_per_epoch,
-        _nn.device_name(tf),
-    )
+    return train_step, latent_mean
+
+
+def _fit(train_step, Xs, seed: int, n_epochs: int, batch: int) -> tuple[list, list]:
+    """Train for ``n_epochs`` over seeded permutations of the cells (each batch's indices
+    sorted); ``(loss per epoch, t-SNE KL per epoch)``; a diverged loss is a ScdrbenchError."""
+    n = Xs.shape[0]
+    steps_per_epoch = n // batch
     rng = np.random.default_rng([seed, 17])
     history, kl_history, step = [], [], 0
     for epoch in range(n_epochs):
@@ -301,22 +343,7 @@ def embed(
             raise ScdrbenchError(
                 f"{NAME}: the loss diverged (epoch {epoch + 1}); lower params.learning_rate"
             )
-    emb = np.concatenate(
-        [np.asarray(latent_mean(Xs[s : s + PREDICT_BATCH])) for s in range(0, n, PREDICT_BATCH)]
-    )
-    _nn.finish_info(
-        info,
-        history=history,
-        tsne_kl_history=kl_history,
-        final_loss=history[-1],
-        epochs_run=len(history),
-        device=_nn.device_name(tf),
-        input_scaling=_nn.INPUT_SCALING,
-        batch_size=batch,
-        tsne_weight=weight,
-        likelihood=likelihood,
-    )
-    return emb.astype(np.float32)
+    return history, kl_history
 
 
 def estimate_memory_mb(n_cells: int, n_features: int, **params) -> float:

@@ -1,5 +1,5 @@
-"""``python -m scdrbench.metrics ...``"""
+"""``python -m scdrbench.metrics ...``: the scoring job (:mod:`scdrbench.metrics.score`)."""
 
-from scdrbench.metrics import cli
+from scdrbench.metrics.score import cli
 
 cli()

@@ -32,6 +32,22 @@ __all__ = ["knn_transformer", "leiden_labels", "preprocess", "significant_pcs", 
 log = logging.getLogger("scdrbench.preprocess")
 
 
+def _n_pcs(wanted: int, n_obs: int, n_vars: int) -> int:
+    """``preprocess.n_pcs``, lowered (with a warning) to what the matrix allows."""
+    n_pcs = min(wanted, n_obs - 1, n_vars - 1)
+    if n_pcs < 2:
+        raise ScdrbenchError(
+            f"preprocess: only {n_obs} cells x {n_vars} genes; PCA needs at least 3 of each"
+        )
+    if n_pcs < wanted:
+        log.warning(
+            "preprocess.n_pcs %d lowered to %d: %d cells x %d genes allow at "
+            "most %d principal components; set preprocess.n_pcs to %d or fewer to silence this",
+            *(wanted, n_pcs, n_obs, n_vars, n_pcs, n_pcs),
+        )
+    return n_pcs
+
+
 def preprocess(counts, *, params: dict, labels: dict, seed: int = 0, where: str = "the counts"):
     """Normalise, log, select HVGs, PCA, test PCs and label; returns the pca AnnData.
 
@@ -47,23 +63,7 @@ def preprocess(counts, *, params: dict, labels: dict, seed: int = 0, where: str 
     if n_hvg < n_genes:
         sc.pp.highly_variable_genes(adata, n_top_genes=n_hvg, flavor="seurat")
         adata = adata[:, adata.var["highly_variable"].to_numpy()].copy()
-    n_pcs = min(params["n_pcs"], adata.n_obs - 1, adata.n_vars - 1)
-    if n_pcs < 2:
-        raise ScdrbenchError(
-            f"preprocess: only {adata.n_obs} cells x {adata.n_vars} genes; PCA needs at least "
-            "3 of each"
-        )
-    if n_pcs < params["n_pcs"]:
-        log.warning(
-            "preprocess.n_pcs %d lowered to %d: %d cells x %d genes allow at "
-            "most %d principal components; set preprocess.n_pcs to %d or fewer to silence this",
-            params["n_pcs"],
-            n_pcs,
-            adata.n_obs,
-            adata.n_vars,
-            n_pcs,
-            n_pcs,
-        )
+    n_pcs = _n_pcs(params["n_pcs"], adata.n_obs, adata.n_vars)
     sc.pp.pca(adata, n_comps=n_pcs, random_state=seed, zero_center=True)
     sig_params = params["significant_pcs"]
     test = significant_pcs(

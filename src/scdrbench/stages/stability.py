@@ -136,7 +136,7 @@ def main(
     import anndata as ad
 
     from scdrbench.common.io import read_h5ad, write_h5ad, write_table
-    from scdrbench.metrics import score_embedding
+    from scdrbench.metrics.registry import score_embedding
     from scdrbench.stages.embed import protein_counts, run_method, select_input
 
     setup_logging(log_path)

@@ -1,5 +1,5 @@
-"""``python -m scdrbench.summary ...``"""
+"""``python -m scdrbench.summary ...``: the summary command line (:mod:`scdrbench.summary.cli`)."""
 
-from scdrbench.summary import cli
+from scdrbench.summary.cli import cli
 
 cli()

@@ -13,7 +13,7 @@ import pandas as pd
 from scdrbench.common import embedding_file, keep
 from scdrbench.common.errors import ScdrbenchError
 from scdrbench.common.io import atomic_path
-from scdrbench.metrics import METRICS
+from scdrbench.metrics.registry import METRICS
 from scdrbench.summary.tables import (
     _fmt_seconds,
     _fmt_value,
@@ -24,6 +24,33 @@ from scdrbench.summary.tables import (
 )
 
 log = logging.getLogger("scdrbench.summary")
+
+
+def _panel_matrix(metrics: pd.DataFrame, ranking: pd.DataFrame | None, ds: str):
+    """One data set's methods x metrics matrix for :func:`metrics_heatmap`: ``(matrix, whether
+    it holds scaled scores, {method: rank})``, rows in ranking order when there is one."""
+    scaled = "scaled" in metrics and metrics.loc[metrics.dataset == ds, "scaled"].notna().any()
+    wide = metric_matrix(metrics, ds, "scaled" if scaled else "value")
+    # a data set's own metrics only (recall per label, RNA-label metrics: CITE-seq sets)
+    present = metrics[metrics.dataset == ds].groupby("metric")["value"].count()
+    wide = wide[[c for c in wide.columns if present.get(c, 0) > 0 or c in METRICS]]
+    rank_of = {}
+    if ranking is not None and len(ranking):
+        sub = ranking[ranking["dataset"] == ds]
+        ranked = list(sub["method"])
+        rest = [m for m in wide.index if m not in ranked]
+        wide = wide.reindex([m for m in ranked if m in wide.index] + rest)
+        rank_of = {m: r for m, r in zip(sub["method"], sub["rank"], strict=True) if pd.notna(r)}
+    return wide, scaled, rank_of
+
+
+def _mark_missing(ax, wide: pd.DataFrame) -> None:
+    """Hatch the heatmap's NaN cells and write n/a in them."""
+    from matplotlib.patches import Rectangle
+
+    for i, j in zip(*np.where(wide.isna().to_numpy()), strict=True):
+        ax.add_patch(Rectangle((j, i), 1, 1, facecolor="0.92", edgecolor="0.6", hatch="///", lw=0))
+        ax.text(j + 0.5, i + 0.5, "n/a", ha="center", va="center", fontsize=8, color="0.25")
 
 
 def metrics_heatmap(
@@ -42,7 +69,6 @@ def metrics_heatmap(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import seaborn as sns
-    from matplotlib.patches import Rectangle
 
     labels = _method_labels(timing)
     datasets = list(dict.fromkeys(metrics["dataset"]))
@@ -61,19 +87,8 @@ def metrics_heatmap(
     mappable = None
     kinds = []
     for ax, ds in zip(axes.flat, datasets, strict=False):
-        scaled = "scaled" in metrics and metrics.loc[metrics.dataset == ds, "scaled"].notna().any()
-        wide = metric_matrix(metrics, ds, "scaled" if scaled else "value")
-        # a data set's own metrics only (recall per label, RNA-label metrics: CITE-seq sets)
-        present = metrics[metrics.dataset == ds].groupby("metric")["value"].count()
-        wide = wide[[c for c in wide.columns if present.get(c, 0) > 0 or c in METRICS]]
+        wide, scaled, rank_of = _panel_matrix(metrics, ranking, ds)
         kinds.append("scaled" if scaled else "value")
-        rank_of = {}
-        if ranking is not None and len(ranking):
-            sub = ranking[ranking["dataset"] == ds]
-            ranked = list(sub["method"])
-            rest = [m for m in wide.index if m not in ranked]
-            wide = wide.reindex([m for m in ranked if m in wide.index] + rest)
-            rank_of = {m: r for m, r in zip(sub["method"], sub["rank"], strict=True) if pd.notna(r)}
         annot = np.vectorize(lambda v: _fmt_value(v, ".2f"))(wide.to_numpy(dtype=float))
         sns.heatmap(
             wide.astype(float),
@@ -88,11 +103,7 @@ def metrics_heatmap(
             linecolor="white",
             cbar=False,
         )
-        for i, j in zip(*np.where(wide.isna().to_numpy()), strict=True):
-            ax.add_patch(
-                Rectangle((j, i), 1, 1, facecolor="0.92", edgecolor="0.6", hatch="///", lw=0)
-            )
-            ax.text(j + 0.5, i + 0.5, "n/a", ha="center", va="center", fontsize=8, color="0.25")
+        _mark_missing(ax, wide)
         mappable = ax.collections[0]
         ax.set_title(
             f"{ds}: "

@@ -120,73 +120,91 @@ def scaling_figure(
         ("peak_rss_mb", "peak RSS (MB, getrusage)", "memory_exponent_c", "peak_rss_mb_at_target"),
     ]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), layout="constrained")
-    for ax, (col, ylabel, exponent, predicted) in zip(axes, panels, strict=True):
+    for ax, panel in zip(axes, panels, strict=True):
         for m in methods:
-            sub = med[med["method"] == m]
-            done = sub[sub["status"] == "ok"]
-            y = done[col].to_numpy(dtype=float)
-            ok = np.isfinite(y) & (y > 0)
-            fit = fits.loc[m]
-            label = str(fit["method_label"])
-            if np.isfinite(fit["time_exponent_b"]) or np.isfinite(fit["memory_exponent_c"]):
-                label += f" (b={fit['time_exponent_b']:.2f}, c={fit['memory_exponent_c']:.2f})"
-            ax.plot(
-                done["n_cells"].to_numpy()[ok],
-                y[ok],
-                marker="o",
-                ms=4,
-                color=palette[m],
-                label=label,
-            )
-            failed = sub[(sub["status"] != "ok") & (sub["status"] != "skipped")]
-            yf = failed["s" if col != "peak_rss_mb" else "peak_rss_mb"].to_numpy(dtype=float)
-            for n_f, y_f, st in zip(failed["n_cells"], yf, failed["status"], strict=True):
-                if np.isfinite(y_f) and y_f > 0:
-                    ax.plot(n_f, y_f, marker="x", ms=8, mew=2, ls="", color=palette[m])
-                    ax.annotate(
-                        STATUS_MARK.get(st, st),
-                        (n_f, y_f),
-                        fontsize=6,
-                        color=palette[m],
-                        xytext=(3, 3),
-                        textcoords="offset points",
-                    )
-            if exponent and np.isfinite(fit[exponent]):
-                a = fit[predicted] / target ** fit[exponent]
-                lo = float(sub["n_cells"].min())
-                hi = float(fit["largest_finished"]) or lo
-                xs = np.geomspace(lo, hi, 20)
-                ax.plot(xs, a * xs ** fit[exponent], ls=":", lw=1, color=palette[m])
-                if hi < target:
-                    xs = np.geomspace(hi, target, 20)
-                    ax.plot(xs, a * xs ** fit[exponent], ls="--", lw=1, color=palette[m])
-                    ax.plot(
-                        target,
-                        fit[predicted],
-                        marker="o",
-                        ms=7,
-                        mfc="none",
-                        ls="",
-                        color=palette[m],
-                    )
-            if col in ("fit_seconds", "s") and m in stars:
-                # side by side where the essay gives the same time (t-SNE and UMAP: ~3 h)
-                shift = 1.25 ** (list(stars).index(m) - 1)
-                ax.plot(
-                    ESSAY_N_CELLS * shift,
-                    stars[m],
-                    marker="*",
-                    ms=11,
-                    ls="",
-                    color=palette[m],
-                    markeredgecolor="black",
-                    markeredgewidth=0.5,
-                )
+            _draw_method(ax, m, med, fits.loc[m], panel, target, palette[m], stars)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("cells")
-        ax.set_ylabel(ylabel)
+        ax.set_ylabel(panel[1])
         ax.grid(True, which="major", alpha=0.3)
+    handles, labels = _legend(plt, axes, target, stars, methods)
+    fig.legend(handles, labels, loc="outside right center", fontsize=7, frameon=False)
+    fig.suptitle("time ~ n^b (fit), memory ~ n^c (peak RSS), fitted to finished rungs", fontsize=9)
+    for out in outputs:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=150, format=Path(out).suffix.lstrip("."))
+    plt.close(fig)
+    return fits.reset_index()
+
+
+def _draw_method(ax, m, med, fit, panel, target, colour, stars) -> None:
+    """One method's line of medians, its crosses for jobs that did not finish, its power law
+    (dotted, dashed where extrapolated) and the essay's star on one panel."""
+    col, _, exponent, predicted = panel
+    sub = med[med["method"] == m]
+    done = sub[sub["status"] == "ok"]
+    y = done[col].to_numpy(dtype=float)
+    ok = np.isfinite(y) & (y > 0)
+    label = str(fit["method_label"])
+    if np.isfinite(fit["time_exponent_b"]) or np.isfinite(fit["memory_exponent_c"]):
+        label += f" (b={fit['time_exponent_b']:.2f}, c={fit['memory_exponent_c']:.2f})"
+    ax.plot(
+        done["n_cells"].to_numpy()[ok],
+        y[ok],
+        marker="o",
+        ms=4,
+        color=colour,
+        label=label,
+    )
+    failed = sub[(sub["status"] != "ok") & (sub["status"] != "skipped")]
+    yf = failed["s" if col != "peak_rss_mb" else "peak_rss_mb"].to_numpy(dtype=float)
+    for n_f, y_f, st in zip(failed["n_cells"], yf, failed["status"], strict=True):
+        if np.isfinite(y_f) and y_f > 0:
+            ax.plot(n_f, y_f, marker="x", ms=8, mew=2, ls="", color=colour)
+            ax.annotate(
+                STATUS_MARK.get(st, st),
+                (n_f, y_f),
+                fontsize=6,
+                color=colour,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+    if exponent and np.isfinite(fit[exponent]):
+        a = fit[predicted] / target ** fit[exponent]
+        lo = float(sub["n_cells"].min())
+        hi = float(fit["largest_finished"]) or lo
+        xs = np.geomspace(lo, hi, 20)
+        ax.plot(xs, a * xs ** fit[exponent], ls=":", lw=1, color=colour)
+        if hi < target:
+            xs = np.geomspace(hi, target, 20)
+            ax.plot(xs, a * xs ** fit[exponent], ls="--", lw=1, color=colour)
+            ax.plot(
+                target,
+                fit[predicted],
+                marker="o",
+                ms=7,
+                mfc="none",
+                ls="",
+                color=colour,
+            )
+    if col in ("fit_seconds", "s") and m in stars:
+        # side by side where the essay gives the same time (t-SNE and UMAP: ~3 h)
+        shift = 1.25 ** (list(stars).index(m) - 1)
+        ax.plot(
+            ESSAY_N_CELLS * shift,
+            stars[m],
+            marker="*",
+            ms=11,
+            ls="",
+            color=colour,
+            markeredgecolor="black",
+            markeredgewidth=0.5,
+        )
+
+
+def _legend(plt, axes, target, stars, methods):
+    """The methods' legend entries, then the markers' meaning."""
     handles, labels = axes[0].get_legend_handles_labels()
     extra = [
         (plt.Line2D([], [], ls="--", color="grey"), f"power law extrapolated to {target:,} cells"),
@@ -205,10 +223,4 @@ def scaling_figure(
     for h, lab in extra:
         handles.append(h)
         labels.append(lab)
-    fig.legend(handles, labels, loc="outside right center", fontsize=7, frameon=False)
-    fig.suptitle("time ~ n^b (fit), memory ~ n^c (peak RSS), fitted to finished rungs", fontsize=9)
-    for out in outputs:
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, dpi=150, format=Path(out).suffix.lstrip("."))
-    plt.close(fig)
-    return fits.reset_index()
+    return handles, labels

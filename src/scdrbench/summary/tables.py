@@ -27,7 +27,7 @@ import pandas as pd
 from scdrbench.common import keep
 from scdrbench.common.errors import ScdrbenchError
 from scdrbench.common.io import read_table, rebuild_hint
-from scdrbench.metrics import METRICS
+from scdrbench.metrics.registry import METRICS
 
 log = logging.getLogger("scdrbench.summary")
 
