@@ -154,7 +154,7 @@ def test_at_scale_names_the_config_key_of_a_missing_ladder(tmp_path):
 
 
 def test_findings_cli_writes_the_at_scale_section(tmp_path):
-    from scdrbench.summary import cli
+    from scdrbench.summary.cli import cli
 
     metrics, timing = tables()
     metrics.to_csv(tmp_path / "m.tsv", sep="\t", index=False)

@@ -337,12 +337,7 @@ def preprocess_streamed(
         with atomic_path(output) as tmp, h5py.File(tmp, "w") as f:
             gram, h1, sampled = _hvg_pass(f, chunks, chunk_size, target, hvg_idx, rows)
             mu, V, ratio = _pca_axes(gram, h1, n, k)
-            # pass 3: scores
-            hv = CellChunks(f["X"], n, p, path=tmp)
-            scores = np.empty((n, k), dtype=np.float32)
-            shift = mu @ V
-            for start, stop, block in hv(chunk_size):
-                scores[start:stop] = block @ V - shift
+            scores = _pc_scores(CellChunks(f["X"], n, p, path=tmp), chunk_size, mu, V)
             log.info("PCA: %d components, %.1f%% of the HVG variance", k, 100 * ratio.sum())
             sub = sp.vstack(sampled, format="csr")
             test = significant_pcs(
@@ -380,6 +375,15 @@ def preprocess_streamed(
                 uns=uns,
             )
     return {"n_cells": n, "n_hvg": p, "n_pcs": k, "n_significant_pcs": uns["n_significant_pcs"]}
+
+
+def _pc_scores(hv, chunk_size: int, mu, V) -> np.ndarray:
+    """Pass 3: every cell's scores on the principal axes ``V`` (HVG matrix centred by ``mu``)."""
+    scores = np.empty((hv.n_cells, V.shape[1]), dtype=np.float32)
+    shift = mu @ V
+    for start, stop, block in hv(chunk_size):
+        scores[start:stop] = block @ V - shift
+    return scores
 
 
 def _protein_beside(counts_obsm: dict, obs, scores, labels: dict, seed: int, reuse: str) -> dict:
