@@ -32,13 +32,8 @@ OVERRIDE = [
     "selection={'datasets': ['dl_tiny'], 'methods': ['random', 'pca']}",
 ]
 # the data set is downloaded from a local, slow HTTP server (slow_server below)
-STAGES = [
-    "scdrbench.data.download",
-    "scdrbench.stages.prepare",
-    "scdrbench.stages.embed",
-    "scdrbench.metrics",
-    "scdrbench.summary",
-]
+# (the entry point each stage's jobs run: scripts/<stage>.py)
+STAGES = ["download", "prepare", "embed", "score", "summary"]
 
 
 def _copy(where: Path) -> Path:
@@ -56,8 +51,8 @@ def _args(where, overlay):
     ]
 
 
-def _job_pids(module: str, where: Path) -> list[int]:
-    """This run's ``python -m <module>`` processes: the job's Python itself (not the shell
+def _job_pids(stage: str, where: Path) -> list[int]:
+    """This run's ``python .../scripts/<stage>.py`` processes: the job's Python itself (not the shell
     Snakemake starts it from, whose death would leave the job running as an orphan, and not its
     supervised child, which dies with it), and only those working in ``where``, never another
     workflow's on the same machine."""
@@ -68,7 +63,7 @@ def _job_pids(module: str, where: Path) -> list[int]:
         cmd = proc.info["cmdline"] or []
         if not cmd or not Path(cmd[0]).name.startswith("python") or "--child" in cmd:
             continue
-        if not any(cmd[i : i + 2] == ["-m", module] for i in range(len(cmd) - 1)):
+        if len(cmd) < 2 or not cmd[1].endswith(f"scripts/{stage}.py"):
             continue
         try:
             if Path(proc.cwd()).resolve() == where.resolve():
@@ -78,8 +73,8 @@ def _job_pids(module: str, where: Path) -> list[int]:
     return pids
 
 
-def _kill_first(module: str, where: Path, *, args, timeout: float = 240, ready=None) -> bool:
-    """Run snakemake until a job of ``module`` starts (and ``ready()`` holds), SIGKILL it, wait
+def _kill_first(stage: str, where: Path, *, args, timeout: float = 240, ready=None) -> bool:
+    """Run snakemake until a job of ``stage`` starts (and ``ready()`` holds), SIGKILL it, wait
     for snakemake to stop."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     proc = subprocess.Popen(
@@ -92,7 +87,7 @@ def _kill_first(module: str, where: Path, *, args, timeout: float = 240, ready=N
     killed = False
     start = time.time()
     while proc.poll() is None and time.time() - start < timeout:
-        pids = _job_pids(module, where)
+        pids = _job_pids(stage, where)
         if pids and (ready is None or ready()):
             time.sleep(0 if ready else 0.3)  # let it get going
             for pid in pids:

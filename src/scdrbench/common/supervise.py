@@ -181,16 +181,42 @@ def supervise(
     """Run ``cmd`` within ``budget``; returns the :class:`Outcome` (never raises for the child)."""
     started = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    child = subprocess.Popen(
-        cmd,
-        stderr=subprocess.PIPE,
-        text=True,
-        errors="replace",
-        start_new_session=True,
-        preexec_fn=_die_with_parent,
-    )
+    # Forward a SIGTERM/SIGINT sent to the job (Snakemake interrupted, scancel) to the child;
+    # installed before the child starts, so that a signal in between is not lost (a shell's
+    # background job starts with SIGINT ignored) but reaches the child as soon as it exists.
+    interrupted: list[int] = []
+    started_child: list[subprocess.Popen] = []
+
+    def forward(signum, frame):
+        interrupted.append(signum)
+        if started_child:
+            _kill_group(started_child[0].pid, signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        child = subprocess.Popen(
+            cmd,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        started_child.append(child)
+        if interrupted:
+            _kill_group(child.pid, interrupted[0])
+    except BaseException:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        raise
     tail: deque[str] = deque(maxlen=200)
-    log = JobLog(log_path)
+    try:
+        log = JobLog(log_path)
+    except BaseException:
+        _kill_group(child.pid, signal.SIGKILL)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        raise
 
     def pump():
         for line in child.stderr:
@@ -206,16 +232,6 @@ def supervise(
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
-    # Forward a SIGTERM/SIGINT sent to the job (Snakemake interrupted, scancel) to the child.
-    previous = {}
-    interrupted = []
-
-    def forward(signum, frame):
-        interrupted.append(signum)
-        _kill_group(child.pid, signum)
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous[sig] = signal.signal(sig, forward)
     try:
         peak, killed_for = _watch(child, budget, interrupted, started, poll_s, grace_s)
     finally:
