@@ -16,7 +16,7 @@ INIT_LINES = 40  # a package __init__ re-exports; it holds no job, CLI or algori
 #: Each Python folder and how its modules are imported: ``package`` folders by dotted name from
 #: their root (``scdrbench.methods.tsne``, ``tests.conftest``), ``scripts`` folders by bare file
 #: name from beside them (benchmarks/ has ``pythonpath = ["benchmarks"]`` in pyproject.toml; a
-#: job script runs with its own folder first on sys.path).
+#: job script runs with its own folder first on the import path).
 FOLDERS = {"src": ("src", "package"), "tests": (".", "package")}
 FOLDERS |= {"scripts": ("scripts", "scripts"), "benchmarks": ("benchmarks", "scripts")}
 
