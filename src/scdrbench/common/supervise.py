@@ -170,20 +170,11 @@ def _kill_group(pgid: int, sig: int) -> None:
         pass
 
 
-def supervise(
-    cmd: list[str],
-    *,
-    budget: Budget,
-    log_path: str | None = None,
-    poll_s: float = 0.5,
-    grace_s: float = 10.0,
-) -> Outcome:
-    """Run ``cmd`` within ``budget``; returns the :class:`Outcome` (never raises for the child)."""
-    started = time.perf_counter()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    # Forward a SIGTERM/SIGINT sent to the job (Snakemake interrupted, scancel) to the child;
-    # installed before the child starts, so that a signal in between is not lost (a shell's
-    # background job starts with SIGINT ignored) but reaches the child as soon as it exists.
+def _start_forwarding_signals(cmd: list[str]):
+    """Start the child, forwarding a SIGTERM/SIGINT sent to the job (Snakemake interrupted,
+    scancel) to its process group: ``(child, signals received, the handlers to restore)``. The
+    handlers are in place before the child starts, so that a signal in between is not lost (a
+    shell's background job starts with SIGINT ignored) but reaches the child once it exists."""
     interrupted: list[int] = []
     started_child: list[subprocess.Popen] = []
 
@@ -202,13 +193,28 @@ def supervise(
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
-        started_child.append(child)
-        if interrupted:
-            _kill_group(child.pid, interrupted[0])
     except BaseException:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         raise
+    started_child.append(child)
+    if interrupted:
+        _kill_group(child.pid, interrupted[0])
+    return child, interrupted, previous
+
+
+def supervise(
+    cmd: list[str],
+    *,
+    budget: Budget,
+    log_path: str | None = None,
+    poll_s: float = 0.5,
+    grace_s: float = 10.0,
+) -> Outcome:
+    """Run ``cmd`` within ``budget``; returns the :class:`Outcome` (never raises for the child)."""
+    started = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    child, interrupted, previous = _start_forwarding_signals(cmd)
     tail: deque[str] = deque(maxlen=200)
     try:
         log = JobLog(log_path)
