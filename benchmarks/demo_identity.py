@@ -26,6 +26,9 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+# Columns (or stability metrics) that are measurements of the run, not results.
+TIMING_COLUMNS = ("fit_seconds", "cpu_seconds", "peak_rss_mb", "seconds", "max_rss_mb", "host")
+
 
 def embedding_digest(path: Path) -> str:
     """sha256 of the embedding's dtype, shape and bytes, the labels and the status."""
@@ -41,14 +44,13 @@ def embedding_digest(path: Path) -> str:
 
 
 def table_digest(path: Path, drop: tuple[str, ...] = ()) -> str:
-    """sha256 of a TSV's rows, as text, without the columns in ``drop``."""
+    """sha256 of a TSV's rows, as text, without the columns in ``drop`` and without the rows
+    whose ``metric`` is a timing (the stability files record each run's fit_seconds)."""
     frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     frame = frame.drop(columns=[c for c in drop if c in frame.columns])
+    if "metric" in frame.columns:
+        frame = frame[~frame["metric"].isin(TIMING_COLUMNS)]
     return hashlib.sha256(frame.to_csv(sep="\t", index=False).encode()).hexdigest()
-
-
-# Columns of results/tables/metrics.tsv that are measurements of the run, not results.
-TIMING_COLUMNS = ("fit_seconds", "cpu_seconds", "peak_rss_mb", "seconds", "max_rss_mb", "host")
 
 
 def fingerprints(results: Path) -> dict[str, str]:

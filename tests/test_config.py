@@ -165,3 +165,19 @@ def test_subsample_variants_join_the_grid(config):
     ]
     assert grid["mouse_brain_1m_n10000"]["parent"] == "mouse_brain_1m"
     assert grid["mouse_brain_1m_n10000"]["n_cells"] == 10000
+
+
+def test_selection_all_keeps_config_yamls_order_whatever_the_merge_did(config):
+    """Snakemake's merge of config files can move overridden methods to the front; `all` still
+    lists config.yaml's order (the order of every table and figure), then methods only a user
+    file adds."""
+    config["selection"]["methods"] = "all"
+    ids = list(config["methods"])
+    moved = ["scvis", "parametric_umap"]
+    config["methods"] = {m: config["methods"][m] for m in [*moved, *ids] if m in ids}
+    config["methods"]["mine"] = dict(config["methods"]["pca"])
+    validate_config(config)
+    chosen = config["selection"]["methods"]
+    assert chosen[:4] == ["random", "true_features", "spectral", "pca"]
+    assert chosen.index("scvis") < chosen.index("parametric_umap") < chosen.index("mine")
+    assert chosen[-1] == "mine"

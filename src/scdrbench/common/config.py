@@ -14,7 +14,7 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 
 from scdrbench.common.errors import ConfigError
-from scdrbench.common.paths import SCHEMA_PATH
+from scdrbench.common.paths import SCHEMA_PATH, WORKFLOW_ROOT
 
 __all__ = ["ConfigError", "dataset_grid", "load_schema", "predicted_overruns", "validate_config"]
 
@@ -279,12 +279,23 @@ def predicted_overruns(config: dict, grid: dict[str, dict]) -> list[tuple[str, s
     return found
 
 
+@functools.cache
+def _registry_order() -> list[str]:
+    """The method ids in the order config.yaml lists them."""
+    with open(WORKFLOW_ROOT / "config.yaml") as fh:
+        return list((yaml.safe_load(fh) or {}).get("methods", {}))
+
+
 def expand_selection(config: dict) -> None:
     """``selection.methods: all`` becomes the list of every registry method not marked
-    ``paper_only``, in the registry's order (the demo's selection: a new method is in it
-    without being listed)."""
+    ``paper_only``, in the order of config.yaml's registry, then methods only your files add
+    (the demo's selection: a new method is in it without being listed). The merged config's
+    own key order is not used: Snakemake's merge of config files does not keep it, and the
+    order is that of every table and figure."""
     if config["selection"]["methods"] == "all":
-        chosen = [m for m, entry in config["methods"].items() if not entry["paper_only"]]
+        order = {m: i for i, m in enumerate(_registry_order())}
+        ids = sorted(config["methods"], key=lambda m: (order.get(m, len(order)),))
+        chosen = [m for m in ids if not config["methods"][m]["paper_only"]]
         if not chosen:
             raise ConfigError(
                 "config key 'selection.methods': all, and every method is marked paper_only; "
