@@ -294,7 +294,7 @@ def expand_selection(config: dict) -> None:
     order is that of every table and figure."""
     if config["selection"]["methods"] == "all":
         order = {m: i for i, m in enumerate(_registry_order())}
-        ids = sorted(config["methods"], key=lambda m: (order.get(m, len(order)),))
+        ids = sorted(config["methods"], key=lambda m: order.get(m, len(order)))
         chosen = [m for m in ids if not config["methods"][m]["paper_only"]]
         if not chosen:
             raise ConfigError(

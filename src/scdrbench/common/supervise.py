@@ -170,6 +170,12 @@ def _kill_group(pgid: int, sig: int) -> None:
         pass
 
 
+def _restore(handlers: dict) -> None:
+    """Put back the signal handlers :func:`_start_forwarding_signals` replaced."""
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+
+
 def _start_forwarding_signals(cmd: list[str]):
     """Start the child, forwarding a SIGTERM/SIGINT sent to the job (Snakemake interrupted,
     scancel) to its process group: ``(child, signals received, the handlers to restore)``. The
@@ -194,8 +200,7 @@ def _start_forwarding_signals(cmd: list[str]):
             preexec_fn=_die_with_parent,
         )
     except BaseException:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        _restore(previous)
         raise
     started_child.append(child)
     if interrupted:
@@ -220,8 +225,7 @@ def supervise(
         log = JobLog(log_path)
     except BaseException:
         _kill_group(child.pid, signal.SIGKILL)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        _restore(previous)
         raise
 
     def pump():
@@ -241,8 +245,7 @@ def supervise(
     try:
         peak, killed_for = _watch(child, budget, interrupted, started, poll_s, grace_s)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        _restore(previous)
     reader.join(timeout=5)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
