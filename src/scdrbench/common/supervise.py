@@ -1,5 +1,8 @@
 """Run a job's work in a child process within its budget, and say how it ended.
 
+Longer than 400 lines on purpose: starting, watching, stopping and classifying the child share
+its process group, its signals and its log, and are read together.
+
 Every embedding and scoring job runs its own module twice: the parent (this supervisor, light:
 no numerical library is imported) starts the same command with ``--child`` in a new process
 group, copies the child's stderr into the job's log file and to its own stderr (the console, or
