@@ -105,7 +105,7 @@ def test_same_file_whatever_the_workers_and_the_record_keeps_its_history(small, 
     assert len(json.loads(rec.read_text())["generations"]) == 1
 
 
-# --- the calibrated proxy (versions 2 and 3), the comparison with the real cells, Leiden scoring -
+# --- the calibrated proxy (versions 2 to 4), the comparison with the real cells, Leiden scoring -
 
 #: The real subset's numbers the calibration aims at (benchmarks/results/proxy_vs_real.md: the
 #: first 10,000 cells x first 1,000 genes of the 10x 1.3M mouse brain file).
@@ -114,8 +114,10 @@ REAL_MEDIAN_UMIS, REAL_ZERO_FRACTION = 137.0, 0.931
 
 def test_earlier_proxy_stays_version_1_and_the_record_says_which():
     assert proxy.spec_for(1) == proxy.ProxySpec() and proxy.spec_for(1).version == 1
-    assert proxy.spec_for().version == proxy.PROXY_VERSION == 2  # version 3 is not adopted
+    assert proxy.spec_for().version == proxy.PROXY_VERSION == 4  # version 3 was not adopted
     assert proxy.spec_for(3).version == 3 and proxy.spec_for(3).bridge_rate > 0
+    v4 = proxy.spec_for(4)
+    assert v4.n_lineages == 3 and v4.bridge_rate > 0 and v4.n_activity == 1
     legacy = {k: v for k, v in asdict(proxy.spec_for(1)).items() if k in SPEC_V0_KEYS}
     assert proxy.spec_of_record({"spec": legacy}) == proxy.spec_for(1)
     # a version 2 record (written before version 3's fields existed) reads back as version 2
@@ -123,21 +125,23 @@ def test_earlier_proxy_stays_version_1_and_the_record_says_which():
     v2_keys |= {"position", "doublet_rate", "n_channels", "channel_sd"}
     v2 = {k: v for k, v in asdict(proxy.spec_for(2)).items() if k in v2_keys}
     assert proxy.spec_of_record({"spec": v2}) == proxy.spec_for(2)
-    with pytest.raises(ValueError, match="proxy version 4 unknown"):
-        proxy.spec_for(4)
+    with pytest.raises(ValueError, match="proxy version 5 unknown"):
+        proxy.spec_for(5)
 
 
-#: sha256 of the first 4,000 cells (CSR data, indices, indptr) of versions 1 and 2 at 50,000
-#: cells in chunks of 2,000, computed with the generator as it was before version 3 was added:
-#: the earlier versions' files must not change when a later one is.
+#: sha256 of the first 4,000 cells (CSR data, indices, indptr) of versions 1 to 3 at 50,000
+#: cells in chunks of 2,000, computed with the generator as it was before the next version was
+#: added (1 and 2 before version 3, 3 before version 4): the earlier versions' files must not
+#: change when a later one is.
 EARLIER_FIRST_CELLS = {
     1: "8dbbe8524899cb9df806da86a636efe49e6df62126c227d8557f2f86b00e54ec",
     2: "5a64e81e7948560c6171c4074bf177241e1132da113b3c4ff47bb87bdb0ae3d7",
+    3: "3569496eaaac767811c617e197a9bcb80167ca6ce738d268521a7f9c7a74c794",
 }
 
 
-@pytest.mark.parametrize("version", [1, 2])
-def test_earlier_versions_draw_the_same_cells_as_before_version_3(version):
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_earlier_versions_draw_the_same_cells_as_before_a_later_version(version):
     import hashlib
 
     X = proxy.first_cells(proxy.spec_for(version, n_cells=50_000, chunk_size=2_000), 4_000)
@@ -153,7 +157,7 @@ SPEC_V0_KEYS |= {"median_library_size", "lineage_weight", "type_weight", "lineag
 SPEC_V0_KEYS |= {"program_genes", "seed", "chunk_size"}
 
 
-@pytest.mark.parametrize("version", [2, 3])
+@pytest.mark.parametrize("version", [2, 3, 4])
 def test_calibrated_proxy_is_deterministic_and_its_first_cells_are_the_files(version, tmp_path):
     spec = proxy.spec_for(version, n_cells=3_000, chunk_size=1_200)
     one = proxy.write_proxy(spec, str(tmp_path / "one.h5"), workers=1)
@@ -181,10 +185,11 @@ def test_calibrated_proxy_is_near_the_real_cells_on_their_genes():
     assert np.median(np.asarray(earlier[:, :1_000].sum(axis=1))) < 0.7 * np.median(lib)
 
 
-def test_bridges_join_neighbouring_lineages_and_are_never_doublets():
-    """Version 3's cells between lineages: about ``bridge_rate`` of the singlets, each mixing in
+@pytest.mark.parametrize("version", [3, 4])
+def test_bridges_join_neighbouring_lineages_and_are_never_doublets(version):
+    """Version 3's and 4's cells between lineages: about ``bridge_rate`` of the singlets, each mixing in
     a cell of the next or previous lineage of the chain with a fraction up to ``bridge_max``."""
-    spec = proxy.spec_for(3, n_cells=40_000)
+    spec = proxy.spec_for(version, n_cells=40_000)
     second, frac = proxy.bridges(spec)
     is_bridge = second >= 0
     singlet = proxy.doublets(spec) < 0
