@@ -33,6 +33,7 @@ from ladder_setup import (
     CONFIG,
     ROOT,
     SHARED_WITH_DEFAULT,
+    ensure_adt,
     ensure_proxy,
     ladder_config,
     rung_ids,
@@ -84,6 +85,7 @@ def ladder_skips(config: dict, size: int, methods: list[str]) -> dict[str, str]:
 def run(rungs: list[int] | None, methods: list[str] | None, cores: int, shared_with: str):
     config = ladder_config()
     ensure_proxy()
+    ensure_adt()
     unlock_if_stale()
     ids = rung_ids(config)
     methods = methods or config["selection"]["methods"]

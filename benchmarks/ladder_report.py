@@ -269,8 +269,8 @@ def header(record: dict | None, shared_with: str) -> list[str]:
         "quality: knn_accuracy, knc on the simulated types; knn_accuracy_leiden, knc_leiden on "
         "Leiden clusters (resolution 1.0) of the 1.3M PCs, a rung keeping its cells' clusters "
         "(as the paper run labels the real file and its subsamples); proxy_version 1 is the "
-        "earlier proxy (types only), 2 the one calibrated against the real cells "
-        "(benchmarks/results/proxy_vs_real.md)"
+        "earlier proxy (types only), 4 the one calibrated against the real cells "
+        "(benchmarks/results/proxy_vs_real.md; 2 and 3 were calibration steps without rows)"
     )
     return lines
 

@@ -18,6 +18,8 @@ CONFIG = "benchmarks/ladder.yaml"
 DATASET = "proxy_1m"
 PROXY = "scratch/proxy_1m.h5"
 LABELS = "scratch/proxy_1m_labels.csv"
+#: The proxy's simulated antibodies (``scdrbench.data.proxy_adt``), so ae_citeseq runs on its cells
+PROXY_ADT = "scratch/proxy_1m_adt.h5ad"
 RECORD = "benchmarks/results/proxy_1m.json"
 RESULTS = ROOT / "benchmarks" / "results"
 #: What else ran on the machine while the ladder ran (written into the table's header).
@@ -59,6 +61,18 @@ def ensure_proxy() -> dict:
     cmd += ["--record", RECORD]
     subprocess.run(cmd, cwd=ROOT, check=True)
     return json.loads((ROOT / RECORD).read_text())
+
+
+def ensure_adt() -> Path:
+    """The proxy's simulated antibodies (13, driven by its types: seconds), made again when
+    missing or made for another proxy (``adt_matches``); returns the file's path."""
+    from scdrbench.data.proxy import PROXY_VERSION, spec_for
+    from scdrbench.data.proxy_adt import adt_matches, write_proxy_adt
+
+    spec, adt = spec_for(PROXY_VERSION), ROOT / PROXY_ADT
+    if not adt_matches(spec, adt):
+        print(json.dumps(write_proxy_adt(spec, str(adt))))
+    return adt
 
 
 SKIPS = RESULTS / "ladder_skips.json"

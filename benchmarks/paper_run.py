@@ -37,7 +37,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 CONFIG = "benchmarks/paper.yaml"
-PROXY_ADT = "scratch/proxy_1m_adt.h5ad"
 CBMC_RNA = "scratch/cbmc_sim_rna.csv.gz"
 CBMC_ADT = "scratch/cbmc_sim_adt.csv.gz"
 LADDER = "benchmarks/results/ladder.tsv"
@@ -85,13 +84,12 @@ def ensure_inputs(n_cells: int | None = None) -> dict:
             ]
             subprocess.run(cmd, cwd=ROOT, check=True)
     else:
-        from ladder import PROXY, ensure_proxy
+        from ladder_setup import PROXY, ensure_adt, ensure_proxy
 
         ensure_proxy()
-        proxy, adt = ROOT / PROXY, ROOT / PROXY_ADT
-    spec = spec_for(PROXY_VERSION, **({"n_cells": n_cells} if n_cells else {}))
-    if not adt_matches(spec, adt):  # missing, or made for another proxy
-        print(json.dumps(write_proxy_adt(spec, str(adt))))
+        proxy, adt = ROOT / PROXY, ensure_adt()
+    if n_cells and not adt_matches(spec_for(PROXY_VERSION, n_cells=n_cells), adt):
+        print(json.dumps(write_proxy_adt(spec_for(PROXY_VERSION, n_cells=n_cells), str(adt))))
     if not ((ROOT / CBMC_RNA).exists() and (ROOT / CBMC_ADT).exists()):
         print(json.dumps(write_citeseq_pair(str(ROOT / CBMC_RNA), str(ROOT / CBMC_ADT))))
     return {"proxy": proxy, "adt": adt, "cbmc_rna": ROOT / CBMC_RNA, "cbmc_adt": ROOT / CBMC_ADT}
