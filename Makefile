@@ -11,7 +11,7 @@ CORES ?= 2
 # Keep TensorFlow's C++ start-up chatter out of terminals and logs.
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: venv demo test report lint format dryrun run check-config clean lock ladder side-by-side proxy-vs-real paper
+.PHONY: venv demo test report lint format dryrun run check-config clean lock ladder side-by-side proxy-vs-real paper stability-100k
 
 venv: $(STAMP)
 
@@ -56,6 +56,11 @@ format: $(STAMP)
 ladder: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/ladder.py run
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/ladder.py table
+
+# Stability at 100k cells of the proxy (t-SNE, UMAP, both autoencoders; 3 seeds, 3 subsamples):
+# about an hour on 2 cores; results in benchmarks/results/stability_100k.{md,tsv,png}.
+stability-100k: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python benchmarks/stability_100k.py run
 
 # The paper run as a user types it on this project's stand-ins (docs/paper-run.md):
 # benchmarks/paper.yaml (the 1.3M proxy with simulated antibodies, a CBMC-sized simulated

@@ -169,3 +169,15 @@ def test_the_ladder_skips_default_spectral_where_its_lu_factors_exceed_the_budge
         found = predicted_overruns(config, {"rung": {"n_cells": n_cells}})
         assert [m for _, m, _ in found] == over, n_cells
     assert "src/scdrbench/methods/spectral.py" in found[0][2]
+
+
+def test_stability_at_100k_is_a_valid_overlay_of_the_ladder():
+    """benchmarks/stability_100k.yaml (issue 25): the four methods on the 100k rung, 3 seeds and
+    3 subsamples, a config the workflow accepts (the rung is one of its data sets)."""
+    from scdrbench.stages.check_config import check
+
+    overlay = [str(ROOT / "benchmarks" / f) for f in ("ladder.yaml", "stability_100k.yaml")]
+    config = check(overlay)
+    assert config["selection"]["methods"] == ["tsne", "umap", "ae_keras", "ae_tf"]
+    assert config["stability"]["datasets"] == ["proxy_1m_n100000"]
+    assert config["stability"]["seeds"] == 3 and config["stability"]["subsamples"] == 3
