@@ -398,3 +398,34 @@ def test_every_registered_metric_is_in_the_table(blob_data):
     table = metrics.score_embedding(emb, ref, labels, seed=0)
     assert list(table["metric"]) == list(metrics.METRICS) == [m.name for m in metrics.REGISTRY]
     assert table["value"].notna().all()
+
+
+def test_knn_classifier_subsamples_only_brute_force_searches(monkeypatch):
+    """Above BRUTE_CLASSIFIER_CELLS labelled cells, an embedding of more than 5 dimensions (brute
+    force search: the 50-PC positive control at 1.3M cells) is scored on a fixed-seed subsample,
+    the same cells for every call; a 2-D embedding is scored on every cell, as before."""
+    from scdrbench.metrics import base, labelled, registry
+
+    monkeypatch.setattr(base, "BRUTE_CLASSIFIER_CELLS", 300)
+    rng = np.random.default_rng(0)
+    labels = np.repeat(["a", "b", "c"], 400)
+    centres = {"a": 0.0, "b": 2.0, "c": 4.0}
+    wide = rng.normal(size=(1200, 8)) + np.array([centres[x] for x in labels])[:, None]
+    cells = base.classifier_cells(1200, 8, seed=0)
+    assert len(cells) == 300 and np.array_equal(cells, base.classifier_cells(1200, 8, seed=0))
+    assert len(base.classifier_cells(1200, 2, seed=0)) == 1200
+    acc = labelled.knn_accuracy(wide, labels, seed=0)
+    assert acc == labelled.knn_accuracy(wide[cells], labels[cells], seed=0)
+    assert acc * 300 == round(acc * 300)  # a fraction of the 300 subsampled cells
+    flat = wide[:, :2]
+    assert labelled.knn_accuracy(flat, labels, seed=0) * 1200 == round(
+        labelled.knn_accuracy(flat, labels, seed=0) * 1200
+    )
+    recall = labelled.knn_recall_per_label(wide, labels, seed=0)
+    assert set(recall) == {"a", "b", "c"} and all(0.5 < v <= 1 for v in recall.values())
+    table = registry.score_embedding(wide, wide, labels, seed=0, only=[registry.REGISTRY[0]])
+    assert table["n_cells_scored"].iloc[0] == 300
+    assert "fixed-seed subsample of 300 of 1200 labelled" in table["note"].iloc[0]
+    table = registry.score_embedding(flat, wide, labels, seed=0, only=[registry.REGISTRY[0]])
+    assert table["n_cells_scored"].iloc[0] == 1200
+    assert table["note"].iloc[0].endswith("KD-tree kNN on the labelled cells")

@@ -32,6 +32,19 @@ SKLEARN_WORKING_MEMORY_MB = 256
 
 # Up to this many dimensions a KD-tree is exact and fast; above it, chunked brute force (exact).
 _TREE_MAX_DIMS = 5
+#: The k-NN classifier (kNN accuracy, per-label recall) on an embedding of more than
+#: ``_TREE_MAX_DIMS`` dimensions searches by brute force, quadratic in the cells: above this many
+#: labelled cells it runs on a fixed-seed subsample of them (the 50-PC positive control at 1.3M
+#: cells would take hours per label set; every 2-D embedding is scored on all cells).
+BRUTE_CLASSIFIER_CELLS = 100_000
+
+
+def classifier_cells(n: int, n_dims: int, seed: int) -> np.ndarray:
+    """The labelled cells (indices into them) the k-NN classifier scores: all of them, or a
+    fixed-seed subsample of :data:`BRUTE_CLASSIFIER_CELLS` when the search is brute force."""
+    if n_dims <= _TREE_MAX_DIMS:
+        return np.arange(n)
+    return subsample_indices(n, BRUTE_CLASSIFIER_CELLS, seed)
 
 
 def subsample_indices(n: int, size: int | None, seed: int) -> np.ndarray:

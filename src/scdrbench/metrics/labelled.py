@@ -10,6 +10,7 @@ from scdrbench.metrics.base import (
     SILHOUETTE_CELLS,
     _nn_algorithm,
     _overlap_fraction,
+    classifier_cells,
     encode_labels,
     subsample_indices,
 )
@@ -23,7 +24,9 @@ def knn_accuracy(
     Each cell's label is predicted by majority vote of its ``k`` nearest neighbours in the
     embedding among the cells of the other folds (exact KD-tree search); the value is the fraction
     of cells predicted correctly. Folds are stratified by label when every label has at least
-    ``folds`` cells, plain shuffled folds otherwise. Cells with a missing label are left out.
+    ``folds`` cells, plain shuffled folds otherwise. Cells with a missing label are left out. In
+    more than 5 dimensions the search is brute force, and above ``BRUTE_CLASSIFIER_CELLS``
+    (100,000) labelled cells a fixed-seed subsample of that many is scored (``classifier_cells``).
 
     Parameters
     ----------
@@ -61,6 +64,8 @@ def knn_accuracy(
     x, y = emb[keep], codes[keep]
     if n_classes < 2 or len(y) < 2:
         return float("nan")
+    cells = classifier_cells(len(y), x.shape[1], seed)
+    x, y = x[cells], y[cells]
     folds = min(folds, len(y))
     counts = np.bincount(y)
     counts = counts[counts > 0]
@@ -188,6 +193,8 @@ def knn_recall_per_label(
     x, y = np.asarray(emb)[keep], codes[keep]
     if n_classes < 2 or len(y) < 2:
         return {}
+    cells = classifier_cells(len(y), x.shape[1], seed)
+    x, y = x[cells], y[cells]
     counts = np.bincount(y)
     counts = counts[counts > 0]
     folds = min(folds, len(y))
@@ -197,7 +204,7 @@ def knn_recall_per_label(
         splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
     clf = KNeighborsClassifier(n_neighbors=k, algorithm=_nn_algorithm(x.shape[1]), n_jobs=n_jobs)
     pred = cross_val_predict(clf, x, y, cv=splitter)
-    names = np.asarray(labels, dtype=object)[keep]
+    names = np.asarray(labels, dtype=object)[keep][cells]
     return {
         str(name): float(np.mean(pred[names == name] == y[names == name]))
         for name in sorted(set(names), key=str)

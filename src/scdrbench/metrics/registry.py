@@ -32,6 +32,7 @@ from scdrbench.metrics.base import (
     SKLEARN_WORKING_MEMORY_MB,
     TC_CELLS,
     TC_K,
+    classifier_cells,
     encode_labels,
     label_problem,
     neighbour_distances,
@@ -184,8 +185,13 @@ REGISTRY: tuple[Metric, ...] = (
         "knn_accuracy",
         lambda c: knn_accuracy(c.emb, c.labels, k=c.k, folds=c.folds, seed=c.seed, n_jobs=c.n_jobs),
         lambda c: (
-            c.n_labelled,
-            f"k={c.k}, {c.folds}-fold cross-validation, exact {_method(c)} kNN on the labelled cells"
+            (m := len(classifier_cells(c.n_labelled, c.emb.shape[1], c.seed))),
+            f"k={c.k}, {c.folds}-fold cross-validation, exact {_method(c)} kNN on "
+            + (
+                "the labelled cells"
+                if m == c.n_labelled
+                else f"a {c.sub(m, c.n_labelled, 'labelled cells')}"
+            )
             + _unlabelled(c),
         ),
         needs_labels=True,

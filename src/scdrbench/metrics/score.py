@@ -228,6 +228,7 @@ def protein_set_tables(emb, ref, labels, rna_labels, seed, threads) -> list[pd.D
     clusters (``<metric>_rna_labels``: labels from proteins make a method that sees the proteins
     look better than it is), and each label's kNN recall (``recall:<label>``: which populations
     an embedding separates)."""
+    from scdrbench.metrics.base import classifier_cells
     from scdrbench.metrics.labelled import knn_recall_per_label
 
     label_metrics = [m for m in REGISTRY if m.needs_labels]
@@ -240,7 +241,11 @@ def protein_set_tables(emb, ref, labels, rna_labels, seed, threads) -> list[pd.D
             "metric": [f"recall:{k}" for k in recall],
             "value": list(recall.values()),
             "higher_is_better": True,
-            "n_cells_scored": int(np.count_nonzero(encode_labels(labels)[0] >= 0)),
+            "n_cells_scored": len(
+                classifier_cells(
+                    int(np.count_nonzero(encode_labels(labels)[0] >= 0)), emb.shape[1], seed
+                )
+            ),
             "note": "fraction of the label's cells whose 10-NN classifier vote (5-fold) is right",
             "seconds": np.nan,
         }
