@@ -291,6 +291,10 @@ def write_peaks(rows, head: list[str]) -> None:
     from scdrbench.common import peaks
 
     ok = rows[(rows["status"] == "ok") & rows["peak_rss_mb"].notna()]
+    # one peak per job and rung: the larger of the proxy versions' (a model bounds both)
+    ok = ok.sort_values("peak_rss_mb", kind="stable").drop_duplicates(
+        ["method", "n_cells"], keep="last"
+    )
     title = (
         "Memory peaks of the scaling ladder's jobs (benchmarks/ladder_report.py, from ladder.tsv)"
     )

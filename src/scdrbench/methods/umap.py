@@ -121,17 +121,19 @@ def estimate_memory_mb(
     densmap: bool = False,
     **params,
 ) -> float:
-    """The kNN search, graph and fuzzy set (about 160 bytes per neighbour per cell), the input
-    twice, 550 MB of libraries, and the spectral initialisation: umap-learn runs scipy's eigsh on
-    the float64 normalised Laplacian with sqrt(n) Lanczos vectors (umap/spectral.py), n^1.5 x 8
-    bytes, 11.9 GB of the 15.7 GB the job peaked at on 1.3M cells (the umap rows of
-    benchmarks/results/measured_peaks.tsv, which the model stays above). densMAP
+    """The kNN search, graph and fuzzy set (about 220 bytes per neighbour per cell: 160 fitted
+    the earlier proxy's 15.7 GB peak at 1.3M cells, and the calibrated proxy's less clustered
+    graph keeps more edges in the fuzzy union, 17.1 GB), the input twice, 550 MB of libraries,
+    and the spectral initialisation: umap-learn runs scipy's eigsh on the float64 normalised
+    Laplacian with sqrt(n) Lanczos vectors (umap/spectral.py), n^1.5 x 8 bytes, 11.9 GB at 1.3M
+    cells (the umap rows of benchmarks/results/measured_peaks.tsv, which the model stays
+    above). densMAP
     adds DENSMAP_BYTES_PER_NEIGHBOUR, counted on top of the Lanczos vectors (they are freed
     before the layout, so this is on the safe side): about 20 GB at 1.3M cells, within the
     ladder's 22 GiB with little to spare.
     """
     lanczos = n_cells**1.5 * 8 if init == "spectral" and n_cells < EIGSH_BELOW else 0.0
-    graph = n_cells * n_neighbors * 160 + n_cells * n_features * 4 * 2
+    graph = n_cells * n_neighbors * 220 + n_cells * n_features * 4 * 2
     if densmap:
         graph += n_cells * n_neighbors * DENSMAP_BYTES_PER_NEIGHBOUR
     return (graph + lanczos) / 1e6 + 550
