@@ -125,13 +125,13 @@ def test_memory_estimates_grow_with_cells():
 
 
 def test_umap_memory_model_counts_the_spectral_initialisation():
-    """Three quarters of UMAP's peak at 1.3M cells is the Lanczos basis of its spectral
-    initialisation: without it the model is far lower."""
+    """About 70% of UMAP's peak at 1.3M cells (11.9 of 17.1 GB on the calibrated proxy) is the
+    Lanczos basis of its spectral initialisation: without it the model is far lower."""
     from scdrbench.common import peaks
     from scdrbench.methods.umap import estimate_memory_mb
 
     peak = peaks.read()["umap"][1_306_127]
-    assert estimate_memory_mb(1_306_127, 50, init="random") < 0.3 * peak
+    assert estimate_memory_mb(1_306_127, 50, init="random") < 0.35 * peak
 
 
 def test_tsne_k_neighbors_bounds_the_graph_and_keeps_quality(blobs):
