@@ -88,8 +88,8 @@ def ensure_inputs(n_cells: int | None = None) -> dict:
 
         ensure_proxy()
         proxy, adt = ROOT / PROXY, ensure_adt()
-    if n_cells and not adt_matches(spec_for(PROXY_VERSION, n_cells=n_cells), adt):
-        print(json.dumps(write_proxy_adt(spec_for(PROXY_VERSION, n_cells=n_cells), str(adt))))
+    if n_cells and not adt_matches(spec := spec_for(PROXY_VERSION, n_cells=n_cells), adt):
+        print(json.dumps(write_proxy_adt(spec, str(adt))))
     if not ((ROOT / CBMC_RNA).exists() and (ROOT / CBMC_ADT).exists()):
         print(json.dumps(write_citeseq_pair(str(ROOT / CBMC_RNA), str(ROOT / CBMC_ADT))))
     return {"proxy": proxy, "adt": adt, "cbmc_rna": ROOT / CBMC_RNA, "cbmc_adt": ROOT / CBMC_ADT}
