@@ -177,6 +177,7 @@ def main(argv=None) -> None:
     r.add_argument("--cores", type=int, default=2)
     sm = sub.add_parser("summary", help="time the summary stage on the 1.3M rung")
     sm.add_argument("--cores", type=int, default=2)
+    sub.add_parser("readme", help="rewrite the README's headline table from ladder.tsv")
     for sp_ in (r, sub.add_parser("table"), sm):
         sp_.add_argument("--shared-with", default=SHARED_WITH_DEFAULT)
     a = p.parse_args(argv)
@@ -184,6 +185,8 @@ def main(argv=None) -> None:
         run(a.rungs, a.methods, a.cores, a.shared_with)
     elif a.command == "summary":
         summary(a.shared_with, a.cores)
+    elif a.command == "readme":
+        ladder_report.readme()
     else:
         ladder_report.table(a.shared_with)
 

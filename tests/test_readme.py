@@ -119,20 +119,49 @@ def test_methods_table_matches_config():
         assert expected in reference, f"{method_id}: reference {expected!r} not in {reference!r}"
 
 
-def format_fit(seconds):
-    text = f"{seconds:.1f} s" if seconds < 10 else f"{seconds:,.0f} s"
-    return text + (f" ({seconds / 60:.0f} min)" if seconds >= 600 else "")
+def test_headline_table_is_the_generated_one():
+    """The README's headline table is `python benchmarks/ladder.py readme`'s output from the
+    committed ladder.tsv: a new 1.3M row without regenerating it fails here."""
+    import ladder_report
+
+    ladder = pd.read_csv(ROOT / "benchmarks/results/ladder.tsv", sep="\t", comment="#")
+    lines = README.read_text().splitlines()
+    start = lines.index(ladder_report.README_START)
+    end = lines.index(ladder_report.README_END)
+    assert lines[start + 1 : end] == ladder_report.readme_table(ladder), (
+        "run `python benchmarks/ladder.py readme`"
+    )
 
 
-def headline_rows(ladder: pd.DataFrame) -> pd.DataFrame:
-    """Per method, the 1.3M row the README shows: the current proxy's where it has a result (a
-    number or a status), else the earlier proxy's."""
-    top = ladder[(ladder["rung"] == ladder["rung"].max()) & (ladder["status"] != "not run yet")]
-    top = top.sort_values("proxy_version", kind="stable")
-    return top.drop_duplicates("method", keep="last").set_index("method")
+@pytest.mark.parametrize(
+    "status, short",
+    [
+        (
+            "not run: tsne_p350 (1,306,127 cells) needs about 81 GiB by its memory model "
+            "(src/scdrbench/methods/tsne.py), more than its budget 22 GiB",
+            "not run: 81 GiB by its memory model",
+        ),
+        (
+            "not run: spectral (1,306,127 cells) needs about 1.66e+03 GiB by its memory model",
+            "not run: 1,660 GiB by its memory model",
+        ),
+        (
+            "not run: predicted fit 3.98 h (n^1.42 from 3 rungs), over 2 x its budget 100 min",
+            "not run: predicted fit 3.98 h",
+        ),
+        ("timeout after 100 min", "timeout after 100 min"),
+    ],
+)
+def test_headline_status_cells_are_short(status, short):
+    from ladder_report import short_status
+
+    assert short_status(status) == short
 
 
 def test_headline_table_matches_ladder():
+    """Independently of the generator: each row's cells are the ladder's numbers."""
+    from ladder_report import format_fit, headline_rows
+
     ladder = pd.read_csv(ROOT / "benchmarks/results/ladder.tsv", sep="\t", comment="#")
     at_target = headline_rows(ladder)
     rows = table_rows(README.read_text(), "| method | proxy | fit | peak memory |")
