@@ -181,3 +181,82 @@ def test_small_paper_run_exports_to_scratch_never_to_the_results(tmp_path, monke
     assert "total compute: 112 s (0.03 h) summed over 2 jobs" in readme
     assert "versions: python" in readme and "machine: " in readme
     assert "not made: figures/comparison.pdf" in readme
+
+
+def test_amdahl_and_longest_first_scheduling():
+    pr = paper_run()
+    # a job that kept both threads busy is all parallel: 8 threads take a quarter of 2's time
+    assert pr.amdahl_seconds(100, 200, 2, 8) == pytest.approx(25)
+    # one that used one thread gains nothing; one thread measured: its CPU time
+    assert pr.amdahl_seconds(100, 100, 2, 8) == pytest.approx(100)
+    assert pr.amdahl_seconds(50, 60, 1, 8) == pytest.approx(60)
+    # 1.5 threads used of 2: p = 2/3, 8 threads: 150 s x (1/3 + 1/12)
+    assert pr.amdahl_seconds(100, 150, 2, 8) == pytest.approx(62.5)
+    assert pr.lpt_makespan([4, 3, 3, 2], 2) == 6  # longest first: 4 + 2, 3 + 3
+    assert pr.lpt_makespan([10, 1, 1], 4) == 10
+
+
+def write_ladder(path, rows):
+    columns = ["method", "rung", "proxy_version", "status", "job_s", "cpu_s"]
+    lines = ["# a ladder of the test", "\t".join(columns)]
+    lines += ["\t".join(str(v) for v in row) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_estimate_reads_the_ladder_rows_power_laws_and_skips(tmp_path):
+    """Each paper job from the ladder: the row at its rung (the calibrated proxy's over the
+    earlier one), else the method's power law; skipped by the memory model: 0 s; deterministic
+    UMAP at its one-thread time; methods never measured are listed, not counted."""
+    pr = paper_run()
+    ladder = tmp_path / "ladder.tsv"
+    rows = []
+    for rung, s in ((10000, 0.1), (100000, 1), (1306127, 13.06127)):
+        rows.append(("pca", rung, 4, "ok", s, s))
+    rows += [("pca", 1306127, 1, "ok", 999, 999)]  # the earlier proxy's: not used
+    rows += [("ae_keras", 10000, 4, "ok", 2, 3), ("ae_keras", 100000, 4, "ok", 20, 30)]
+    rows += [
+        ("umap", 1306127, 4, "ok", 1000, 1800),
+        ("tsne", 1306127, 4, "timeout after 100 min", "", ""),
+    ]
+    write_ladder(ladder, rows)
+    jobs, totals = pr.estimate(ladder)
+    job = jobs.set_index(["dataset", "method"])
+    assert len(jobs) == totals["jobs"] == 4 * 18  # 3 rungs of the 1.3M cells + CBMC, 18 methods
+    assert job.at[("mouse_brain_1m", "pca"), "s_2"] == pytest.approx(13.06127)
+    assert job.at[("cbmc", "pca"), "ladder_rung"] == 10000
+    # power law through 10k and 100k (exponent 1), to 1.3M
+    assert job.at[("mouse_brain_1m", "ae_keras"), "s_2"] == pytest.approx(261.2254)
+    assert "power law n^1.00" in job.at[("mouse_brain_1m", "ae_keras"), "source"]
+    # config.yaml's UMAP is deterministic, one thread: its CPU seconds, no gain from 8 threads
+    assert (
+        job.at[("mouse_brain_1m", "umap"), "s_2"]
+        == job.at[("mouse_brain_1m", "umap"), "s_8"]
+        == 1800
+    )
+    # openTSNE at perplexity 350 on 1.3M cells is over its 22 GiB by its memory model
+    assert job.at[("mouse_brain_1m", "tsne_p350"), "s_2"] == 0
+    assert job.at[("mouse_brain_1m", "tsne_p350"), "source"].startswith("skipped")
+    # stopped by its budget on the ladder: the paper budget's time
+    assert job.at[("mouse_brain_1m", "tsne"), "source"].startswith("stopped by its budget")
+    tsne_budget = job_budget(check([str(PAPER)]), "embed", "tsne").time_s
+    assert job.at[("mouse_brain_1m", "tsne"), "s_2"] == tsne_budget
+    # predicted past its budget: stopped there on 2 cores, said so
+    rows += [("scvis", 10000, 4, "ok", 100, 100), ("scvis", 100000, 4, "ok", 1e4, 1e4)]
+    write_ladder(ladder, rows)
+    scvis = pr.estimate(ladder)[0].set_index(["dataset", "method"]).loc[("mouse_brain_1m", "scvis")]
+    assert scvis["s_2"] == job_budget(check([str(PAPER)]), "embed", "scvis").time_s
+    assert "stopped by its budget" in scvis["source"] and scvis["s_8"] > scvis["s_2"]
+    assert "pacmap" in totals["unmeasured"] and pd_isna(job.at[("cbmc", "pacmap"), "s_2"])
+    counted = jobs["s_2"].dropna()
+    assert totals["seconds_2_cores"] == pytest.approx(counted.sum())
+    assert totals["makespan_32"] >= max(jobs["s_8"].dropna().max(), jobs["s_8"].sum() / 4)
+    text = pr.write_estimate(jobs, totals, tmp_path / "paper_estimate")
+    assert "Not counted:" in text and (tmp_path / "paper_estimate.md").exists()
+    head = (tmp_path / "paper_estimate.tsv").read_text().splitlines()
+    assert head[0].startswith("# The paper run's cost") and any("command:" in h for h in head)
+
+
+def pd_isna(value):
+    import pandas as pd
+
+    return pd.isna(value)
