@@ -32,7 +32,10 @@ def test_the_variants_are_in_the_registry_and_the_ladder():
         assert REGISTRY[name]["label"] and REGISTRY[name]["reference"], name
         assert name in ladder["selection"]["methods"], name
     assert REGISTRY["tsne_exag"]["params"] == {"perplexity": 30, "exaggeration": 4}
-    assert REGISTRY["spectral_lobpcg"]["params"] == {"eigen_solver": "lobpcg"}
+    assert REGISTRY["spectral_lobpcg"]["params"] == {
+        "eigen_solver": "lobpcg",
+        "neighbors": "nndescent",
+    }
 
 
 def test_the_ladder_runs_every_paper_method_with_protein_for_ae_citeseq():
@@ -102,6 +105,34 @@ def test_lobpcg_finds_the_same_leading_eigenvector_as_arpack():
     assert info["eigen_solver"] == "lobpcg"
     assert abs(spearmanr(lob[:, 0], t).statistic) > 0.95
     assert abs(spearmanr(arp[:, 0], t).statistic) > 0.95
+
+
+def test_nndescent_graph_is_scikit_learns_nearest_neighbours_affinity():
+    """``neighbors: nndescent`` builds the matrix SpectralEmbedding(affinity="nearest_neighbors")
+    builds (self included, 0/1, symmetrised by halves) from an approximate search: on 2,000
+    cells along a curve nearly every edge is the exact one, and the embedding orders the cells
+    along the curve as the exact graph's does."""
+    from sklearn.neighbors import kneighbors_graph
+
+    from scdrbench.methods.spectral import nndescent_affinity
+
+    rng = np.random.default_rng(0)
+    t = np.sort(rng.uniform(0, 1, 2000))
+    basis = rng.normal(size=(3, 50))
+    X = np.c_[np.cos(3 * t), np.sin(3 * t), 4 * t] @ basis + rng.normal(0, 0.05, (2000, 50))
+    X = X.astype(np.float32)
+    exact = kneighbors_graph(X, 15, include_self=True)
+    exact = 0.5 * (exact + exact.T)
+    approx = nndescent_affinity(X, 15, seed=0, threads=1)
+    assert approx.shape == exact.shape and approx.nnz == pytest.approx(exact.nnz, rel=0.01)
+    assert np.allclose(approx.diagonal(), 1.0)
+    assert abs(approx - exact).sum() < 0.01 * exact.sum()
+    info: dict = {}
+    emb = get_method("spectral").embed(
+        X, seed=0, eigen_solver="lobpcg", neighbors="nndescent", info=info
+    )
+    assert info["neighbors"] == "nndescent" and emb.shape == (2000, 2)
+    assert abs(spearmanr(emb[:, 0], t).statistic) > 0.95
 
 
 def test_phate_lean_uses_its_landmarks(blobs):

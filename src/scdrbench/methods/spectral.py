@@ -13,9 +13,12 @@ at the cost of eigenvectors that may stop short of ARPACK's tolerance on large g
 ladder's ``spectral_lobpcg`` shows the quality cost). scikit-learn's ``amg`` (LOBPCG with an
 algebraic-multigrid preconditioner) needs ``pyamg``, which this project does not install.
 
-Time at scale is another matter: the kNN graph comes from scikit-learn's exact search, brute
-force above 15 dimensions, so quadratic in the cells whatever the solver (``spectral_lobpcg``'s
-fit went from 3.2 s at 10k cells to 27 s at 30k on the shared machine of issue 23, n^1.95).
+Time at scale is another matter: by default the kNN graph comes from scikit-learn's exact
+search, brute force above 15 dimensions, so quadratic in the cells whatever the solver (LOBPCG's
+fit went from 3.2 s at 10k cells to 27 s at 30k on the shared machine of issue 23, n^1.95: about
+12 hours at 1.3M). ``neighbors: nndescent`` builds the same graph (each cell and its
+``n_neighbors - 1`` nearest others, connectivities, symmetrised as scikit-learn does) from
+pynndescent's approximate search, umap-learn's, in about n^1.1; ``spectral_lobpcg`` uses both.
 """
 
 from __future__ import annotations
@@ -40,6 +43,12 @@ PARAMS = {
         "scikit-learn's eigensolver: arpack (shift-invert, factorises the Laplacian) or lobpcg "
         "(matrix products only: memory linear in the cells)",
     ),
+    "neighbors": choice(
+        ["exact", "nndescent"],
+        "exact",
+        "the kNN graph's search: scikit-learn's exact one (brute force: quadratic in the cells) "
+        "or pynndescent's approximate one (umap-learn's)",
+    ),
 }
 
 log = logging.getLogger("scdrbench.methods.spectral")
@@ -53,30 +62,56 @@ def embed(
     threads: int = 1,
     n_neighbors: int = 15,
     eigen_solver: str = "arpack",
+    neighbors: str = "exact",
 ) -> np.ndarray:
     """The spectral embedding of ``X``'s kNN graph; float32 ``(n, 2)``."""
     from sklearn.manifold import SpectralEmbedding
 
     X = check_input(np.asarray(X, dtype=np.float32), "spectral", min_cells=5)
     check_neighbours("spectral", "n_neighbors", n_neighbors, X.shape[0])
-    model = SpectralEmbedding(
-        n_components=2,
-        affinity="nearest_neighbors",
-        n_neighbors=n_neighbors,
-        eigen_solver=eigen_solver,
-        random_state=seed,
-        n_jobs=threads,
-    )
+    common = dict(n_components=2, eigen_solver=eigen_solver, random_state=seed, n_jobs=threads)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        emb = model.fit_transform(X)
+        if neighbors == "nndescent":
+            graph = nndescent_affinity(X, n_neighbors, seed=seed, threads=threads)
+            emb = SpectralEmbedding(affinity="precomputed", **common).fit_transform(graph)
+        else:
+            model = SpectralEmbedding(
+                affinity="nearest_neighbors", n_neighbors=n_neighbors, **common
+            )
+            emb = model.fit_transform(X)
     # LOBPCG's "not reaching the requested tolerance" and the like: into the job's log, counted
     for w in caught:
         log.info("%s: %s", w.category.__name__, str(w.message).strip())
     if info is not None:
         info["eigen_solver"] = eigen_solver
+        info["neighbors"] = neighbors
         info["solver_warnings"] = len(caught)
     return np.asarray(emb, dtype=np.float32)
+
+
+def nndescent_affinity(X: np.ndarray, n_neighbors: int, *, seed: int, threads: int):
+    """scikit-learn's ``affinity="nearest_neighbors"`` matrix (0/1 connectivities of each cell
+    and its ``n_neighbors - 1`` nearest others, itself included, then ``(A + A.T) / 2``), from
+    pynndescent's approximate search instead of an exact one."""
+    import scipy.sparse as sp
+    from pynndescent import NNDescent
+
+    index = NNDescent(
+        X, n_neighbors=n_neighbors, random_state=seed, n_jobs=threads, low_memory=True
+    )
+    idx, _ = index.neighbor_graph
+    n = X.shape[0]
+    # pynndescent lists the cell itself first; where an approximate row lacks it (or has a
+    # missing neighbour, -1), it takes the place of the row's farthest
+    own = np.arange(n)
+    idx = np.where(idx < 0, own[:, None], idx)
+    lacks = ~(idx == own[:, None]).any(axis=1)
+    idx[lacks, -1] = own[lacks]
+    rows = np.repeat(np.arange(n), idx.shape[1])
+    A = sp.csr_matrix((np.ones(rows.size), (rows, idx.ravel())), shape=(n, n))
+    A.data[:] = 1.0  # duplicates (an approximate list may repeat the cell) count once
+    return 0.5 * (A + A.T)
 
 
 #: Measured peaks (kernel high-water mark, 15 neighbours, 50 PCs, 2 threads) on the proxy
@@ -89,6 +124,9 @@ MEASURED_PEAK_MB_LOBPCG = {10_000: 214, 30_000: 261}
 #: (two rungs; a kNN graph of 50-dimensional data has no small separators, so its fill-in is
 #: far above a mesh's n log n)
 LU_MB_AT_10K, LU_EXPONENT = 48, 2.15
+#: ``neighbors: nndescent`` over the exact search: pynndescent's libraries, and per neighbour of
+#: each cell its heaps (indices, distances, flags) and random-projection trees
+NNDESCENT_IMPORTS_MB, NNDESCENT_BYTES_PER_NEIGHBOUR = 350, 100
 
 
 def estimate_memory_mb(
@@ -107,6 +145,9 @@ def estimate_memory_mb(
     100k rung's measured peak is the check.
     """
     base = n_cells * (n_neighbors * 120 + n_features * 4 * 4) / 1e6 + 200
+    if params.get("neighbors") == "nndescent":
+        # pynndescent's numba-compiled libraries and its neighbour heaps and search trees
+        base += NNDESCENT_IMPORTS_MB + n_cells * n_neighbors * NNDESCENT_BYTES_PER_NEIGHBOUR / 1e6
     if eigen_solver == "lobpcg":
         return base
     return base + LU_MB_AT_10K * (n_cells / 1e4) ** LU_EXPONENT
