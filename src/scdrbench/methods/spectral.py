@@ -120,10 +120,14 @@ def nndescent_affinity(X: np.ndarray, n_neighbors: int, *, seed: int, threads: i
 #: machine (issue 23): cells -> MB. ARPACK (the default), then LOBPCG (``spectral_lobpcg``).
 MEASURED_PEAK_MB = {10_000: 260, 30_000: 751}
 MEASURED_PEAK_MB_LOBPCG = {10_000: 214, 30_000: 261}
-#: ARPACK's LU factors over LOBPCG's peak: 46 MB at 10k cells, 490 MB at 30k, i.e. n^2.15
-#: (two rungs; a kNN graph of 50-dimensional data has no small separators, so its fill-in is
-#: far above a mesh's n log n)
-LU_MB_AT_10K, LU_EXPONENT = 48, 2.15
+#: The scaling ladder's ARPACK jobs on the calibrated proxy (version 4: 3 lineages joined by
+#: continua, 2026-12-05, benchmarks/results/measured_peaks.tsv): its less clustered graph fills
+#: the LU factors in far more than version 2's.
+MEASURED_PEAK_MB_V4 = {10_000: 513, 30_000: 2957}
+#: ARPACK's LU factors over the rest of the model: 287 MB at 10k cells and 2,679 MB at 30k on
+#: the calibrated proxy, n^2.03 (on version 2: 46 and 490 MB); a kNN graph of 50-dimensional
+#: data has no small separators, so its fill-in is far above a mesh's n log n
+LU_MB_AT_10K, LU_EXPONENT = 300, 2.05
 #: ``neighbors: nndescent`` over the exact search: pynndescent's libraries, and per neighbour of
 #: each cell its heaps (indices, distances, flags) and random-projection trees
 NNDESCENT_IMPORTS_MB, NNDESCENT_BYTES_PER_NEIGHBOUR = 350, 100
@@ -139,10 +143,10 @@ def estimate_memory_mb(
     """The kNN graph and its normalised Laplacian (CSR, float64, a few copies), LOBPCG's blocks
     of vectors and the input: 2.6 KB a cell and 200 MB of imports (fitted to
     MEASURED_PEAK_MB_LOBPCG; 3.6 GB at 1.3M cells). ARPACK adds the sparse LU factorisation of
-    the shifted Laplacian (SuperLU), growing as n^2.15 from 48 MB at 10k cells: 6.5 GB at
-    100k, 69 GB at 300k, about 1.6 TB at 1.3M, so that the ladder records ``spectral`` as
-    skipped there and runs ``spectral_lobpcg`` instead. The exponent rests on two rungs; the
-    100k rung's measured peak is the check.
+    the shifted Laplacian (SuperLU), growing as n^2.05 from 300 MB at 10k cells (fitted to
+    MEASURED_PEAK_MB_V4): 34 GB at 100k, about 6.5 TB at 1.3M, so that the ladder records
+    ``spectral`` as skipped from 100k cells on and runs ``spectral_lobpcg`` instead. The
+    exponent rests on two rungs.
     """
     base = n_cells * (n_neighbors * 120 + n_features * 4 * 4) / 1e6 + 200
     if params.get("neighbors") == "nndescent":
