@@ -308,6 +308,56 @@ def write_peaks(rows, head: list[str]) -> None:
     peaks.write(rows, path, header=[title, *kept, columns])
 
 
+#: The settings for large data beside the default each one changes: (default, setting, what
+#: changes). ``ladder_variants.md`` puts their rows side by side at every rung with both.
+VARIANTS = [
+    ("tsne_p350", "tsne_p350_lean", "k = 350 and lean affinities instead of k = 1,050"),
+    ("tsne_p350", "tsne_exag", "global structure by exaggeration 4 instead of perplexity 350"),
+    ("tsne", "tsne_exag", "exaggeration 4 after the early phase"),
+    ("phate", "phate_lean", "1,000 landmarks instead of 2,000"),
+    ("spectral", "spectral_lobpcg", "LOBPCG on an approximate kNN graph instead of ARPACK"),
+]
+VARIANT_COLUMNS = ("fit_s", "peak_rss_mb", "knn_accuracy", "knc", "cpd", "knn_accuracy_leiden")
+
+
+def variants_table(rows, version: int) -> str:
+    """Markdown: each setting for large data beside its default, rung by rung, on one proxy
+    version (the same cells): fit, peak and quality of both, or the default's status."""
+    import pandas as pd
+
+    rows = rows[rows["proxy_version"] == version].set_index(["method", "rung"])
+    out = []
+    for default, setting, what in VARIANTS:
+        lines = []
+        for rung in sorted({r for m, r in rows.index if m == setting}):
+            if (setting, rung) not in rows.index or (default, rung) not in rows.index:
+                continue
+            a, b = rows.loc[(default, rung)], rows.loc[(setting, rung)]
+            if b["status"] != "ok":
+                continue
+            cells = [f"{rung:,}"]
+            for col in VARIANT_COLUMNS:
+                fmt = (
+                    (lambda v: f"{v:,.0f}") if col in ("fit_s", "peak_rss_mb") else "{:.3f}".format
+                )
+                va = fmt(a[col]) if a["status"] == "ok" and pd.notna(a[col]) else ""
+                vb = fmt(b[col]) if pd.notna(b[col]) else ""
+                cells.append(f"{va} / {vb}" if a["status"] == "ok" else vb)
+            if a["status"] != "ok":
+                cells.append(f"`{default}`: {short_status(str(a['status']))}")
+            else:
+                cells.append("")
+            lines.append("| " + " | ".join(cells) + " |")
+        if lines:
+            out += [f"## `{setting}` against `{default}`: {what}", ""]
+            out.append(
+                "| rung | fit s | peak MB | kNN acc. | KNC | CPD | kNN acc. (Leiden) | note |"
+            )
+            out.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+            out += lines + [""]
+    return "\n".join(out)
+
+
 def table(shared_with: str) -> None:
     import pandas as pd
 
@@ -328,6 +378,15 @@ def table(shared_with: str) -> None:
     md = "\n".join(f"> {line}  " for line in head) + "\n\n"
     md += rows.to_markdown(index=False, floatfmt=".4g") + "\n"
     (L.RESULTS / "ladder.md").write_text(md)
+    version = current_proxy_version()
+    variants = "\n".join(f"> {line}  " for line in head) + "\n\n"
+    variants += (
+        f"Each setting for large data beside the default it changes, on proxy version {version} "
+        "(the same cells at each rung): default / setting in each cell, or the setting's value "
+        "and the default's status in the note. From ladder.tsv "
+        "(`python benchmarks/ladder.py table`).\n\n"
+    )
+    (L.RESULTS / "ladder_variants.md").write_text(variants + variants_table(rows, version))
     if len(timing):
         fits = scaling_figure(
             timing,
@@ -374,7 +433,7 @@ def format_fit(seconds: float) -> str:
 
 
 def short_status(status: str) -> str:
-    """A status row's text, short enough for a table cell: "not run: 81 GiB by its memory
+    """A status row's text, short enough for a table cell: "not run: 85 GiB by its memory
     model", "not run: predicted fit 3.98 h", "timeout after 100 min"."""
     import re
 

@@ -217,7 +217,7 @@ def test_ladder_removes_a_stale_lock_but_not_a_live_runs(tmp_path):
 
 
 def test_ladder_skips_a_method_its_memory_model_puts_over_budget(monkeypatch):
-    """At 1.3M cells t-SNE at perplexity 350 with k = 1,050 needs ~81 GiB by its model, over the
+    """At 1.3M cells t-SNE at perplexity 350 with k = 1,050 needs ~85 GiB by its model, over the
     ladder's 22 GiB: the ladder does not start it and says why (also before anything ran)."""
     import ladder
     import ladder_report
@@ -229,7 +229,7 @@ def test_ladder_skips_a_method_its_memory_model_puts_over_budget(monkeypatch):
     skips = ladder.ladder_skips(config, 1_306_127, ["tsne_p350", "tsne_p350_lean", "umap"])
     assert list(skips) == ["tsne_p350"]
     assert (
-        "needs about 81 GiB by its memory model (src/scdrbench/methods/tsne.py)"
+        "needs about 85.1 GiB by its memory model (src/scdrbench/methods/tsne.py)"
         in skips["tsne_p350"]
     )
     assert "more than its budget 22 GiB" in skips["tsne_p350"]
@@ -330,3 +330,40 @@ def test_supervisor_keeps_tensorflows_harmless_lines_off_the_console(tmp_path, c
     console = capfd.readouterr().err.splitlines()
     assert console == [lines[2]]  # the real error still reaches the console
     assert [line for line in log.read_text().splitlines() if line] == lines  # all in the log
+
+
+def test_ladder_variants_put_each_setting_beside_its_default():
+    """ladder_variants.md: a setting for large data and its default side by side at each rung
+    where both have a row of the same proxy version; the default's status where it did not run."""
+    import ladder_report
+    import pandas as pd
+
+    def row(method, rung, status="ok", fit=10.0, version=4):
+        return {
+            "method": method, "rung": rung, "proxy_version": version, "status": status,
+            "fit_s": fit, "peak_rss_mb": 1000.0, "knn_accuracy": 0.5, "knc": 0.6, "cpd": 0.7,
+            "knn_accuracy_leiden": 0.8,
+        }  # fmt: skip
+
+    rows = pd.DataFrame(
+        [
+            row("phate", 100_000, fit=42.0),
+            row("phate_lean", 100_000, fit=35.0),
+            row("phate", 10_000, fit=99.0, version=1),  # another proxy: not compared
+            row("phate_lean", 10_000, fit=5.0),
+            row("phate", 10_000, "not run yet"),
+            row(
+                "spectral",
+                100_000,
+                "not run: spectral (100,000 cells) needs about 33.3 GiB by "
+                "its memory model (src/scdrbench/methods/spectral.py)",
+            ),  # fmt: skip
+            row("spectral_lobpcg", 100_000, fit=26.0),
+        ]
+    )
+    text = ladder_report.variants_table(rows, 4)
+    assert "## `phate_lean` against `phate`" in text
+    assert "| 100,000 | 42 / 35 | 1,000 / 1,000 | 0.500 / 0.500 |" in text
+    assert "| 10,000 | 5 |" in text and "`phate`: not run yet" in text and "99" not in text
+    assert "`spectral`: not run: 33 GiB by its memory model" in text
+    assert "tsne_exag" not in text  # no rows, no section

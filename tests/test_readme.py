@@ -137,9 +137,9 @@ def test_headline_table_is_the_generated_one():
     "status, short",
     [
         (
-            "not run: tsne_p350 (1,306,127 cells) needs about 81 GiB by its memory model "
+            "not run: tsne_p350 (1,306,127 cells) needs about 85.1 GiB by its memory model "
             "(src/scdrbench/methods/tsne.py), more than its budget 22 GiB",
-            "not run: 81 GiB by its memory model",
+            "not run: 85 GiB by its memory model",
         ),
         (
             "not run: spectral (1,306,127 cells) needs about 1.66e+03 GiB by its memory model",

@@ -12,7 +12,7 @@ a status instead of failing the workflow, as Open Problems records exit codes 13
 ``timeout``               "timeout after 100 min"
 ``out_of_memory``         "out of memory at 22 GiB"
 ``error``                 "error: <the job's one-line message>"
-``skipped``               "skipped: its memory model needs about 81 GiB, budget 22 GiB"
+``skipped``               "skipped: its memory model needs about 85 GiB, budget 22 GiB"
 ========================= ==============================================================
 
 Under SLURM the same budget is the job's request (``mem_mb``; ``runtime`` with a few minutes'

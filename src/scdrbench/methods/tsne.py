@@ -6,7 +6,7 @@ initialisation (scaled to a small standard deviation by openTSNE), learning rate
 
 Memory is dominated by the kNN graph: ``k_neighbors`` per cell, 3 x perplexity by default
 (openTSNE's rule). At high perplexity on many cells (the essay's perplexity 350 on 1.3M cells:
-1,050 neighbours per cell, about 81 GiB at the peak) a smaller ``k_neighbors`` (at least the perplexity) bounds
+1,050 neighbours per cell, about 85 GiB at the peak) a smaller ``k_neighbors`` (at least the perplexity) bounds
 it: the Gaussian kernel is calibrated to the same perplexity on the nearest ``k_neighbors`` cells,
 which tends to uniform weights as ``k_neighbors`` approaches the perplexity (Kobak & Berens 2019
 report that uniform affinities on a kNN graph give embeddings very close to perplexity-based ones).
@@ -239,14 +239,17 @@ def estimate_memory_mb(
     affinities: str = "opentsne",
     **params,
 ) -> float:
-    """About 56 bytes per neighbour and 4 KB per cell at the peak, the input, and 400 MB.
+    """About 60 bytes per neighbour and 3 KB per cell at the peak, the input, and 400 MB.
 
     openTSNE keeps the kNN indices and distances (int64 + float64), then builds the conditional
     affinities and their symmetrised sparse matrix. Fitted to ``benchmarks/bench_tsne.py`` and
     ``bench_memory.py`` (2 threads, 50 dimensions): 7.4 KB per cell with k = 90 (perplexity 30),
     23.1 KB with k = 350 and 60.8 KB with k = 1,050 (perplexity 350); 54 bytes per neighbour
-    until the scaling ladder's 300k job at k = 1,050 peaked at 19,195 MB, 2.5% above that model.
-    At 1.3M cells and perplexity 350 that is about 81 GiB with k = 1,050 and 31 GiB with
+    until the scaling ladder's 300k job at k = 1,050 peaked at 19,195 MB, 2.5% above that model,
+    and 56 (with 4 KB a cell) until its 100k job on the calibrated proxy peaked at 6,842 MB,
+    1.8% above that one; 60 bytes and 3 KB hold every ladder peak of k = 90 (tsne, tsne_exag:
+    up to 11,276 MB at 1.3M) and k = 1,050 (tsne_p350) between 1.0 and 1.2 times.
+    At 1.3M cells and perplexity 350 that is about 85 GiB with k = 1,050 and 32 GiB with
     k = 350. The jobs of the scaling ladder stay below it (benchmarks/results/measured_peaks.tsv,
     jobs tsne and tsne_p350), and 17,275 MB at 1.3M with k = 350 and lean affinities.
     """
@@ -254,8 +257,11 @@ def estimate_memory_mb(
         k = min(n_cells - 1, 3 * perplexity)
     else:
         k = min(n_cells - 1, int(k_neighbors))
-    per_neighbour = LEAN_BYTES_PER_NEIGHBOUR if affinities == "lean" else 56
-    return (n_cells * (k * per_neighbour + 4000) + n_cells * n_features * 4 * 2) / 1e6 + 400
+    if affinities == "lean":
+        per_neighbour, per_cell = LEAN_BYTES_PER_NEIGHBOUR, 4000
+    else:
+        per_neighbour, per_cell = 60, 3000
+    return (n_cells * (k * per_neighbour + per_cell) + n_cells * n_features * 4 * 2) / 1e6 + 400
 
 
 #: Peak bytes per neighbour per cell of ``affinities: lean``: the kNN arrays (16) while the
