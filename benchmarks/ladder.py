@@ -29,6 +29,7 @@ import subprocess
 
 import ladder_report
 import ladder_setup as L
+import ladder_views
 from ladder_setup import (
     CONFIG,
     ROOT,
@@ -186,7 +187,7 @@ def main(argv=None) -> None:
     elif a.command == "summary":
         summary(a.shared_with, a.cores)
     elif a.command == "readme":
-        ladder_report.readme()
+        ladder_views.readme()
     else:
         ladder_report.table(a.shared_with)
 

@@ -335,7 +335,7 @@ def test_supervisor_keeps_tensorflows_harmless_lines_off_the_console(tmp_path, c
 def test_ladder_variants_put_each_setting_beside_its_default():
     """ladder_variants.md: a setting for large data and its default side by side at each rung
     where both have a row of the same proxy version; the default's status where it did not run."""
-    import ladder_report
+    import ladder_views
     import pandas as pd
 
     def row(method, rung, status="ok", fit=10.0, version=4):
@@ -361,7 +361,7 @@ def test_ladder_variants_put_each_setting_beside_its_default():
             row("spectral_lobpcg", 100_000, fit=26.0),
         ]
     )
-    text = ladder_report.variants_table(rows, 4)
+    text = ladder_views.variants_table(rows, 4)
     assert "## `phate_lean` against `phate`" in text
     assert "| 100,000 | 42 / 35 | 1,000 / 1,000 | 0.500 / 0.500 |" in text
     assert "| 10,000 | 5 |" in text and "`phate`: not run yet" in text and "99" not in text

@@ -122,13 +122,13 @@ def test_methods_table_matches_config():
 def test_headline_table_is_the_generated_one():
     """The README's headline table is `python benchmarks/ladder.py readme`'s output from the
     committed ladder.tsv: a new 1.3M row without regenerating it fails here."""
-    import ladder_report
+    import ladder_views
 
     ladder = pd.read_csv(ROOT / "benchmarks/results/ladder.tsv", sep="\t", comment="#")
     lines = README.read_text().splitlines()
-    start = lines.index(ladder_report.README_START)
-    end = lines.index(ladder_report.README_END)
-    assert lines[start + 1 : end] == ladder_report.readme_table(ladder), (
+    start = lines.index(ladder_views.README_START)
+    end = lines.index(ladder_views.README_END)
+    assert lines[start + 1 : end] == ladder_views.readme_table(ladder), (
         "run `python benchmarks/ladder.py readme`"
     )
 
@@ -153,14 +153,14 @@ def test_headline_table_is_the_generated_one():
     ],
 )
 def test_headline_status_cells_are_short(status, short):
-    from ladder_report import short_status
+    from ladder_views import short_status
 
     assert short_status(status) == short
 
 
 def test_headline_table_matches_ladder():
     """Independently of the generator: each row's cells are the ladder's numbers."""
-    from ladder_report import format_fit, headline_rows
+    from ladder_views import format_fit, headline_rows
 
     ladder = pd.read_csv(ROOT / "benchmarks/results/ladder.tsv", sep="\t", comment="#")
     at_target = headline_rows(ladder)
