@@ -214,7 +214,8 @@ def export(results: Path, out: Path, *, command: str, returncode: int = 0) -> No
     print(f"exported {len(copied)} files to {out}; total compute {seconds:,.0f} s")
 
 
-#: The paper config's threads per embedding job on a 32-core node (config.yaml), and the node.
+#: The big node of the estimate; config.yaml's threads per embedding job decide how many of its
+#: jobs run at once.
 BIG_NODE_CORES = 32
 ESTIMATE = ROOT / "benchmarks" / "results" / "paper_estimate"
 
@@ -367,7 +368,8 @@ def write_estimate(jobs, totals, out: Path = ESTIMATE) -> str:
         "use on 2 threads implies (Amdahl)",
     ]
     lines = [
-        f"{t['jobs']} embedding jobs. On a 2-core node, those measured or predicted: {t['seconds_2_cores']:,.0f} s "
+        f"{t['jobs']} embedding jobs. On a 2-core node, those measured or predicted: "
+        f"{t['seconds_2_cores']:,.0f} s "
         f"({format_duration(t['seconds_2_cores'])}) in all, the sum of the jobs' seconds "
         f"({t['cpu_seconds']:,.0f} CPU seconds).",
         f"On a {BIG_NODE_CORES}-core node ({t['slots']} jobs at once, {t['threads']} threads "
