@@ -185,7 +185,8 @@ def test_small_paper_run_exports_to_scratch_never_to_the_results(tmp_path, monke
 
 
 def test_amdahl_and_longest_first_scheduling():
-    pr = paper_run()
+    import paper_estimate as pr
+
     # a job that kept both threads busy is all parallel: 8 threads take a quarter of 2's time
     assert pr.amdahl_seconds(100, 200, 2, 8) == pytest.approx(25)
     # one that used one thread gains nothing; one thread measured: its CPU time
@@ -208,7 +209,8 @@ def test_estimate_reads_the_ladder_rows_power_laws_and_skips(tmp_path):
     """Each paper job from the ladder: the row at its rung (the calibrated proxy's over the
     earlier one), else the method's power law; skipped by the memory model: 0 s; deterministic
     UMAP at its one-thread time; methods never measured are listed, not counted."""
-    pr = paper_run()
+    import paper_estimate as pr
+
     ladder = tmp_path / "ladder.tsv"
     rows = []
     for rung, s in ((10000, 0.1), (100000, 1), (1306127, 13.06127)):
