@@ -212,3 +212,14 @@ def test_umap_keeps_tensorflow_out(tmp_path):
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == ["False", "True"]
+
+
+def test_phate_times_its_steps_in_the_job_log_not_on_the_console(blobs, caplog, capsys):
+    X, _ = blobs
+    with caplog.at_level("INFO", logger="scdrbench.methods.phate"):
+        get_method("phate").embed(X, seed=0, **FAST["phate"])
+    lines = [r.getMessage() for r in caplog.records if r.name == "scdrbench.methods.phate"]
+    assert any("Calculated KNN search in" in line for line in lines)
+    assert any("Calculated metric MDS in" in line for line in lines)
+    out = capsys.readouterr()
+    assert "Calculat" not in out.out and "Calculat" not in out.err
