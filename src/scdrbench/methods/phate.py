@@ -16,7 +16,9 @@ landmarks, diffusion and MDS are graphtools' and PHATE's as before.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import warnings
 
 import numpy as np
 
@@ -71,37 +73,31 @@ def embed(
     landmarks = n_landmark if X.shape[0] > n_landmark else None
     search = SEARCH_MULTIPLIER * (knn + 1)
     knn_max = min(search, X.shape[0]) - 1 if neighbors == "nndescent" else None
-    model = phate.PHATE(
-        n_components=2,
-        knn=knn,
-        decay=decay,
-        t=t,
-        gamma=gamma,
-        n_landmark=landmarks,
-        n_pca=None,
-        knn_max=knn_max,
-        mds_solver=mds_solver,
-        n_jobs=threads,
-        random_state=seed,
-        verbose=2,
-    )
     # PHATE and graphtools speak through one logger ("graphtools"), which prints to stdout
     # (SGD-MDS's "may not have converged ..." whatever ``verbose`` says): into the job's log
-    # instead, at ``verbose=2``, so that the log times each step ("Calculated KNN search in
-    # 812.40 seconds.", "radius search on 180", the landmark SVD and k-means, MDS) and a job
-    # stopped by its budget at 1.3M cells says where it was.
-    graphtools_log = logging.getLogger("graphtools")
-    saved = graphtools_log.handlers[:], graphtools_log.propagate
-    graphtools_log.handlers, graphtools_log.propagate = [_ToJobLog()], False
-    try:
+    # instead, from the model's construction on (it logs its level), at ``verbose=2``, so that
+    # the log times each step ("Calculated KNN search in 812.40 seconds.", "radius search on
+    # 180", the landmark SVD and k-means, MDS) and a job stopped by its budget says where it was.
+    with _graphtools_to_job_log():
+        model = phate.PHATE(
+            n_components=2,
+            knn=knn,
+            decay=decay,
+            t=t,
+            gamma=gamma,
+            n_landmark=landmarks,
+            n_pca=None,
+            knn_max=knn_max,
+            mds_solver=mds_solver,
+            n_jobs=threads,
+            random_state=seed,
+            verbose=2,
+        )
         if neighbors == "nndescent":
-            emb = model.fit_transform(
-                _approximate_graph(X, knn, decay, knn_max, landmarks, seed, threads)
-            )
+            graph = _approximate_graph(X, knn, decay, knn_max, landmarks, seed, threads)
+            emb = model.fit_transform(graph)
         else:
             emb = model.fit_transform(X)
-    finally:
-        graphtools_log.handlers, graphtools_log.propagate = saved
     if info is not None:
         info["t"] = int(model.optimal_t if t == "auto" else t)
         # landmarks the diffusion ran on (0: none, the cells themselves when n <= n_landmark)
@@ -179,6 +175,26 @@ class _NNDescentSearch:
 
     def radius_neighbors(self, *args, **kwargs):
         raise NotImplementedError("knn_max bounds graphtools' search: no radius search")
+
+
+@contextlib.contextmanager
+def _graphtools_to_job_log():
+    """graphtools' logger (PHATE's too) to the job's log, its handlers and level restored after;
+    PHATE's Python warnings ("Graph is disconnected with 5 connected components ...") too."""
+    log = logging.getLogger("graphtools")
+    saved = log.handlers[:], log.propagate, log.level
+    log.handlers, log.propagate = [_ToJobLog()], False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            yield
+    finally:
+        log.handlers, log.propagate = saved[0], saved[1]
+        log.setLevel(saved[2])
+    for warning in caught:
+        logging.getLogger("scdrbench.methods.phate").info(
+            "phate %s: %s", warning.category.__name__, str(warning.message).strip()
+        )
 
 
 class _ToJobLog(logging.Handler):
