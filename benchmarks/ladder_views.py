@@ -106,7 +106,7 @@ VARIANTS = [
     ("tsne_p350", "tsne_p350_lean", "k = 350 and lean affinities instead of k = 1,050"),
     ("tsne_p350", "tsne_exag", "global structure by exaggeration 4 instead of perplexity 350"),
     ("tsne", "tsne_exag", "exaggeration 4 after the early phase"),
-    ("phate", "phate_lean", "1,000 landmarks instead of 2,000"),
+    ("phate", "phate_lean", "1,000 landmarks instead of 2,000, approximate kNN"),
     ("spectral", "spectral_lobpcg", "LOBPCG on an approximate kNN graph instead of ARPACK"),
 ]
 VARIANT_COLUMNS = ("fit_s", "peak_rss_mb", "knn_accuracy", "knc", "cpd", "knn_accuracy_leiden")

@@ -212,3 +212,39 @@ def test_umap_keeps_tensorflow_out(tmp_path):
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == ["False", "True"]
+
+
+def test_phate_times_its_steps_in_the_job_log_not_on_the_console(blobs, caplog, capsys):
+    X, _ = blobs
+    with caplog.at_level("INFO", logger="scdrbench.methods.phate"):
+        get_method("phate").embed(X, seed=0, **FAST["phate"])
+    lines = [r.getMessage() for r in caplog.records if r.name == "scdrbench.methods.phate"]
+    assert any("Calculated KNN search in" in line for line in lines)
+    assert any("Calculated metric MDS in" in line for line in lines)
+    # the blobs are apart: PHATE's Python warning about it lands in the log too
+    assert any(line.startswith("phate RuntimeWarning: Graph is disconnected") for line in lines)
+    out = capsys.readouterr()
+    assert "graphtools" not in out.out + out.err and "Calculat" not in out.out + out.err
+
+
+def test_phate_approximate_neighbours_seeded_separating_and_bounded(blobs, caplog):
+    X, y = blobs
+    phate = get_method("phate")
+    params = {**FAST["phate"], "neighbors": "nndescent", "n_landmark": 100}
+    info = {}
+    with caplog.at_level("DEBUG", logger="scdrbench.methods.phate"):
+        a = phate.embed(X, seed=3, info=info, **params)
+    np.testing.assert_allclose(a, phate.embed(X, seed=3, **params), rtol=1e-5, atol=1e-5)
+    assert knn_accuracy(a, y) >= 0.9
+    assert info["neighbors"] == "nndescent" and info["n_landmark"] == 100
+    lines = " ".join(r.getMessage() for r in caplog.records)
+    # graphtools asked pynndescent's index, bounded by knn_max: never its exact search
+    assert "pynndescent: 36 neighbours" in lines and "knn_max='35'" in lines
+    assert "radius search" not in lines
+
+
+def test_phate_approximate_neighbours_cost_their_index_in_the_memory_model():
+    phate = get_method("phate")
+    exact = phate.estimate_memory_mb(1_306_127, 50, n_landmark=1000)
+    approximate = phate.estimate_memory_mb(1_306_127, 50, n_landmark=1000, neighbors="nndescent")
+    assert 1_000 < approximate - exact < 2_000

@@ -36,6 +36,7 @@ def test_the_variants_are_in_the_registry_and_the_ladder():
         "eigen_solver": "lobpcg",
         "neighbors": "nndescent",
     }
+    assert REGISTRY["phate_lean"]["params"] == {"n_landmark": 1000, "neighbors": "nndescent"}
 
 
 def test_the_ladder_runs_every_paper_method_with_protein_for_ae_citeseq():
@@ -136,12 +137,13 @@ def test_nndescent_graph_is_scikit_learns_nearest_neighbours_affinity():
 
 
 def test_phate_lean_uses_its_landmarks(blobs):
-    """With fewer landmarks than cells PHATE's diffusion runs on the landmark operator."""
+    """With fewer landmarks than cells PHATE's diffusion runs on the landmark operator, its
+    graph on pynndescent's neighbours."""
     X, y = blobs
     module, params = _params("phate_lean")
     info: dict = {}
     emb = module.embed(X, seed=0, info=info, **params)
-    assert info["n_landmark"] == 50
+    assert info["n_landmark"] == 50 and info["neighbors"] == "nndescent"
     assert knn_accuracy(emb, y) >= 0.9
 
 

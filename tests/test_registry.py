@@ -129,6 +129,7 @@ FITTED_JOBS = (
     "umap",
     "parametric_umap",
     "pacmap",
+    "trimap",
     "diffmap",
     "spectral_lobpcg",
 )

@@ -4,11 +4,21 @@ Potential of heat-diffusion for affinity-based transition embedding: an alpha-de
 the kNN graph (knn 5, decay 40), diffused t steps (t chosen by the knee of the von Neumann
 entropy), log potential distances, then metric MDS (SGD solver) on 2,000 landmarks: the
 library's defaults. The input is already 50 PCs, so PHATE's own PCA (100) is a no-op.
+
+Neighbours at scale: graphtools finds each cell's neighbours with scikit-learn's exact search,
+brute force on 50 dimensions (about 0.3 billion cell pairs a second a thread: some 50 min of the
+fit at 1.3M cells on 2 threads, quadratic in cells). ``neighbors: nndescent`` answers the same
+queries (each cell's ``6 x (knn + 1)`` nearest, graphtools' first search) from pynndescent's
+approximate index (umap-learn's) and sets ``knn_max`` to them, PHATE's own setting "for very
+large datasets", so graphtools never falls back to a radius search; the alpha-decay kernel,
+landmarks, diffusion and MDS are graphtools' and PHATE's as before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import warnings
 
 import numpy as np
 
@@ -26,7 +36,15 @@ PARAMS = {
     "gamma": number(1.0, minimum=-1, maximum=1, description="1: log potential, 0: sqrt"),
     "n_landmark": integer(2000, minimum=10, description="landmarks of the diffusion operator"),
     "mds_solver": choice(["sgd", "smacof"], "sgd"),
+    "neighbors": choice(
+        ["exact", "nndescent"],
+        "exact",
+        description="graphtools' exact kNN search (quadratic in cells) or pynndescent's "
+        "approximate one, with knn_max = 6 x (knn + 1) - 1",
+    ),
 }
+#: graphtools' first search asks for this many neighbours per cell (kNNGraph.search_multiplier)
+SEARCH_MULTIPLIER = 6
 
 
 def embed(
@@ -41,6 +59,7 @@ def embed(
     gamma: float = 1.0,
     n_landmark: int = 2000,
     mds_solver: str = "sgd",
+    neighbors: str = "exact",
 ) -> np.ndarray:
     """Embed ``X`` (cells x features) in 2-D with PHATE; returns float32 ``(n, 2)``."""
     import phate
@@ -51,33 +70,131 @@ def embed(
     check_neighbours("phate", "knn", knn, X.shape[0])
     if t != "auto" and (not isinstance(t, int) or t < 1):
         raise ScdrbenchError(f"phate: params.t must be 'auto' or a positive integer, got {t!r}")
-    model = phate.PHATE(
-        n_components=2,
-        knn=knn,
-        decay=decay,
-        t=t,
-        gamma=gamma,
-        n_landmark=n_landmark if X.shape[0] > n_landmark else None,
-        n_pca=None,
-        mds_solver=mds_solver,
-        n_jobs=threads,
-        random_state=seed,
-        verbose=0,
-    )
-    # PHATE's SGD-MDS speaks through graphtools' logger, which prints to stdout whatever
-    # ``verbose`` says ("SGD-MDS may not have converged ..."): into the job's log instead.
-    graphtools_log = logging.getLogger("graphtools")
-    saved = graphtools_log.handlers[:], graphtools_log.propagate
-    graphtools_log.handlers, graphtools_log.propagate = [_ToJobLog()], False
-    try:
-        emb = model.fit_transform(X)
-    finally:
-        graphtools_log.handlers, graphtools_log.propagate = saved
+    landmarks = n_landmark if X.shape[0] > n_landmark else None
+    search = SEARCH_MULTIPLIER * (knn + 1)
+    knn_max = min(search, X.shape[0]) - 1 if neighbors == "nndescent" else None
+    # PHATE and graphtools speak through one logger ("graphtools"), which prints to stdout
+    # (SGD-MDS's "may not have converged ..." whatever ``verbose`` says): into the job's log
+    # instead, from the model's construction on (it logs its level), at ``verbose=2``, so that
+    # the log times each step ("Calculated KNN search in 812.40 seconds.", "radius search on
+    # 180", the landmark SVD and k-means, MDS) and a job stopped by its budget says where it was.
+    with _graphtools_to_job_log():
+        model = phate.PHATE(
+            n_components=2,
+            knn=knn,
+            decay=decay,
+            t=t,
+            gamma=gamma,
+            n_landmark=landmarks,
+            n_pca=None,
+            knn_max=knn_max,
+            mds_solver=mds_solver,
+            n_jobs=threads,
+            random_state=seed,
+            verbose=2,
+        )
+        if neighbors == "nndescent":
+            graph = _approximate_graph(X, knn, decay, knn_max, landmarks, seed, threads)
+            emb = model.fit_transform(graph)
+        else:
+            emb = model.fit_transform(X)
     if info is not None:
         info["t"] = int(model.optimal_t if t == "auto" else t)
         # landmarks the diffusion ran on (0: none, the cells themselves when n <= n_landmark)
         info["n_landmark"] = int(getattr(model.graph, "n_landmark", None) or 0)
+        info["neighbors"] = neighbors
     return np.asarray(emb, dtype=np.float32)
+
+
+def _approximate_graph(X, knn, decay, knn_max, n_landmark, seed, threads):
+    """PHATE's graph (graphtools' kNN or landmark graph, as ``phate.PHATE.fit`` builds it) whose
+    neighbour searches pynndescent answers: built uninitialised, given the index, then its
+    kernel computed by graphtools."""
+    import graphtools
+
+    graph = graphtools.Graph(
+        X,
+        n_pca=None,
+        knn=knn,
+        knn_max=knn_max,
+        decay=decay,
+        thresh=1e-4,  # PHATE's
+        n_landmark=n_landmark,
+        n_jobs=threads,
+        random_state=seed,
+        verbose=2,
+        initialize=False,
+    )
+    # graphtools keeps its search index in ``_knn_tree`` (``kNNGraph.knn_tree`` builds an exact
+    # scikit-learn one when it is absent)
+    graph._knn_tree = _NNDescentSearch(X, knn_max + 1, seed=seed, threads=threads)
+    graph.K  # the kernel, now: PHATE takes a given graph as it is
+    return graph
+
+
+class _NNDescentSearch:
+    """The part of scikit-learn's ``NearestNeighbors`` that graphtools' kNN kernel uses
+    (``kneighbors``), answered by pynndescent: the index's own neighbour lists for the data it
+    was built on, its ``query`` for other points (graphtools' second look at some cells)."""
+
+    def __init__(self, X, n_neighbors: int, *, seed: int, threads: int):
+        import time
+
+        from pynndescent import NNDescent
+
+        self._X = X
+        self.n_neighbors = n_neighbors
+        start = time.perf_counter()
+        self.index = NNDescent(
+            X, n_neighbors=n_neighbors, random_state=seed, n_jobs=threads, low_memory=True
+        )
+        logging.getLogger("scdrbench.methods.phate").info(
+            "pynndescent: %d neighbours of %d cells in %.2f s",
+            n_neighbors,
+            X.shape[0],
+            time.perf_counter() - start,
+        )
+
+    def kneighbors(self, Y=None, n_neighbors=None, return_distance=True):
+        k = n_neighbors or self.n_neighbors
+        if Y is None or (Y.shape == self._X.shape and np.array_equal(Y, self._X)):
+            if k > self.n_neighbors:
+                raise ValueError(f"{k} neighbours asked of an index of {self.n_neighbors}")
+            idx, dist = self.index.neighbor_graph
+            idx, dist = idx[:, :k].copy(), dist[:, :k].astype(np.float64)
+        else:
+            idx, dist = self.index.query(np.asarray(Y, dtype=np.float32), k=k)
+            dist = dist.astype(np.float64)
+        # a neighbour the approximate search did not fill (-1): a placeholder (the row's own
+        # number), infinitely far, which the alpha-decay kernel weighs 0 and graphtools drops
+        missing = idx < 0
+        if missing.any():
+            own = np.broadcast_to(np.arange(idx.shape[0])[:, None], idx.shape)
+            idx[missing], dist[missing] = own[missing], np.inf
+        return (dist, idx) if return_distance else idx
+
+    def radius_neighbors(self, *args, **kwargs):
+        raise NotImplementedError("knn_max bounds graphtools' search: no radius search")
+
+
+@contextlib.contextmanager
+def _graphtools_to_job_log():
+    """graphtools' logger (PHATE's too) to the job's log, its handlers and level restored after;
+    PHATE's Python warnings ("Graph is disconnected with 5 connected components ...") too."""
+    log = logging.getLogger("graphtools")
+    saved = log.handlers[:], log.propagate, log.level
+    log.handlers, log.propagate = [_ToJobLog()], False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            yield
+    finally:
+        log.handlers, log.propagate = saved[0], saved[1]
+        log.setLevel(saved[2])
+    for warning in caught:
+        logging.getLogger("scdrbench.methods.phate").info(
+            "phate %s: %s", warning.category.__name__, str(warning.message).strip()
+        )
 
 
 class _ToJobLog(logging.Handler):
@@ -85,7 +202,7 @@ class _ToJobLog(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         logging.getLogger("scdrbench.methods.phate").info(
-            "graphtools %s: %s", record.levelname.lower(), record.getMessage().strip()
+            "graphtools %s: %s", record.levelname.lower(), record.getMessage().rstrip()
         )
 
 
@@ -98,7 +215,12 @@ MEASURED_PEAK_MB_LEAN = {10_000: 442, 30_000: 580}
 
 
 def estimate_memory_mb(
-    n_cells: int, n_features: int, knn: int = 5, n_landmark: int = 2000, **params
+    n_cells: int,
+    n_features: int,
+    knn: int = 5,
+    n_landmark: int = 2000,
+    neighbors: str = "exact",
+    **params,
 ) -> float:
     """Per cell: the alpha-decay kNN kernel (graphtools keeps up to ~10 x knn neighbours, float64
     + int32), the input twice, and graphtools' landmark clustering (``randomized_svd`` of the
@@ -109,8 +231,12 @@ def estimate_memory_mb(
     are not a cells x landmarks matrix (the earlier model's 22.6 GB at 1.3M cells): 1,000
     landmarks more cost 165 MB at 10k cells and 85 MB at 30k, not more. About 9.6 GB at 1.3M
     cells with 2,000 landmarks, 9.4 GB with ``phate_lean``'s 1,000, which saves time (half the
-    fit at 30k cells), not memory.
+    fit at 30k cells), not memory. ``neighbors: nndescent`` adds pynndescent's index: its
+    neighbour lists (6 x (knn + 1) indices and distances a cell), its heap while it builds and
+    the search graph its queries use, about four times the lists.
     """
     per_cell = knn * 10 * 12 + n_features * 4 * 2 + 5_900
+    if neighbors == "nndescent":
+        per_cell += SEARCH_MULTIPLIER * (knn + 1) * 8 * 4
     square = min(n_cells, n_landmark) ** 2 * 56
     return (n_cells * per_cell + square) / 1e6 + 333

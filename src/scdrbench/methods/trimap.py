@@ -84,13 +84,15 @@ def embed(
 def estimate_memory_mb(
     n_cells: int, n_features: int, n_inliers: int = 12, n_outliers: int = 4, n_random=3, **params
 ) -> float:
-    """Triplets (three int32 and a float32 weight each, three times over while they are drawn,
-    sorted and weighted), the kNN lists four times (indices and distances, Annoy's and
-    TriMap's), the input six times (float32 copies, TriMap's PCA, the Annoy index), plus ~375
-    MB of numba and the imports. Fitted to MEASURED_PEAK_MB (4.4 KB a cell between them; the
-    earlier model, 1.6 KB a cell, was below both): 6.1 GB at 1.3M cells."""
+    """Triplets (three int32 and a float32 weight each, four times over while they are drawn,
+    sorted, weighted and optimised), the kNN lists four times (indices and distances, Annoy's
+    and TriMap's), the input six times (float32 copies, TriMap's PCA, the Annoy index), plus
+    ~375 MB of numba and the imports: 5.2 KB a cell, 7.2 GB at 1.3M cells. Fitted to the
+    scaling ladder's peaks on the calibrated proxy (benchmarks/results/measured_peaks.tsv:
+    424 MB at 10k cells, 882 at 100k, 6,997 at 1.3M, 5.1 KB a cell between the last two; the
+    earlier model, triplets three times over, read 6.1 GB at 1.3M, below the peak)."""
     triplets = n_inliers * n_outliers + n_random
-    per_cell = triplets * 16 * 3 + n_inliers * 16 * 4 + n_features * 4 * 6
+    per_cell = triplets * 16 * 4 + n_inliers * 16 * 4 + n_features * 4 * 6
     return n_cells * per_cell / 1e6 + 375
 
 
