@@ -247,4 +247,4 @@ def test_phate_approximate_neighbours_cost_their_index_in_the_memory_model():
     phate = get_method("phate")
     exact = phate.estimate_memory_mb(1_306_127, 50, n_landmark=1000)
     approximate = phate.estimate_memory_mb(1_306_127, 50, n_landmark=1000, neighbors="nndescent")
-    assert 1_000 < approximate - exact < 2_000
+    assert 1_000 < approximate - exact < 2_200

@@ -233,10 +233,15 @@ def estimate_memory_mb(
     cells with 2,000 landmarks, 9.4 GB with ``phate_lean``'s 1,000, which saves time (half the
     fit at 30k cells), not memory. ``neighbors: nndescent`` adds pynndescent's index: its
     neighbour lists (6 x (knn + 1) indices and distances a cell), its heap while it builds and
-    the search graph its queries use, about four times the lists.
+    the search graph its queries use, about four times the lists, and ~200 MB of numba's
+    compiled pynndescent. ``phate_lean`` on the calibrated proxy (the scaling ladder's peaks,
+    benchmarks/results/measured_peaks.tsv): 658 MB at 10k cells, 1,351 at 100k, 10,375 at
+    1.3M; this model 670, 1,394 and 11,106.
     """
     per_cell = knn * 10 * 12 + n_features * 4 * 2 + 5_900
+    constant = 333
     if neighbors == "nndescent":
         per_cell += SEARCH_MULTIPLIER * (knn + 1) * 8 * 4
+        constant += 200
     square = min(n_cells, n_landmark) ** 2 * 56
-    return (n_cells * per_cell + square) / 1e6 + 333
+    return (n_cells * per_cell + square) / 1e6 + constant
