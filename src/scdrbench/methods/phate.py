@@ -128,7 +128,7 @@ def _approximate_graph(X, knn, decay, knn_max, n_landmark, seed, threads):
     # graphtools keeps its search index in ``_knn_tree`` (``kNNGraph.knn_tree`` builds an exact
     # scikit-learn one when it is absent)
     graph._knn_tree = _NNDescentSearch(X, knn_max + 1, seed=seed, threads=threads)
-    graph.K  # the kernel, now: PHATE takes a given graph as it is
+    _ = graph.K  # the kernel, now: PHATE takes a given graph as it is
     return graph
 
 
