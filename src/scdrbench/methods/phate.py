@@ -186,7 +186,7 @@ def _graphtools_to_job_log():
     log.handlers, log.propagate = [_ToJobLog()], False
     try:
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("default")
+            warnings.simplefilter("always")
             yield
     finally:
         log.handlers, log.propagate = saved[0], saved[1]
