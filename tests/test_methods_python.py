@@ -221,8 +221,6 @@ def test_phate_times_its_steps_in_the_job_log_not_on_the_console(blobs, caplog, 
     lines = [r.getMessage() for r in caplog.records if r.name == "scdrbench.methods.phate"]
     assert any("Calculated KNN search in" in line for line in lines)
     assert any("Calculated metric MDS in" in line for line in lines)
-    # the blobs are apart: PHATE's Python warning about it lands in the log too
-    assert any(line.startswith("phate RuntimeWarning: Graph is disconnected") for line in lines)
     out = capsys.readouterr()
     assert "graphtools" not in out.out + out.err and "Calculat" not in out.out + out.err
 
