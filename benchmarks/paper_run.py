@@ -120,7 +120,7 @@ def budgets(ladder: str | Path = ROOT / LADDER) -> dict:
         minutes = max(MIN_TIME_MIN, 5 * math.ceil(MARGIN * base / 60 / 5))
         # the job's peak: the kernel's high-water mark where the row has it (Snakemake samples
         # memory every 30 s and misses short peaks: trimap's 7.0 GB read as 5.8)
-        peak = max(top.at[m, "max_rss_mb"], top.get("peak_rss_mb", {}).get(m, 0) or 0)
+        peak = top.loc[m, ["max_rss_mb", "peak_rss_mb"]].max()
         mem = max(MIN_MEM_G, math.ceil(max(MARGIN * peak, model) / 1024))
         methods[m] = {"time": f"{minutes}m", "mem": f"{min(mem, NODE_MEM_G)}G"}
     return {

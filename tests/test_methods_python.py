@@ -219,7 +219,8 @@ def test_phate_times_its_steps_in_the_job_log_not_on_the_console(blobs, caplog, 
     with caplog.at_level("INFO", logger="scdrbench.methods.phate"):
         get_method("phate").embed(X, seed=0, **FAST["phate"])
     lines = [r.getMessage() for r in caplog.records if r.name == "scdrbench.methods.phate"]
-    assert lines  # graphtools' lines reach the job's log (which ones: the library's logger state)
+    # graphtools' lines reach the job's log (its "Calculated ... in" only for steps over 0.01 s)
+    assert lines
     out = capsys.readouterr()
     assert "graphtools" not in out.out + out.err and "Calculat" not in out.out + out.err
 

@@ -6,8 +6,8 @@ entropy), log potential distances, then metric MDS (SGD solver) on 2,000 landmar
 library's defaults. The input is already 50 PCs, so PHATE's own PCA (100) is a no-op.
 
 Neighbours at scale: graphtools finds each cell's neighbours with scikit-learn's exact search,
-brute force on 50 dimensions (about 0.3 billion cell pairs a second a thread: some 50 min of the
-fit at 1.3M cells on 2 threads, quadratic in cells). ``neighbors: nndescent`` answers the same
+brute force on 50 dimensions, quadratic in cells (55 of the 63 min of a 1.3M fit on 2 threads,
+the scaling ladder's job's log). ``neighbors: nndescent`` answers the same
 queries (each cell's ``6 x (knn + 1)`` nearest, graphtools' first search) from pynndescent's
 approximate index (umap-learn's) and sets ``knn_max`` to them, PHATE's own setting "for very
 large datasets", so graphtools never falls back to a radius search; the alpha-decay kernel,
