@@ -25,7 +25,7 @@ import numpy as np
 from scdrbench.methods._checks import check_input, check_neighbours
 from scdrbench.methods._params import choice, integer, number
 
-BACKEND_MODULES = ("phate",)
+BACKEND_MODULES = ("phate", "graphtools")  # graphtools: neighbors: nndescent builds its graph
 VERSIONED = ("phate", "graphtools")
 #: short settings for the method tests (tests/test_methods_*.py, a few hundred cells)
 TEST_PARAMS: dict = {}
