@@ -194,6 +194,7 @@ def test_ladder_removes_a_stale_lock_but_not_a_live_runs(tmp_path):
     import subprocess
     import time
 
+    import psutil
     from ladder_setup import CONFIG, unlock_if_stale
 
     (tmp_path / "Snakefile").write_text("rule all:\n    input: []\n")
@@ -206,7 +207,11 @@ def test_ladder_removes_a_stale_lock_but_not_a_live_runs(tmp_path):
     # a live run in this directory (named snakemake, as `snakemake ...` shows in ps)
     live = subprocess.Popen(["bash", "-c", "exec -a snakemake sleep 60"], cwd=tmp_path)
     try:
-        time.sleep(0.5)
+        # wait until bash has exec'd (a fixed 0.5 s was too short on a loaded machine)
+        deadline = time.monotonic() + 20
+        while psutil.Process(live.pid).cmdline()[:1] != ["snakemake"]:
+            assert time.monotonic() < deadline, "the stand-in Snakemake never started"
+            time.sleep(0.05)
         assert unlock_if_stale(tmp_path) is False
         assert (locks / "0.input.lock").exists()
     finally:
