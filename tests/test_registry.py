@@ -130,6 +130,7 @@ FITTED_JOBS = (
     "parametric_umap",
     "pacmap",
     "trimap",
+    "phate",
     "phate_lean",
     "diffmap",
     "spectral_lobpcg",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import resource
 import warnings
 
 import numpy as np
@@ -198,11 +199,17 @@ def _graphtools_to_job_log():
 
 
 class _ToJobLog(logging.Handler):
-    """A library's log record, passed to the job's log at INFO (not to the console)."""
+    """A library's log record, passed to the job's log at INFO (not to the console). A step's
+    end ("Calculated KNN search in 12.3 seconds.") also says the process's peak RSS so far, so
+    the log shows which step raised the job's peak."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage().rstrip()
+        if message.lstrip().startswith("Calculated "):
+            peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            message += f" (peak RSS so far {peak_mb:,.0f} MB)"
         logging.getLogger("scdrbench.methods.phate").info(
-            "graphtools %s: %s", record.levelname.lower(), record.getMessage().rstrip()
+            "graphtools %s: %s", record.levelname.lower(), message
         )
 
 
@@ -212,6 +219,20 @@ class _ToJobLog(logging.Handler):
 #: cells -> MB. The defaults (2,000 landmarks), then ``phate_lean`` (1,000).
 MEASURED_PEAK_MB = {10_000: 607, 30_000: 665}
 MEASURED_PEAK_MB_LEAN = {10_000: 442, 30_000: 580}
+
+
+#: graphtools' exact path: after its first search (6 x (knn + 1) neighbours a cell), the cells
+#: whose kernel still reaches past their last neighbour (those in dense clumps) get a radius
+#: search, all with the LARGEST radius among them (graphs.py: ``np.max(radius[update_idx])``),
+#: and it returns every cell within it, float64 distances and int64 indices, which graphtools
+#: copies into its CSR kernel before the affinities under ``thresh`` are dropped. Both the
+#: cells searched and the neighbours each finds grow with the cells, so this transient grows
+#: with cells squared. On the calibrated proxy's PCs (``benchmarks/phate_radius.py``,
+#: benchmarks/results/phate_radius.md): 34 of 100,000 cells searched, 11,946 neighbours each
+#: within the largest radius; 2,713 of 1,306,127 cells at 1.3M (the job's log). Bytes per
+#: cell pair, fitted to the 1.3M job's 17,435 MB peak with 10% margin (the linear terms leave
+#: 7.9 GB of it).
+RADIUS_BYTES_PER_CELL_PAIR = 5.6e-3
 
 
 def estimate_memory_mb(
@@ -229,19 +250,25 @@ def estimate_memory_mb(
     potential distances and the MDS's copies, about seven float64 matrices of landmarks x
     landmarks (of cells x cells below ``n_landmark`` cells); plus ~330 MB of imports. Landmarks
     are not a cells x landmarks matrix (the earlier model's 22.6 GB at 1.3M cells): 1,000
-    landmarks more cost 165 MB at 10k cells and 85 MB at 30k, not more. About 9.6 GB at 1.3M
-    cells with 2,000 landmarks, 9.4 GB with ``phate_lean``'s 1,000, which saves time (half the
-    fit at 30k cells), not memory. ``neighbors: nndescent`` adds pynndescent's index: its
-    neighbour lists (6 x (knn + 1) indices and distances a cell), its heap while it builds and
-    the search graph its queries use, about four times the lists, and ~200 MB of numba's
-    compiled pynndescent. ``phate_lean`` on the calibrated proxy (the scaling ladder's peaks,
-    benchmarks/results/measured_peaks.tsv): 658 MB at 10k cells, 1,351 at 100k, 10,375 at
-    1.3M; this model 670, 1,394 and 11,106.
+    landmarks more cost 165 MB at 10k cells and 85 MB at 30k, not more. ``neighbors: exact``
+    (graphtools' own search) adds its radius search, cells squared
+    (RADIUS_BYTES_PER_CELL_PAIR): 56 MB at 100k cells, 9.6 GB at 1.3M, where the defaults'
+    job peaked at 17.4 GB (the linear terms alone said 9.6 GB). ``neighbors: nndescent`` never
+    searches a radius (``knn_max``); it adds pynndescent's index: its neighbour lists (6 x
+    (knn + 1) indices and distances a cell), its heap while it builds and the search graph its
+    queries use, about four times the lists, and ~200 MB of numba's compiled pynndescent.
+    Against the scaling ladder's peaks on the calibrated proxy
+    (benchmarks/results/measured_peaks.tsv): ``phate`` 619, 702, 1,093 and 17,435 MB at 10k,
+    30k, 100k and 1.3M cells, this model 627, 769, 1,303 and 19,123; ``phate_lean`` 658,
+    1,351 and 10,375 at 10k, 100k and 1.3M, this model 670, 1,394 and 11,106.
     """
     per_cell = knn * 10 * 12 + n_features * 4 * 2 + 5_900
     constant = 333
+    pairs = 0.0
     if neighbors == "nndescent":
         per_cell += SEARCH_MULTIPLIER * (knn + 1) * 8 * 4
         constant += 200
+    else:
+        pairs = float(n_cells) ** 2 * RADIUS_BYTES_PER_CELL_PAIR
     square = min(n_cells, n_landmark) ** 2 * 56
-    return (n_cells * per_cell + square) / 1e6 + constant
+    return (n_cells * per_cell + square + pairs) / 1e6 + constant
