@@ -25,7 +25,8 @@ ESSAY_COST = {
 HEADLINE_ORDER = (
     "pca", "tsne", "tsne_p350", "tsne_p350_lean", "tsne_exag", "umap", "ae_keras", "ae_tf",
     "scvis", "tsne_ae", "parametric_umap", "ae_citeseq", "pacmap", "trimap", "phate",
-    "phate_lean", "densmap", "diffmap", "spectral", "spectral_lobpcg", "random", "true_features",
+    "phate_lean", "densmap", "densmap_pca", "diffmap", "spectral", "spectral_lobpcg", "random",
+    "true_features",
 )  # fmt: skip
 
 
@@ -107,6 +108,7 @@ VARIANTS = [
     ("tsne_p350", "tsne_exag", "global structure by exaggeration 4 instead of perplexity 350"),
     ("tsne", "tsne_exag", "exaggeration 4 after the early phase"),
     ("phate", "phate_lean", "1,000 landmarks instead of 2,000, approximate kNN"),
+    ("densmap", "densmap_pca", "PCA initialisation instead of the spectral embedding"),
     ("spectral", "spectral_lobpcg", "LOBPCG on an approximate kNN graph instead of ARPACK"),
 ]
 VARIANT_COLUMNS = ("fit_s", "peak_rss_mb", "knn_accuracy", "knc", "cpd", "knn_accuracy_leiden")

@@ -1,5 +1,6 @@
-"""The settings for 1.3M cells (issue 23): tsne_exag, spectral_lobpcg, phate_lean, as the
-registry declares them, and the memory models of the newer methods against measured peaks."""
+"""The settings for 1.3M cells (issue 23): tsne_exag, spectral_lobpcg, phate_lean, densmap_pca,
+as the registry declares them, and the memory models of the newer methods against measured
+peaks."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ FAST = {
     "spectral_lobpcg": {},
     # 1,000 landmarks would be more than the test's cells (PHATE then uses none): 50
     "phate_lean": {"n_landmark": 50},
+    "densmap_pca": {"n_epochs": 100},
 }
 
 
@@ -37,6 +39,7 @@ def test_the_variants_are_in_the_registry_and_the_ladder():
         "neighbors": "nndescent",
     }
     assert REGISTRY["phate_lean"]["params"] == {"n_landmark": 1000, "neighbors": "nndescent"}
+    assert REGISTRY["densmap_pca"]["params"] == {"densmap": True, "init": "pca"}
 
 
 def test_the_ladder_runs_every_paper_method_with_protein_for_ae_citeseq():
@@ -190,17 +193,18 @@ def test_diffmap_through_pynndescent_as_scanpy_above_8192_cells(blobs, monkeypat
 def test_the_ladder_skips_default_spectral_where_its_lu_factors_exceed_the_budget():
     """The ladder's own check (``predicted_overruns``, which writes its skip rows) on the newer
     methods: ARPACK's factorisation puts ``spectral`` over 22 GiB from 100k cells on (fitted to
-    the calibrated proxy's 10k and 30k peaks), while
-    ``spectral_lobpcg``, PHATE with either landmark count, densMAP, diffmap, pacmap, trimap and
-    the true features stay within it at 1.3M."""
+    the calibrated proxy's 10k and 30k peaks), and densMAP's Lanczos basis puts ``densmap`` over
+    it at 1.3M (where its job ran out of memory), while ``spectral_lobpcg``, PHATE with either
+    setting, ``densmap_pca``, diffmap, pacmap, trimap and the true features stay within it."""
     from scdrbench.common.config import predicted_overruns
     from scdrbench.stages.check_config import check
 
     config = check([str(ROOT / "benchmarks" / "ladder.yaml")])
-    newer = ["spectral", "spectral_lobpcg", "phate", "phate_lean", "densmap", "diffmap"]
-    newer += ["pacmap", "trimap", "true_features", "tsne_exag"]
+    newer = ["spectral", "spectral_lobpcg", "phate", "phate_lean", "densmap", "densmap_pca"]
+    newer += ["diffmap", "pacmap", "trimap", "true_features", "tsne_exag"]
     config["selection"]["methods"] = newer
-    for n_cells, over in [(30_000, []), (100_000, ["spectral"]), (1_306_127, ["spectral"])]:
+    overs = [(30_000, []), (100_000, ["spectral"]), (1_306_127, ["spectral", "densmap"])]
+    for n_cells, over in overs:
         found = predicted_overruns(config, {"rung": {"n_cells": n_cells}})
         assert [m for _, m, _ in found] == over, n_cells
     assert "src/scdrbench/methods/spectral.py" in found[0][2]

@@ -94,6 +94,8 @@ def test_paper_dag_dry_run_has_every_method_on_both_data_sets(tmp_path):
     assert "--ladder benchmarks/results/ladder.tsv" in out
     # over its memory budget by its model: a status row, not a job that dies
     assert "will be recorded as skipped: tsne_p350 on mouse_brain_1m" in err
+    assert "will be recorded as skipped: densmap on mouse_brain_1m (" in err
+    assert "skipped: densmap on mouse_brain_1m_n100000" not in err
     # docs/paper-run.md names the skipped jobs: they are these
     for ds in ("mouse_brain_1m", "mouse_brain_1m_n100000"):
         assert f"will be recorded as skipped: spectral on {ds} (" in err

@@ -74,7 +74,7 @@ def test_demo_dry_run(tmp_path):
     # the paper's 18 less tsne_p350 (paper_only): the essay's methods, the RNA + protein
     # autoencoder, five newer methods, three controls; the large-data settings are paper_only too
     paper_only = [m for m, e in demo["methods"].items() if e["paper_only"]]
-    assert paper_only == ["tsne_p350", "tsne_exag", "phate_lean", "spectral_lobpcg"]
+    assert paper_only == ["tsne_p350", "tsne_exag", "phate_lean", "densmap_pca", "spectral_lobpcg"]
     assert demo["selection"]["methods"] == [m for m in demo["methods"] if m not in paper_only]
     assert len(demo["selection"]["methods"]) == 17
     # ae_citeseq only where there are protein counts: the simulated set, not pbmc68k

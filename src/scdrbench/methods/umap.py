@@ -109,8 +109,11 @@ EIGSH_BELOW = 2_000_000
 MEASURED_PEAK_MB_DENSMAP = {10_000: 602, 30_000: 743}
 #: densMAP's own arrays per neighbour per cell: the graph's distances kept beside the fuzzy
 #: set, the per-edge density terms of the layout (about 180 bytes between the two peaks above,
-#: 7.0 KB a cell against UMAP's 4.4 KB).
-DENSMAP_BYTES_PER_NEIGHBOUR = 200
+#: 7.0 KB a cell against UMAP's 4.4 KB). 300 since the calibrated proxy's rungs: 1,577 MB at
+#: 100k cells, and at 1.3M the job ran out of the ladder's 22 GiB after 23 minutes (its RSS
+#: climbing through the spectral initialisation as ARPACK filled its Lanczos basis), where 200
+#: said 21.2 GB.
+DENSMAP_BYTES_PER_NEIGHBOUR = 300
 
 
 def estimate_memory_mb(
@@ -128,9 +131,10 @@ def estimate_memory_mb(
     Laplacian with sqrt(n) Lanczos vectors (umap/spectral.py), n^1.5 x 8 bytes, 11.9 GB at 1.3M
     cells (the umap rows of benchmarks/results/measured_peaks.tsv, which the model stays
     above). densMAP
-    adds DENSMAP_BYTES_PER_NEIGHBOUR, counted on top of the Lanczos vectors (they are freed
-    before the layout, so this is on the safe side): about 20 GB at 1.3M cells, within the
-    ladder's 22 GiB with little to spare.
+    adds DENSMAP_BYTES_PER_NEIGHBOUR, on top of the Lanczos vectors (its graph distances are
+    kept from the fuzzy set on, through the spectral initialisation): 23.2 GB at 1.3M cells,
+    over the ladder's 22 GiB, where the job ran out of memory. ``init: pca`` (``densmap_pca``)
+    has no Lanczos basis: 11.3 GB at 1.3M.
     """
     lanczos = n_cells**1.5 * 8 if init == "spectral" and n_cells < EIGSH_BELOW else 0.0
     graph = n_cells * n_neighbors * 220 + n_cells * n_features * 4 * 2
