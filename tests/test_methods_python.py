@@ -56,6 +56,26 @@ def test_densmap_changes_the_embedding(blobs):
     assert not np.allclose(plain, dens)
 
 
+def test_umap_steps_reach_the_job_log_not_the_console_and_change_nothing(blobs, caplog, capsys):
+    """umap-learn's and pynndescent's verbose steps, each with the peak RSS so far, go to the
+    job's log (so a job stopped by its budget says where it was); the console stays quiet and
+    the embedding is the one umap-learn gives without them."""
+    from umap import UMAP
+
+    X, _ = blobs
+    X = X.astype(np.float32)
+    with caplog.at_level("INFO", logger="scdrbench.methods.umap"):
+        ours = get_method("umap").embed(X, seed=0, n_epochs=50)
+    lines = [r.getMessage() for r in caplog.records if r.name == "scdrbench.methods.umap"]
+    assert any("umap-learn:" in line and "Construct fuzzy simplicial set" in line for line in lines)
+    assert any("completed 0 / 50 epochs" in line for line in lines)
+    assert all(re.search(r"\(peak RSS so far [\d,]+ MB\)$", line) for line in lines)
+    out = capsys.readouterr()
+    assert "epochs" not in out.out + out.err and "Construct" not in out.out + out.err
+    bare = UMAP(n_components=2, n_epochs=50, random_state=0, n_jobs=1).fit_transform(X)
+    np.testing.assert_array_equal(ours, np.asarray(bare, dtype=np.float32))
+
+
 @pytest.mark.parametrize(
     "name, params, message",
     [

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import resource
 import warnings
 
 import numpy as np
 
 from scdrbench.methods._checks import check_input, check_neighbours
+from scdrbench.methods._joblog import peak_rss_mb
 from scdrbench.methods._params import choice, integer, number
 
 BACKEND_MODULES = ("phate", "graphtools")  # graphtools: neighbors: nndescent builds its graph
@@ -206,8 +206,7 @@ class _ToJobLog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage().rstrip()
         if message.lstrip().startswith("Calculated "):
-            peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            message += f" (peak RSS so far {peak_mb:,.0f} MB)"
+            message += f" (peak RSS so far {peak_rss_mb():,.0f} MB)"
         logging.getLogger("scdrbench.methods.phate").info(
             "graphtools %s: %s", record.levelname.lower(), message
         )

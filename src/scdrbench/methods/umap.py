@@ -14,6 +14,7 @@ import logging
 import numpy as np
 
 from scdrbench.methods._checks import check_input, check_neighbours
+from scdrbench.methods._joblog import stdout_to_job_log
 from scdrbench.methods._params import boolean, choice, integer, number, string
 
 # Imported by the runner before the fit is timed.
@@ -85,9 +86,12 @@ def embed(
         dens_lambda=dens_lambda,
         dens_frac=dens_frac,
         dens_var_shift=dens_var_shift,
-        verbose=False,
+        # its steps (and pynndescent's) into the job's log, with the peak RSS at each: a job
+        # stopped by its budget says where it was; no progress bar
+        verbose=True,
+        tqdm_kwds={"disable": True},
     )
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), stdout_to_job_log(log, "umap-learn"):
         warnings.filterwarnings("ignore", message=".*n_jobs value.*")
         emb = model.fit_transform(X)
     if info is not None:
