@@ -114,9 +114,10 @@ MEASURED_PEAK_MB_DENSMAP = {10_000: 602, 30_000: 743}
 #: densMAP's own arrays per neighbour per cell: the graph's distances kept beside the fuzzy
 #: set, the per-edge density terms of the layout (about 180 bytes between the two peaks above,
 #: 7.0 KB a cell against UMAP's 4.4 KB). 300 since the calibrated proxy's rungs: 1,577 MB at
-#: 100k cells, and at 1.3M the job ran out of the ladder's 22 GiB after 23 minutes (its RSS
-#: climbing through the spectral initialisation as ARPACK filled its Lanczos basis), where 200
-#: said 21.2 GB.
+#: 100k cells, and at 1.3M the job ran out of the ladder's 22 GiB after 23 minutes, where 200
+#: said 21.2 GB. Its RSS climbed steadily (read by hand: 15.8 GB at 7 min, 19.8 at 14, 23.0
+#: at 23; it ran before umap-learn's steps reached the job's log), as it would while ARPACK
+#: fills the Lanczos basis of the spectral initialisation, page by page.
 DENSMAP_BYTES_PER_NEIGHBOUR = 300
 
 
