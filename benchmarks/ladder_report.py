@@ -257,7 +257,8 @@ def header(record: dict | None, shared_with: str) -> list[str]:
         "Scaling ladder of scdrbench on the 1.3M-cell proxy (benchmarks/ladder.py)",
         f"date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"machine: {machine()} (this sitting's; each row's own in its machine column)",
-        f"shared with: {shared_with}",
+        # one line whatever was passed (a newline in it would end the TSV's comment)
+        f"shared with: {' '.join(shared_with.split())}",
         f"versions: {versions()}",
         "command: make ladder  (python benchmarks/ladder.py run && python benchmarks/ladder.py table)",
         "config: benchmarks/ladder.yaml (2 threads per job; budget 100 min and 22 GiB per "

@@ -284,9 +284,10 @@ def test_ladder_table_keeps_what_an_earlier_machine_measured(monkeypatch, tmp_pa
     # the second machine measured only UMAP at 30k, and UMAP at 10k again
     later = [_timing_row("umap", 30_000, 35.0), _timing_row("umap", 10_000, 41.0)]
     monkeypatch.setattr(ladder_report, "collect", lambda config: (pd.DataFrame(later), empty))
-    ladder_report.table("the second machine")
+    ladder_report.table("the second machine\n; and its unit tests")  # a text file's newline
     text = (tmp_path / "ladder.tsv").read_text()
-    assert "# shared with: the second machine" in text and "the first machine" in first
+    assert "# shared with: the second machine ; and its unit tests\n" in text
+    assert "the first machine" in first
     rows = pd.read_csv(tmp_path / "ladder.tsv", sep="\t", comment="#").set_index(["method", "rung"])
     assert rows.loc[("tsne", 10_000), "fit_s"] == 50.0
     assert rows.loc[("tsne", 30_000), "fit_s"] == 70.0
