@@ -132,6 +132,7 @@ FITTED_JOBS = (
     "trimap",
     "phate",
     "phate_lean",
+    "densmap_pca",
     "diffmap",
     "spectral_lobpcg",
 )

@@ -113,12 +113,14 @@ EIGSH_BELOW = 2_000_000
 MEASURED_PEAK_MB_DENSMAP = {10_000: 602, 30_000: 743}
 #: densMAP's own arrays per neighbour per cell: the graph's distances kept beside the fuzzy
 #: set, the per-edge density terms of the layout (about 180 bytes between the two peaks above,
-#: 7.0 KB a cell against UMAP's 4.4 KB). 300 since the calibrated proxy's rungs: 1,577 MB at
-#: 100k cells, and at 1.3M the job ran out of the ladder's 22 GiB after 23 minutes, where 200
-#: said 21.2 GB. Its RSS climbed steadily (read by hand: 15.8 GB at 7 min, 19.8 at 14, 23.0
-#: at 23; it ran before umap-learn's steps reached the job's log), as it would while ARPACK
-#: fills the Lanczos basis of the spectral initialisation, page by page.
-DENSMAP_BYTES_PER_NEIGHBOUR = 300
+#: 7.0 KB a cell against UMAP's 4.4 KB). 350 since the calibrated proxy's rungs, fitted to
+#: ``densmap_pca`` (``init: pca``, no Lanczos basis to tell apart): 613, 773, 1,351 and 11,943 MB
+#: at 10k, 30k, 100k and 1.3M cells (benchmarks/results/measured_peaks.tsv; its 1.3M job held
+#: 11.6 GB from the fuzzy set on, 11.9 GB from the start of the layout to its end). With the
+#: spectral initialisation's 11.9 GB on top, the default densMAP needs 24.2 GB at 1.3M: its
+#: ladder job ran out of 22 GiB after 23 minutes (RSS read by hand: 15.8 GB at 7 min, 19.8 at
+#: 14, 23.0 at 23, as ARPACK filled the Lanczos basis page by page).
+DENSMAP_BYTES_PER_NEIGHBOUR = 350
 
 
 def estimate_memory_mb(
@@ -137,9 +139,9 @@ def estimate_memory_mb(
     cells (the umap rows of benchmarks/results/measured_peaks.tsv, which the model stays
     above). densMAP
     adds DENSMAP_BYTES_PER_NEIGHBOUR, on top of the Lanczos vectors (its graph distances are
-    kept from the fuzzy set on, through the spectral initialisation): 23.2 GB at 1.3M cells,
+    kept from the fuzzy set on, through the spectral initialisation): 24.2 GB at 1.3M cells,
     over the ladder's 22 GiB, where the job ran out of memory. ``init: pca`` (``densmap_pca``)
-    has no Lanczos basis: 11.3 GB at 1.3M.
+    has no Lanczos basis: 12.2 GB at 1.3M, where its job peaked at 11.9 GB.
     """
     lanczos = n_cells**1.5 * 8 if init == "spectral" and n_cells < EIGSH_BELOW else 0.0
     graph = n_cells * n_neighbors * 220 + n_cells * n_features * 4 * 2
