@@ -275,11 +275,11 @@ def pd_isna(value):
 
 def test_paper_config_names_the_methods_without_a_measured_budget():
     """The comment above the budget block lists exactly the selected methods the generator gave
-    no budget of their own (the ladder has not measured them at 1.3M)."""
+    no budget of their own (the ladder has no finished 1.3M job of theirs)."""
     text = PAPER.read_text()
     comments = " ".join(line.lstrip("# ") for line in text.splitlines() if line.startswith("#"))
-    named = re.search(r"has not measured at 1\.3M \(([^)]*)\)", comments)
-    assert named, "the comment naming the unmeasured methods is missing"
+    named = re.search(r"without a finished 1\.3M job in the ladder \(([^)]*)\)", comments)
+    assert named, "the comment naming the methods without a measured budget is missing"
     listed = [m.strip() for m in named.group(1).split(",")]
     config = check([])
     own = paper_run().budgets()["methods"]
