@@ -257,8 +257,7 @@ def header(record: dict | None, shared_with: str) -> list[str]:
         "Scaling ladder of scdrbench on the 1.3M-cell proxy (benchmarks/ladder.py)",
         f"date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"machine: {machine()} (this sitting's; each row's own in its machine column)",
-        # one line whatever was passed (a newline in it would end the TSV's comment)
-        f"shared with: {' '.join(shared_with.split())}",
+        L.shared_with_line(shared_with),
         f"versions: {versions()}",
         "command: make ladder  (python benchmarks/ladder.py run && python benchmarks/ladder.py table)",
         "config: benchmarks/ladder.yaml (2 threads per job; budget 100 min and 22 GiB per "

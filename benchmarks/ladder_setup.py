@@ -26,6 +26,12 @@ RESULTS = ROOT / "benchmarks" / "results"
 SHARED_WITH_DEFAULT = "nothing else"
 
 
+def shared_with_line(text: str) -> str:
+    """A header's "shared with:" line, one line whatever was passed (a newline from a text file
+    would end the TSV's comment and break reading the table back)."""
+    return f"shared with: {' '.join(text.split())}"
+
+
 def ladder_config() -> dict:
     """The validated ladder config (config.yaml extended by benchmarks/ladder.yaml, merged as
     Snakemake merges a --configfile: ``scdrbench.stages.check_config.check``)."""

@@ -48,8 +48,7 @@ def header(shared_with: str) -> list[str]:
         "Stability at 100,000 cells of the 1.3M-cell proxy (benchmarks/stability_100k.py)",
         f"date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"machine: {machine()}",
-        # one line whatever was passed (a newline in it would end the TSV's comment)
-        f"shared with: {' '.join(shared_with.split())}",
+        L.shared_with_line(shared_with),
         f"versions: {versions()}",
         "command: make stability-100k  (python benchmarks/stability_100k.py run)",
         f"config: {L.CONFIG} + {OVERLAY} (2 threads per job; 3 seeds, 3 subsamples of 80%)",
