@@ -104,19 +104,24 @@ def snakemake_running_in(root: Path) -> bool:
     return False
 
 
-def unlock_if_stale(root: Path = ROOT) -> bool:
+def unlock_if_stale(
+    root: Path = ROOT, command: list[str] | None = None, who: str = "ladder"
+) -> bool:
     """A sitting that ends mid-run (the session closes, the machine goes away) leaves
     Snakemake's lock behind, and the next ``run`` would stop at "Directory cannot be locked".
-    When no Snakemake works in ``root``, the lock is stale: remove it (``snakemake --unlock``)
-    and say so. A live run's lock is left alone. Returns whether a lock was removed."""
+    When no Snakemake works in ``root``, the lock is stale: remove it (``snakemake --unlock``,
+    with ``command``, the run's own Snakemake command, when given) and say so. A live run's lock
+    is left alone. Returns whether a lock was removed."""
     locks = root / ".snakemake" / "locks"
     if not locks.is_dir() or not any(locks.iterdir()) or snakemake_running_in(root):
         return False
     print(
-        f"ladder: {locks.relative_to(root)} holds the lock of an earlier run that no longer runs "
+        f"{who}: {locks.relative_to(root)} holds the lock of an earlier run that no longer runs "
         "(no Snakemake works in this directory): removing it with snakemake --unlock",
         flush=True,
     )
-    cmd = ["snakemake", "--configfile", CONFIG, "--unlock", "--cores", "1", "--quiet", "all"]
-    subprocess.run(cmd, cwd=root, check=True, capture_output=True)
+    cmd = command or ["snakemake", "--configfile", CONFIG, "--cores", "1", "all"]
+    cmd = [*cmd, "--unlock", "--quiet"]
+    cwd = ROOT if command else root
+    subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
     return True

@@ -15,8 +15,8 @@ Usage (from the repository root; ``make paper`` runs ``run``)::
 block from the ladder's measured 1.3M jobs (``benchmarks/results/ladder.tsv``): ``MARGIN`` times
 each job's CPU seconds (its time on one thread; at least its wall time) and peak memory, at least each method's own memory model, rounded up, and
 never over the node (``NODE_MEM``); a test keeps paper.yaml equal to it. ``run`` resumes (jobs that
-finished earlier are not run again) and ``--keep-going``: a job past its budget ends as a status
-row and the tables and figures are still made. ``export`` copies the comparison figure, the metrics
+finished earlier are not run again, and the lock of a sitting that ended mid-run is removed) and
+``--keep-going``: a job past its budget ends as a status row and the tables and figures are still made. ``export`` copies the comparison figure, the metrics
 heatmap, the timing, metrics and ranking tables and findings.md to
 ``benchmarks/results/paper_run/`` with a README naming the machine, versions, date, command and the
 run's total compute (the sum of its jobs' seconds, Snakemake's ``benchmark:`` rows). A run with
@@ -34,6 +34,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ladder_setup import unlock_if_stale
 from paper_estimate import CONFIG, LADDER, ROOT, estimate, write_estimate
 
 CBMC_RNA = "scratch/cbmc_sim_rna.csv.gz"
@@ -166,7 +167,10 @@ def run(cores: int, n_cells: int | None, methods: list[str] | None = None) -> No
         work = ROOT / "scratch" / f"paper_n{n_cells}"
         cmd += [str(small_override(n_cells, inputs, methods)), "--directory", str(work)]
         out = work / "export"
-    cmd += ["--cores", str(cores), "--keep-going", "--rerun-incomplete"]
+    cmd += ["--cores", str(cores)]
+    # a sitting that ended mid-run left its lock: remove it when no Snakemake works there
+    unlock_if_stale(work, cmd, who="paper run")
+    cmd += ["--keep-going", "--rerun-incomplete"]
     print(" ".join(cmd), flush=True)
     proc = subprocess.run(cmd, cwd=ROOT, check=False)
     export(work / "results", out, command=" ".join(sys.argv), returncode=proc.returncode)

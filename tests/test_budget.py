@@ -373,3 +373,22 @@ def test_ladder_variants_put_each_setting_beside_its_default():
     assert "| 10,000 | 5 |" in text and "`phate`: not run yet" in text and "99" not in text
     assert "`spectral`: not run: 33 GiB by its memory model" in text
     assert "tsne_exag" not in text  # no rows, no section
+
+
+def test_paper_run_removes_a_stale_lock_with_its_own_command(tmp_path, capsys):
+    """The paper run spans sittings: its next ``run`` removes the lock a sitting that ended
+    mid-run left, with the run's own Snakemake command (its Snakefile is elsewhere)."""
+    from ladder_setup import unlock_if_stale
+
+    wf, work = tmp_path / "wf", tmp_path / "work"
+    wf.mkdir()
+    (wf / "Snakefile").write_text("rule all:\n    input: []\n")
+    locks = work / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.input.lock").write_text("results/x\n")
+    command = ["snakemake", "-s", str(wf / "Snakefile"), "--directory", str(work), "--cores", "1"]
+    assert unlock_if_stale(work, command, who="paper run") is True
+    assert not locks.exists() or not any(locks.iterdir())
+    out = capsys.readouterr().out
+    assert out.startswith("paper run: .snakemake/locks holds the lock of an earlier run")
+    assert unlock_if_stale(work, command, who="paper run") is False  # nothing left to remove
