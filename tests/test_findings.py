@@ -146,6 +146,26 @@ def test_at_scale_decides_each_claim_on_the_largest_run_that_has_its_methods(tmp
     assert flipped["t-SNE at high perplexity keeps more global structure"][0] == FAILS
 
 
+def test_at_scale_prefers_the_rung_that_ran_more_methods_at_the_same_size(tmp_path):
+    """Two proxy versions at 1.3M: the speed claim is decided on the one where more methods
+    finished (a later version that ran every method), not on the first in the table."""
+    path = ladder_file(tmp_path)
+    later = [
+        ("ae_keras", 1306127, 4, "ok", 72.0),
+        ("ae_tf", 1306127, 4, "ok", 57.0),
+        ("umap", 1306127, 4, "ok", 1690.0),
+        ("tsne", 1306127, 4, "ok", 2540.0),
+        ("pacmap", 1306127, 4, "ok", 1064.0),
+    ]
+    with path.open("a") as f:
+        f.writelines(
+            "\t".join(map(str, (m, r, v, s, fit, "", ""))) + "\n" for m, r, v, s, fit in later
+        )
+    speed = at_scale_verdicts(*tables(), path)["The autoencoder is the fastest at scale"]
+    assert "decided on rung 1,306,127, proxy v4" in speed[1]
+    assert "ae_tf fit 57.0 s" in speed[1] and "pacmap fit 1,064.0 s" in speed[1]
+
+
 def test_at_scale_names_the_config_key_of_a_missing_ladder(tmp_path):
     from scdrbench.common.errors import ScdrbenchError
 
