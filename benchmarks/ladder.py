@@ -12,7 +12,9 @@ Usage (from the repository root; ``make ladder`` runs ``run`` then ``table``)::
 checksum differs from ``benchmarks/results/proxy_1m.json`` or that record is of an earlier
 version of the generator, then runs Snakemake with
 ``benchmarks/ladder.yaml`` rung by rung (``--keep-going``; a rung's jobs that finished in an
-earlier sitting are not run again), and exports the table after each rung, so that a sitting
+earlier sitting are not run again, also on a machine whose ``results/`` lacks them when the
+committed table holds their row for the current proxy version: ``--again`` measures those
+again), and exports the table after each rung, so that a sitting
 that ends mid-run loses nothing. The lock such a sitting leaves behind is removed when no Snakemake
 works in the directory any more. A method is not run at a rung where its budget already stopped
 it at a smaller one, its memory model puts it over its budget, or its power law predicts far more
@@ -83,7 +85,35 @@ def ladder_skips(config: dict, size: int, methods: list[str]) -> dict[str, str]:
     return skips
 
 
-def run(rungs: list[int] | None, methods: list[str] | None, cores: int, shared_with: str):
+def measured_before(ds: str, methods: list[str], recorded=None) -> dict[str, str]:
+    """Methods whose job at rung ``ds`` the committed table already holds for the current proxy
+    version (finished, or stopped by its budget) while this machine's ``results/`` lacks it (a
+    fresh machine, a wiped ``results/``): measuring them again would cost the rung's hours for
+    numbers on record. An ``error`` row is not counted: it is run again."""
+    recorded = ladder_report.recorded_rows() if recorded is None else recorded
+    if recorded.empty:
+        return {}
+    version = ladder_report.current_proxy_version()
+    mine = recorded[
+        (recorded["dataset"] == ds)
+        & (recorded["proxy_version"] == version)
+        & recorded["status_code"].isin(["ok", "timeout", "out_of_memory"])
+    ]
+    return {
+        m: f"measured in an earlier sitting (benchmarks/results/ladder.tsv, proxy version "
+        f"{version}: {mine.loc[mine['method'] == m, 'status'].iloc[0]}); --again measures it again"
+        for m in methods
+        if m in set(mine["method"]) and not (ROOT / f"results/metrics/{ds}/{m}.tsv").exists()
+    }
+
+
+def run(
+    rungs: list[int] | None,
+    methods: list[str] | None,
+    cores: int,
+    shared_with: str,
+    again: bool = False,
+):
     config = ladder_config()
     ensure_proxy()
     ensure_adt()
@@ -100,7 +130,10 @@ def run(rungs: list[int] | None, methods: list[str] | None, cores: int, shared_w
             recorded[f"{ds}/{m}"] = why
         L.SKIPS.parent.mkdir(parents=True, exist_ok=True)
         L.SKIPS.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
-        targets = [f"results/metrics/{ds}/{m}.tsv" for m in methods if m not in skips]
+        before = {} if again else measured_before(ds, methods)
+        for m, why in before.items():
+            print(f"{ds}/{m}: {why}")
+        targets = [f"results/metrics/{ds}/{m}.tsv" for m in methods if m not in {**skips, **before}]
         if not targets:
             continue
         cmd = ["snakemake", "--configfile", CONFIG, "--cores", str(cores), "--keep-going"]
@@ -176,6 +209,11 @@ def main(argv=None) -> None:
     r.add_argument("--rungs", nargs="+", type=int, help="n_cells of the rungs (default: all)")
     r.add_argument("--methods", nargs="+", help="method ids (default: the ladder's selection)")
     r.add_argument("--cores", type=int, default=2)
+    r.add_argument(
+        "--again",
+        action="store_true",
+        help="measure again the jobs the committed table holds but results/ lacks",
+    )
     sm = sub.add_parser("summary", help="time the summary stage on the 1.3M rung")
     sm.add_argument("--cores", type=int, default=2)
     sub.add_parser("readme", help="rewrite the README's headline table from ladder.tsv")
@@ -183,7 +221,7 @@ def main(argv=None) -> None:
         sp_.add_argument("--shared-with", default=SHARED_WITH_DEFAULT)
     a = p.parse_args(argv)
     if a.command == "run":
-        run(a.rungs, a.methods, a.cores, a.shared_with)
+        run(a.rungs, a.methods, a.cores, a.shared_with, again=a.again)
     elif a.command == "summary":
         summary(a.shared_with, a.cores)
     elif a.command == "readme":

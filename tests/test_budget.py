@@ -392,3 +392,42 @@ def test_paper_run_removes_a_stale_lock_with_its_own_command(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith("paper run: .snakemake/locks holds the lock of an earlier run")
     assert unlock_if_stale(work, command, who="paper run") is False  # nothing left to remove
+
+
+def test_ladder_does_not_measure_again_what_the_committed_table_holds(monkeypatch, tmp_path):
+    """A fresh machine (results/ wiped) resumes a rung: the jobs the committed table holds for
+    the current proxy version, finished or stopped by their budget, are not run again; an
+    earlier version's row, an error row and a job with no row are (``--again``: all of them)."""
+    import ladder
+    import ladder_report
+    import pandas as pd
+
+    version = ladder_report.current_proxy_version()
+    rows = [
+        ("tsne", version, "ok", "ok"),
+        ("tsne_p350", version, "timeout after 100 min", "timeout"),
+        ("umap", version - 1, "ok", "ok"),
+        ("pacmap", version, "error: exit status 1", "error"),
+    ]
+    rows = [
+        {
+            "dataset": "proxy_1m_n30000",
+            "method": m,
+            "proxy_version": v,
+            "status": s,
+            "status_code": c,
+        }
+        for m, v, s, c in rows
+    ]
+    monkeypatch.setattr(ladder_report, "recorded_rows", lambda: pd.DataFrame(rows))
+    monkeypatch.setattr(ladder, "ROOT", tmp_path)  # a results/ with nothing in it
+    methods = ["tsne", "tsne_p350", "umap", "pacmap", "trimap"]
+    before = ladder.measured_before("proxy_1m_n30000", methods)
+    assert sorted(before) == ["tsne", "tsne_p350"]
+    assert f"proxy version {version}: timeout after 100 min" in before["tsne_p350"]
+    assert "--again" in before["tsne"]
+    # the job is in this machine's results/: Snakemake decides, as before
+    (tmp_path / "results/metrics/proxy_1m_n30000").mkdir(parents=True)
+    (tmp_path / "results/metrics/proxy_1m_n30000/tsne.tsv").write_text("x\n")
+    assert list(ladder.measured_before("proxy_1m_n30000", methods)) == ["tsne_p350"]
+    assert ladder.measured_before("proxy_1m_n10000", methods) == {}  # another rung
