@@ -101,7 +101,7 @@ def measured_before(ds: str, methods: list[str], recorded=None) -> dict[str, str
     ]
     return {
         m: f"measured in an earlier sitting (benchmarks/results/ladder.tsv, proxy version "
-        f"{version}: {mine.loc[mine['method'] == m, 'status'].iloc[0]}); --again measures it again"
+        f"{version}): {mine.loc[mine['method'] == m, 'status'].iloc[0]}"
         for m in methods
         if m in set(mine["method"]) and not (ROOT / f"results/metrics/{ds}/{m}.tsv").exists()
     }
@@ -131,8 +131,9 @@ def run(
         L.SKIPS.parent.mkdir(parents=True, exist_ok=True)
         L.SKIPS.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
         before = {} if again else measured_before(ds, methods)
-        for m, why in before.items():
-            print(f"{ds}/{m}: {why}")
+        if before:  # one line for them all: a rung can have twenty
+            why = next(iter(before.values())).split(": ")[0]
+            print(f"{ds}: {len(before)} jobs {why}: {', '.join(before)}; --again measures them")
         targets = [f"results/metrics/{ds}/{m}.tsv" for m in methods if m not in {**skips, **before}]
         if not targets:
             continue
