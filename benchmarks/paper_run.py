@@ -16,8 +16,8 @@ block from the ladder's measured 1.3M jobs (``benchmarks/results/ladder.tsv``): 
 each job's CPU seconds (its time on one thread; at least its wall time) and peak memory, at least each method's own memory model, rounded up, and
 never over the node (``NODE_MEM``); a test keeps paper.yaml equal to it. ``run`` resumes (jobs that
 finished earlier are not run again, and the lock of a sitting that ended mid-run is removed) and
-``--keep-going``: a job past its budget ends as a status row and the tables and figures are still made. ``export`` copies the comparison figure, the metrics
-heatmap, the timing, metrics and ranking tables and findings.md to
+``--keep-going``: a job past its budget ends as a status row and the tables and figures are still
+made. ``export`` copies the comparison figure, the metrics heatmap, the timing, metrics and ranking tables and findings.md to
 ``benchmarks/results/paper_run/`` with a README naming the machine, versions, date, command and the
 run's total compute (the sum of its jobs' seconds, Snakemake's ``benchmark:`` rows). A run with
 ``--n-cells`` works in ``scratch/paper_n{N}/`` and exports there, never to benchmarks/results/.
