@@ -5,6 +5,7 @@ Usage (from the repository root; ``make paper`` runs ``run``)::
     python benchmarks/paper_run.py inputs               # make the stand-in inputs that are missing
     python benchmarks/paper_run.py budgets              # the budget block of benchmarks/paper.yaml
     python benchmarks/paper_run.py run [--cores 2]      # inputs, snakemake, export
+    python benchmarks/paper_run.py run --cores 2 results/metrics/mouse_brain_1m/tsne_ae.tsv
     python benchmarks/paper_run.py run --n-cells 20000  # the same on a small proxy (a check)
     python benchmarks/paper_run.py run --n-cells 3000 --methods pca tsne ae_keras ae_citeseq
     python benchmarks/paper_run.py export               # copy the products to paper_run/
@@ -17,25 +18,26 @@ each job's CPU seconds (its time on one thread; at least its wall time) and peak
 never over the node (``NODE_MEM``); a test keeps paper.yaml equal to it. ``run`` resumes (jobs that
 finished earlier are not run again, and the lock of a sitting that ended mid-run is removed) and
 ``--keep-going``: a job past its budget ends as a status row and the tables and figures are still
-made. ``export`` copies the comparison figure, the metrics heatmap, the timing, metrics and ranking tables and findings.md to
-``benchmarks/results/paper_run/`` with a README naming the machine, versions, date, command and the
-run's total compute (the sum of its jobs' seconds, Snakemake's ``benchmark:`` rows). A run with
-``--n-cells`` works in ``scratch/paper_n{N}/`` and exports there, never to benchmarks/results/.
+made. ``run`` with targets runs only those (a part of the run that fits a sitting; no export).
+``export`` (``benchmarks/paper_export.py``) copies the figures, tables and findings to
+``benchmarks/results/paper_run/`` with a README naming the machine, versions, date, command, every
+part of the run and its total compute (the sum of its jobs' seconds, Snakemake's ``benchmark:``
+rows). A run with ``--n-cells`` works in ``scratch/paper_n{N}/`` and exports there, never to
+benchmarks/results/.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from ladder_setup import unlock_if_stale
 from paper_estimate import CONFIG, LADDER, ROOT, estimate, write_estimate
+from paper_export import export, record_sitting
 
 CBMC_RNA = "scratch/cbmc_sim_rna.csv.gz"
 CBMC_ADT = "scratch/cbmc_sim_adt.csv.gz"
@@ -46,20 +48,6 @@ MIN_TIME_MIN = 10
 MIN_MEM_G = 4
 #: A 2-core, 24 GiB node: what a job may hold, leaving the system and Snakemake the rest.
 NODE_MEM_G = 22
-#: The products copied to the export: (results path, name in the export).
-PRODUCTS = [
-    "figures/comparison.png",
-    "figures/comparison.pdf",
-    "figures/metrics_heatmap.png",
-    "figures/metrics_heatmap.pdf",
-    "tables/timing.tsv",
-    "tables/timing.md",
-    "tables/metrics.tsv",
-    "tables/metrics.md",
-    "tables/ranking.tsv",
-    "tables/ranking.md",
-    "tables/findings.md",
-]
 
 
 def ensure_inputs(n_cells: int | None = None) -> dict:
@@ -159,64 +147,54 @@ def small_override(n_cells: int, inputs: dict, methods: list[str] | None = None)
     return path
 
 
-def run(cores: int, n_cells: int | None, methods: list[str] | None = None) -> None:
+def check_config(files: list[str]) -> dict:
+    """config.yaml extended by ``files``, validated (what Snakemake reads)."""
+    from scdrbench.stages.check_config import check
+
+    return check(files)
+
+
+def config_files(n_cells: int | None, inputs: dict | None = None, methods=None) -> list[Path]:
+    """The config files of the run: the paper config, and over it a small run's override."""
+    files = [ROOT / CONFIG]
+    if n_cells:
+        files.append(small_override(n_cells, inputs or ensure_inputs(n_cells), methods))
+    return files
+
+
+def run(
+    cores: int,
+    n_cells: int | None,
+    methods: list[str] | None = None,
+    targets: list[str] | None = None,
+) -> None:
+    """Inputs, Snakemake over the whole paper DAG (or only ``targets``: a part of the run that
+    fits a sitting), then the export (not after a part: the tables would be the last run's)."""
     inputs = ensure_inputs(n_cells)
-    cmd = ["snakemake", "-s", str(ROOT / "Snakefile"), "--configfile", str(ROOT / CONFIG)]
+    files = config_files(n_cells, inputs, methods)
+    cmd = ["snakemake", "-s", str(ROOT / "Snakefile"), "--configfile", *map(str, files)]
     work, out = ROOT, EXPORT
     if n_cells:
         work = ROOT / "scratch" / f"paper_n{n_cells}"
-        cmd += [str(small_override(n_cells, inputs, methods)), "--directory", str(work)]
+        cmd += ["--directory", str(work)]
         out = work / "export"
     cmd += ["--cores", str(cores)]
     # a sitting that ended mid-run left its lock: remove it when no Snakemake works there
     unlock_if_stale(work, cmd, who="paper run")
-    cmd += ["--keep-going", "--rerun-incomplete"]
+    cmd += ["--keep-going", "--rerun-incomplete", *(targets or [])]
+    record_sitting(work / "results", cores, " ".join(sys.argv))
     print(" ".join(cmd), flush=True)
     proc = subprocess.run(cmd, cwd=ROOT, check=False)
-    export(work / "results", out, command=" ".join(sys.argv), returncode=proc.returncode)
-
-
-def total_compute(results: Path) -> tuple[float, int]:
-    """Seconds summed over every job's Snakemake benchmark row (repeats included), and jobs."""
-    import pandas as pd
-
-    seconds, jobs = 0.0, 0
-    for path in sorted((results / "benchmarks").rglob("*.tsv")):
-        rows = pd.read_csv(path, sep="\t")
-        seconds += float(pd.to_numeric(rows["s"], errors="coerce").fillna(0).sum())
-        jobs += 1
-    return seconds, jobs
-
-
-def export(results: Path, out: Path, *, command: str, returncode: int = 0) -> None:
-    """Copy the products to ``out`` with a README of how they were made."""
-    from ladder_report import machine, versions
-
-    out.mkdir(parents=True, exist_ok=True)
-    copied, missing = [], []
-    for rel in PRODUCTS:
-        src = results / rel
-        if src.exists():
-            shutil.copy2(src, out / Path(rel).name)
-            copied.append(Path(rel).name)
-        else:
-            missing.append(rel)
-    seconds, jobs = total_compute(results)
-    lines = [
-        "# The paper run (benchmarks/paper.yaml)",
-        "",
-        f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {machine()}",
-        f"- versions: {versions()}",
-        f"- command: `{command}` (snakemake exit status {returncode})",
-        f"- total compute: {seconds:,.0f} s ({seconds / 3600:.2f} h) summed over {jobs} jobs' "
-        "Snakemake benchmark rows (wall seconds of each job, all stages)",
-        f"- files: {', '.join(copied)}",
-    ]
-    if missing:
-        lines.append(f"- not made: {', '.join(missing)}")
-    (out / "README.md").write_text("\n".join(lines) + "\n")
-    print(f"exported {len(copied)} files to {out}; total compute {seconds:,.0f} s")
+    if targets:
+        print(
+            f"a part of the paper run (exit status {proc.returncode}); `run` without targets "
+            "finishes it and exports"
+        )
+        return
+    config = check_config([str(f) for f in files])
+    export(
+        work / "results", out, command=" ".join(sys.argv), returncode=proc.returncode, config=config
+    )
 
 
 def main(argv=None) -> None:
@@ -228,6 +206,11 @@ def main(argv=None) -> None:
     r.add_argument("--cores", type=int, default=2)
     r.add_argument("--n-cells", type=int, help="a small proxy instead of the 1.3M one (a check)")
     r.add_argument("--methods", nargs="+", help="with --n-cells: only these methods (a check)")
+    r.add_argument(
+        "targets",
+        nargs="*",
+        help="only these outputs: a part of the run that fits a sitting (no export)",
+    )
     sub.add_parser("export")
     sub.add_parser("estimate", help="the run's cost on 2 and 32 cores, from the ladder")
     a = p.parse_args(argv)
@@ -240,11 +223,12 @@ def main(argv=None) -> None:
     elif a.command == "run":
         if a.methods and not a.n_cells:
             p.error("--methods only with --n-cells: the paper run is the whole selection")
-        run(a.cores, a.n_cells, a.methods)
+        run(a.cores, a.n_cells, a.methods, a.targets)
     elif a.command == "estimate":
         print(write_estimate(*estimate()))
     else:
-        export(ROOT / "results", EXPORT, command=" ".join(sys.argv))
+        config = check_config([str(f) for f in config_files(None)])
+        export(ROOT / "results", EXPORT, command=" ".join(sys.argv), config=config)
 
 
 if __name__ == "__main__":

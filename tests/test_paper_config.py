@@ -180,16 +180,105 @@ def test_small_paper_run_exports_to_scratch_never_to_the_results(tmp_path, monke
     (results / "figures" / "comparison.png").write_bytes(b"png")
     (results / "tables" / "findings.md").write_text("# Findings\n")
     for i, s in enumerate((12.5, 100.0)):
-        bench = results / "benchmarks" / "embed" / "d" / f"m{i}.tsv"
-        bench.parent.mkdir(parents=True, exist_ok=True)
-        bench.write_text(f"s\th:m:s\tmax_rss\n{s}\t0:00:10\t100\n")
+        write_bench(results / "benchmarks" / "embed" / "d" / f"m{i}.tsv", s)
     out = tmp_path / "export"
     pr.export(results, out, command="paper_run.py run --n-cells 2000")
     readme = (out / "README.md").read_text()
     assert (out / "comparison.png").read_bytes() == b"png"
     assert "total compute: 112 s (0.03 h) summed over 2 jobs" in readme
+    assert "by stage (seconds, jobs): embed 112 s (2)" in readme
     assert "versions: python" in readme and "machine: " in readme
     assert "not made: figures/comparison.pdf" in readme
+
+
+def write_bench(path, s, cpu=None):
+    """A Snakemake benchmark row of ``s`` wall and ``cpu`` CPU seconds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cpu = s if cpu is None else cpu
+    path.write_text(f"s\th:m:s\tmax_rss\tcpu_time\n{s}\t0:00:10\t100\t{cpu}\n")
+
+
+def test_the_paper_runs_compute_counts_its_own_jobs_not_the_ladders_beside_them(tmp_path):
+    """results/ shared with the scaling ladder: the run's total compute sums the jobs of its own
+    data sets (every stage) and the summary's, never the ladder's rungs'."""
+    import paper_export
+
+    results = tmp_path / "results"
+    write_bench(results / "benchmarks" / "prepare" / "cbmc.tsv", 10)
+    write_bench(results / "benchmarks" / "prepare" / "proxy_1m.tsv", 269)
+    write_bench(results / "benchmarks" / "embed" / "cbmc" / "tsne.tsv", 50)
+    write_bench(results / "benchmarks" / "embed" / "big_n100" / "umap.tsv", 20)
+    write_bench(results / "benchmarks" / "embed" / "proxy_1m_n300000" / "tsne.tsv", 705)
+    write_bench(results / "benchmarks" / "score" / "big_n100" / "umap.tsv", 5)
+    write_bench(results / "benchmarks" / "summary" / "timing.tsv", 2)
+    seconds, jobs = paper_export.total_compute(results, {"cbmc", "big", "big_n100"})
+    assert (seconds, jobs) == (87, 5)
+    assert paper_export.total_compute(results) == (1061, 7)  # no data sets given: every job
+
+
+def test_a_paper_run_over_sittings_names_each_part_and_what_a_big_node_needs(tmp_path):
+    """Each `run` appends its when, machine, cores and command; the export lists them and
+    the 32-core time of the embedding jobs (Amdahl from each job's CPU use, longest first)."""
+    import paper_export
+
+    results = tmp_path / "results"
+    paper_export.record_sitting(results, 2, "paper_run.py run --cores 2 results/a.tsv")
+    paper_export.record_sitting(results, 2, "paper_run.py run --cores 2")
+    # two jobs that kept both threads busy (1/4 of their time on 8), one on one thread
+    for m, s, cpu in (("a", 400, 800), ("b", 400, 800), ("c", 300, 300)):
+        write_bench(results / "benchmarks" / "embed" / "big" / f"{m}.tsv", s, cpu)
+    config = {
+        "selection": {"datasets": ["big"], "methods": ["a", "b", "c"]},
+        "datasets": {"big": {"n_cells": 1000}},
+        "threads": {"embed": 8},
+    }
+    out = tmp_path / "export"
+    paper_export.export(results, out, command="paper_run.py export", config=config)
+    readme = (out / "README.md").read_text()
+    # on 4 slots: c alone 300 s, a and b 200 s each: the longest job decides, 5 min
+    assert "on a 32-core node: about 5 min for the embedding jobs (4 at once, 8 threads" in readme
+    assert "ran in 2 part(s): " in readme and "(2 cores): `paper_run.py run --cores 2`" in readme
+    # no embedding file for the largest data set: its figure is named as not made
+    assert "not made: " in readme and "comparison_big.png" in readme
+
+
+def test_the_export_draws_the_largest_data_set_alone(tmp_path):
+    """The README's figure: the comparison of the largest data set's embeddings alone, drawn
+    by the summary's figure command, in the selection's order."""
+    import matplotlib.image
+    import pandas as pd
+    import paper_export
+
+    from tests.conftest import make_blobs
+    from tests.test_embed_summary import write_embedding
+
+    results = tmp_path / "results"
+    X, y = make_blobs(n_per=20, n_classes=3, dims=2)
+    rows = []
+    for m in ("pca", "tsne"):
+        write_embedding(results / "embed" / "big" / f"{m}.h5ad", X, y.astype(str), m)
+        write_embedding(results / "embed" / "small" / f"{m}.h5ad", X[:30], y[:30].astype(str), m)
+        for ds in ("big", "small"):
+            rows.append(
+                {
+                    "dataset": ds,
+                    "method": m,
+                    "method_label": m.upper(),
+                    "s": 3.0,
+                    "fit_seconds": 1.0,
+                }
+            )
+    (results / "tables").mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(results / "tables" / "timing.tsv", sep="\t", index=False)
+    config = {
+        "selection": {"datasets": ["big", "small"], "methods": ["pca", "tsne", "umap"]},
+        "datasets": {"big": {"n_cells": 60}, "small": {"n_cells": 30}},
+        "threads": {"embed": 8},
+    }
+    name = paper_export.largest_figure(results, tmp_path, config, "big")
+    assert name == "comparison_big.png"
+    height, width = matplotlib.image.imread(tmp_path / name).shape[:2]
+    assert 0 < width <= 2400 and height < width  # one block of two panels, not two blocks
 
 
 def test_amdahl_and_longest_first_scheduling():
