@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import shutil
 import subprocess
 
 import ladder_report
@@ -151,8 +150,7 @@ def run(
 def summary(shared_with: str, cores: int) -> None:
     """The summary stage (tables, comparison figure, panels...) on the 1.3M rung with every
     method that has a 1.3M result (a number or a status), each summary job timed by Snakemake's
-    ``benchmark:``; written to ``benchmarks/results/ladder_summary.{tsv,md}``, beside the
-    comparison figure it drew (``ladder_comparison_1m.png``: every method's 1.3M embedding)."""
+    ``benchmark:``; written to ``benchmarks/results/ladder_summary.{tsv,md}``."""
     import tempfile
 
     import pandas as pd
@@ -201,7 +199,6 @@ def summary(shared_with: str, cores: int) -> None:
         df.to_csv(out, sep="\t", index=False)
     md = "\n".join(f"> {line}  " for line in head) + "\n\n"
     (L.RESULTS / "ladder_summary.md").write_text(md + df.to_markdown(index=False) + "\n")
-    shutil.copy2(ROOT / "results/figures/comparison.png", L.RESULTS / "ladder_comparison_1m.png")
     print(df.to_string(index=False))
     print(head[-1])
 
