@@ -75,10 +75,14 @@ def job_rows(results: Path, datasets=None):
     return pd.DataFrame(rows, columns=["stage", "dataset", "name", "s", "cpu_s"])
 
 
+def totals(rows) -> tuple[float, int]:
+    """Seconds summed over ``job_rows`` (repeats included), and the number of jobs."""
+    return float(rows["s"].sum()), int(rows[["stage", "name"]].drop_duplicates().shape[0])
+
+
 def total_compute(results: Path, datasets=None) -> tuple[float, int]:
     """Seconds summed over every job's Snakemake benchmark row (repeats included), and jobs."""
-    rows = job_rows(results, datasets)
-    return float(rows["s"].sum()), int(rows[["stage", "name"]].drop_duplicates().shape[0])
+    return totals(job_rows(results, datasets))
 
 
 def big_node_minutes(rows, threads_run: int, threads: int = 8, cores: int = BIG_NODE_CORES):
@@ -86,10 +90,8 @@ def big_node_minutes(rows, threads_run: int, threads: int = 8, cores: int = BIG_
     each job's time there from the parallel share its CPU use on ``threads_run`` implies
     (Amdahl, as the estimate), the jobs scheduled longest first on ``cores // threads`` slots."""
     emb = rows[rows["stage"] == "embed"]
-    secs = [
-        amdahl_seconds(r.s, r.s if r.cpu_s != r.cpu_s else r.cpu_s, threads_run, threads)
-        for r in emb.itertuples()
-    ]
+    cpu = emb["cpu_s"].fillna(emb["s"])  # a row without CPU seconds: its wall time
+    secs = [amdahl_seconds(w, c, threads_run, threads) for w, c in zip(emb["s"], cpu, strict=True)]
     return lpt_makespan(secs, cores // threads) / 60
 
 
@@ -119,8 +121,7 @@ def export(
         name = largest_figure(results, out, config, largest)
         (copied if name else missing).append(name or f"comparison_{largest}.png")
     rows = job_rows(results, sets)
-    seconds = float(rows["s"].sum())
-    jobs = rows[["stage", "name"]].drop_duplicates().shape[0]
+    seconds, jobs = totals(rows)
     stages = rows.groupby("stage", sort=False)["s"].agg(["sum", "count"])
     by_stage = ", ".join(
         f"{st} {v['sum']:,.0f} s ({v['count']:.0f})" for st, v in stages.iterrows()
