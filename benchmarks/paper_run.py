@@ -93,9 +93,8 @@ def budgets(ladder: str | Path = ROOT / LADDER) -> dict:
 
     from scdrbench.common.config import INPUT_DIMS
     from scdrbench.methods import get_method
-    from scdrbench.stages.check_config import check
 
-    config = check([])
+    config = check_config([])
     lad = pd.read_csv(ladder, sep="\t", comment="#")
     top = lad[(lad["rung"] == lad["rung"].max()) & (lad["status"] == "ok")]
     top = top.drop_duplicates("method", keep="last").set_index("method")
