@@ -2,7 +2,9 @@
 the products of ``results/`` copied to ``benchmarks/results/paper_run/`` with a README of how
 they were made, the run's total compute from its jobs' Snakemake ``benchmark:`` rows, and what
 its embedding jobs would need on a big node. A run spanning sittings records each part
-(``record_sitting``), so the README names every machine it ran on.
+(``record_sitting``: when, where, what ran beside it), so the README names every machine it ran
+on; and each part keeps the benchmark rows it saw (``update_ledger``), so a job re-run within the
+run (a budget raised after a timeout) still counts its earlier run in the total compute.
 """
 
 from __future__ import annotations
@@ -15,8 +17,14 @@ from pathlib import Path
 
 from paper_estimate import BIG_NODE_CORES, ROOT, amdahl_seconds, lpt_makespan, paper_sets
 
-#: One row per `run` (when, which machine, cores, command), under the run's results/.
+#: One row per `run` (when, which machine, cores, command, what shared the machine), under the
+#: run's results/.
 SITTINGS = "paper_run_sittings.tsv"
+SITTING_COLUMNS = ["started_utc", "machine", "cores", "command", "shared_with"]
+#: Every benchmark row a part of the run saw, under the run's results/: Snakemake rewrites a
+#: job's benchmark file when the job runs again, and the earlier run's seconds stay here.
+LEDGER = "paper_run_jobs.tsv"
+JOB_COLUMNS = ["stage", "dataset", "name", "s", "cpu_s", "row"]
 #: The products copied to the export: (results path, name in the export).
 PRODUCTS = [
     "figures/comparison.png",
@@ -33,23 +41,41 @@ PRODUCTS = [
 ]
 
 
-def record_sitting(results: Path, cores: int, command: str) -> None:
+def record_sitting(results: Path, cores: int, command: str, shared_with: str = "") -> None:
     """One row per ``run`` in ``results/paper_run_sittings.tsv``: a run that spans sittings may
-    span machines, and its export names each (when, where, on how many cores, what)."""
+    span machines, and its export names each (when, where, on how many cores, what, and what
+    else ran on the machine meanwhile: ``shared_with``, "not declared" when not given). A file
+    of an earlier version, without the shared_with column, gets it ("not recorded")."""
+    import pandas as pd
+
     from scdrbench.common.provenance import machine
 
     results.mkdir(parents=True, exist_ok=True)
     path = results / SITTINGS
-    head = "" if path.exists() else "started_utc\tmachine\tcores\tcommand\n"
+    if path.exists():
+        ran = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        if "shared_with" not in ran.columns:
+            ran["shared_with"] = "not recorded"
+            write_tsv(ran[SITTING_COLUMNS], path)
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
+    row = [now, machine(), str(cores), command, shared_with.strip() or "not declared"]
+    head = "" if path.exists() else "\t".join(SITTING_COLUMNS) + "\n"
     with path.open("a") as fh:
-        fh.write(f"{head}{now}\t{machine()}\t{cores}\t{command}\n")
+        fh.write(head + "\t".join(" ".join(v.split()) for v in row) + "\n")
+
+
+def write_tsv(frame, path: Path) -> None:
+    """``frame`` to ``path`` through a temporary file beside it: never half-written."""
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_csv(tmp, sep="\t", index=False)
+    tmp.replace(path)
 
 
 def job_rows(results: Path, datasets=None):
     """Every job's Snakemake benchmark row under ``results/benchmarks`` (repeats included):
-    stage, data set, name, wall and CPU seconds. With ``datasets`` only the jobs of those data
-    sets, and the summary's: a results/ shared with the scaling ladder holds its jobs too."""
+    stage, data set, name, wall and CPU seconds, and the row's own text (what tells two runs
+    of a job apart). With ``datasets`` only the jobs of those data sets, and the summary's: a
+    results/ shared with the scaling ladder holds its jobs too."""
     import pandas as pd
 
     rows = []
@@ -59,10 +85,10 @@ def job_rows(results: Path, datasets=None):
         ds = rest[0] if stage != "summary" and rest else None
         if datasets is not None and ds is not None and ds not in datasets:
             continue
-        bench = pd.read_csv(path, sep="\t")
-        for r in bench.itertuples():
-            s = pd.to_numeric(getattr(r, "s", None), errors="coerce")
-            cpu = pd.to_numeric(getattr(r, "cpu_time", None), errors="coerce")
+        bench = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        for r in bench.to_dict("records"):
+            s = pd.to_numeric(r.get("s"), errors="coerce")
+            cpu = pd.to_numeric(r.get("cpu_time"), errors="coerce")
             rows.append(
                 {
                     "stage": stage,
@@ -70,19 +96,56 @@ def job_rows(results: Path, datasets=None):
                     "name": "/".join(rest),
                     "s": 0.0 if pd.isna(s) else float(s),
                     "cpu_s": float("nan") if pd.isna(cpu) else float(cpu),
+                    "row": " ".join(r.values()),
                 }
             )
-    return pd.DataFrame(rows, columns=["stage", "dataset", "name", "s", "cpu_s"])
+    return pd.DataFrame(rows, columns=JOB_COLUMNS)
+
+
+def update_ledger(results: Path):
+    """Add the benchmark rows under ``results/`` that ``results/paper_run_jobs.tsv`` lacks, and
+    return the whole ledger: every run of every job any part of the run saw, also those whose
+    benchmark file a later run of the job rewrote."""
+    import pandas as pd
+
+    path = results / LEDGER
+    now = job_rows(results)
+    if path.exists():
+        seen = pd.read_csv(path, sep="\t", dtype={"dataset": str, "row": str})
+        seen = seen.astype({"s": float, "cpu_s": float})
+        keys = set(zip(seen["stage"], seen["name"], seen["row"], strict=True))
+        new = [k not in keys for k in zip(now["stage"], now["name"], now["row"], strict=True)]
+        now = pd.concat([seen, now.loc[new]], ignore_index=True) if any(new) else seen
+    if len(now) or path.exists():
+        results.mkdir(parents=True, exist_ok=True)
+        write_tsv(now[JOB_COLUMNS], path)
+    return now[JOB_COLUMNS]
+
+
+def run_rows(results: Path, datasets=None):
+    """The run's job rows with every earlier run of a re-run job (the ledger), of ``datasets``
+    (and the summary's) when given. The summary's jobs count their last run only: a results/
+    shared with the scaling ladder had the ladder's summary before the run's own."""
+    rows = update_ledger(results)
+    current = job_rows(results)
+    last = set(zip(current["stage"], current["name"], current["row"], strict=True))
+    keys = zip(rows["stage"], rows["name"], rows["row"], strict=True)
+    rows = rows.loc[[st != "summary" or (st, n, r) in last for st, n, r in keys]]
+    if datasets is not None:
+        keep = rows["dataset"].isna() | rows["dataset"].isin(set(datasets))
+        rows = rows[keep | (rows["stage"] == "summary")]
+    return rows.reset_index(drop=True)
 
 
 def totals(rows) -> tuple[float, int]:
-    """Seconds summed over ``job_rows`` (repeats included), and the number of jobs."""
+    """Seconds summed over job rows (repeats and re-runs included), and the number of jobs."""
     return float(rows["s"].sum()), int(rows[["stage", "name"]].drop_duplicates().shape[0])
 
 
 def total_compute(results: Path, datasets=None) -> tuple[float, int]:
-    """Seconds summed over every job's Snakemake benchmark row (repeats included), and jobs."""
-    return totals(job_rows(results, datasets))
+    """Seconds summed over every job's Snakemake benchmark rows (repeats and the earlier runs of
+    re-run jobs included), and the number of jobs."""
+    return totals(run_rows(results, datasets))
 
 
 def big_node_minutes(rows, threads_run: int, threads: int = 8, cores: int = BIG_NODE_CORES):
@@ -95,13 +158,53 @@ def big_node_minutes(rows, threads_run: int, threads: int = 8, cores: int = BIG_
     return lpt_makespan(secs, cores // threads) / 60
 
 
+def against_prediction(current, predicted, results: Path | None = None):
+    """Each embedding job's measured seconds (its last run) beside those the estimate predicted
+    before the run (``paper_estimate.estimate``: the ladder's rows), with the job's status (from
+    its embedding file under ``results``); ratio = measured / predicted where the job ended ok
+    and the prediction is at least 10 s (a skip, a timeout or a control is not a speed)."""
+    import pandas as pd
+
+    from scdrbench.common.embedding_file import read_status
+
+    emb = current[current["stage"] == "embed"].groupby("name", sort=False)["s"].mean()
+    pred = predicted.assign(name=predicted["dataset"] + "/" + predicted["method"])
+    pred = pred[pred["name"].isin(emb.index)]
+    table = pd.DataFrame(
+        {
+            "dataset": pred["dataset"].to_numpy(),
+            "method": pred["method"].to_numpy(),
+            "predicted_s": pred["s_2"].to_numpy(dtype=float),
+            "measured_s": emb.loc[pred["name"]].to_numpy(dtype=float),
+            "source": pred["source"].to_numpy(),
+        }
+    )
+    status = []
+    for ds, m in zip(table["dataset"], table["method"], strict=True):
+        found = read_status(results / "embed" / ds / f"{m}.h5ad") if results else None
+        status.append(found["status"] if found else "ok")
+    table["status"] = status
+    timed = (table["predicted_s"] >= 10) & (table["status"] == "ok")
+    table["ratio"] = (table["measured_s"] / table["predicted_s"]).where(timed)
+    return table
+
+
 def export(
-    results: Path, out: Path, *, command: str, returncode: int = 0, config: dict | None = None
+    results: Path,
+    out: Path,
+    *,
+    command: str,
+    returncode: int = 0,
+    config: dict | None = None,
+    predicted=None,
 ) -> None:
     """Copy the products to ``out`` with a README of how they were made: the machine(s), the
-    versions, the command, the run's total compute by stage (its data sets' jobs only) and what
-    its embedding jobs would need on a 32-core node; with ``config``, the comparison of the
-    largest data set alone (``comparison_<data set>.png``, the figure the README shows)."""
+    versions, the command, the run's total compute by stage (its data sets' jobs only, the
+    earlier runs of re-run jobs included) and what its embedding jobs would need on a 32-core
+    node; with ``config``, the comparison of the largest data set alone
+    (``comparison_<data set>.png``, the figure the README shows); with ``predicted`` (the
+    estimate's jobs), each embedding job's measured seconds against its prediction
+    (``against_prediction.{tsv,md}``)."""
     import pandas as pd
 
     from scdrbench.common.provenance import machine, versions
@@ -120,14 +223,17 @@ def export(
         largest = max(sets, key=sets.get)
         name = largest_figure(results, out, config, largest)
         (copied if name else missing).append(name or f"comparison_{largest}.png")
-    rows = job_rows(results, sets)
+    rows, current = run_rows(results, sets), job_rows(results, sets)
     seconds, jobs = totals(rows)
-    stages = rows.groupby("stage", sort=False)["s"].agg(["sum", "count"])
     by_stage = ", ".join(
-        f"{st} {v['sum']:,.0f} s ({v['count']:.0f})" for st, v in stages.iterrows()
+        f"{st} {g['s'].sum():,.0f} s ({g['name'].nunique()})"
+        for st, g in rows.groupby("stage", sort=False)
     )
+    now = set(zip(current["stage"], current["name"], current["row"], strict=True))
+    keys = zip(rows["stage"], rows["name"], rows["row"], strict=True)
+    earlier = rows.loc[[k not in now for k in keys]]
     sittings = results / SITTINGS
-    ran = pd.read_csv(sittings, sep="\t") if sittings.exists() else None
+    ran = pd.read_csv(sittings, sep="\t", keep_default_na=False) if sittings.exists() else None
     lines = [
         "# The paper run (benchmarks/paper.yaml)",
         "",
@@ -139,10 +245,34 @@ def export(
         "Snakemake benchmark rows (wall seconds of each job, all stages)",
         f"- by stage (seconds, jobs): {by_stage}",
     ]
+    if len(earlier):
+        again = ", ".join(f"{n} ({v:,.0f} s)" for n, v in zip(earlier["name"], earlier["s"]))
+        lines.append(
+            f"- counted in the total: {len(earlier)} earlier run(s) of jobs that ran again "
+            f"within the run, whose benchmark files the later run rewrote: {again}"
+        )
+    if predicted is not None:
+        table = against_prediction(current, predicted, results)
+        timed = table.dropna(subset=["ratio"])
+        if len(timed):
+            table.to_csv(out / "against_prediction.tsv", sep="\t", index=False)
+            (out / "against_prediction.md").write_text(
+                table.to_markdown(index=False, floatfmt=",.2f", missingval="") + "\n"
+            )
+            copied.append("against_prediction.md")
+            m, p = timed["measured_s"].sum(), timed["predicted_s"].sum()
+            lines.append(
+                f"- against the prediction made before the run (paper_estimate.md, from the "
+                f"ladder's rows): {len(timed)} embedding jobs that ended ok, predicted at 10 s or "
+                f"more, took "
+                f"{m:,.0f} s against {p:,.0f} s predicted ({m / p:.2f} x; per job median "
+                f"{timed['ratio'].median():.2f} x, from {timed['ratio'].min():.2f} to "
+                f"{timed['ratio'].max():.2f}; against_prediction.md)"
+            )
     if ran is not None and len(ran):
         cores = int(ran["cores"].max())
         threads = int(config["threads"]["embed"]) if config else 8
-        big = big_node_minutes(rows, min(cores, threads), threads)
+        big = big_node_minutes(current, min(cores, threads), threads)
         lines.append(
             f"- on a {BIG_NODE_CORES}-core node: about {big:,.0f} min for the embedding jobs "
             f"({BIG_NODE_CORES // threads} at once, {threads} threads each; each job's time from "
@@ -151,6 +281,7 @@ def export(
         )
         parts = "; ".join(
             f"{r.started_utc} UTC on {r.machine} ({r.cores} cores): `{r.command}`"
+            + (f", beside it: {r.shared_with}" if getattr(r, "shared_with", "") else "")
             for r in ran.itertuples()
         )
         lines.append(f"- ran in {len(ran)} part(s): {parts}")

@@ -6,6 +6,7 @@ Usage (from the repository root; ``make paper`` runs ``run``)::
     python benchmarks/paper_run.py budgets              # the budget block of benchmarks/paper.yaml
     python benchmarks/paper_run.py run [--cores 2]      # inputs, snakemake, export
     python benchmarks/paper_run.py run --cores 2 results/metrics/mouse_brain_1m/tsne_ae.tsv
+    python benchmarks/paper_run.py run --shared-with "pytest at nice 19, 30 s"  # declare it
     python benchmarks/paper_run.py run --n-cells 20000  # the same on a small proxy (a check)
     python benchmarks/paper_run.py run --n-cells 3000 --methods pca tsne ae_keras ae_citeseq
     python benchmarks/paper_run.py export               # copy the products to paper_run/
@@ -22,8 +23,9 @@ finished earlier are not run again, and the lock of a sitting that ended mid-run
 made. ``run`` with targets runs only those (a part of the run that fits a sitting; no export).
 ``export`` (``benchmarks/paper_export.py``) copies the figures, tables and findings to
 ``benchmarks/results/paper_run/`` with a README naming the machine, versions, date, command, every
-part of the run and its total compute (the sum of its jobs' seconds, Snakemake's ``benchmark:``
-rows). A run with ``--n-cells`` works in ``scratch/paper_n{N}/`` and exports there, never to
+part of the run (and what shared the machine with it) and its total compute (the sum of its jobs'
+seconds, Snakemake's ``benchmark:`` rows, earlier runs of re-run jobs included), and each
+embedding job's time against the estimate's prediction. A run with ``--n-cells`` works in ``scratch/paper_n{N}/`` and exports there, never to
 benchmarks/results/.
 """
 
@@ -38,7 +40,7 @@ from pathlib import Path
 
 from ladder_setup import unlock_if_stale
 from paper_estimate import CONFIG, LADDER, ROOT, estimate, write_estimate
-from paper_export import export, record_sitting
+from paper_export import export, record_sitting, update_ledger
 
 CBMC_RNA = "scratch/cbmc_sim_rna.csv.gz"
 CBMC_ADT = "scratch/cbmc_sim_adt.csv.gz"
@@ -171,9 +173,11 @@ def run(
     n_cells: int | None,
     methods: list[str] | None = None,
     targets: list[str] | None = None,
+    shared_with: str = "",
 ) -> None:
     """Inputs, Snakemake over the whole paper DAG (or only ``targets``: a part of the run that
-    fits a sitting), then the export (not after a part: the tables would be the last run's)."""
+    fits a sitting), then the export (not after a part: the tables would be the last run's).
+    ``shared_with``: what else runs on the machine meanwhile, for the export's list of parts."""
     inputs = ensure_inputs(n_cells)
     files = config_files(n_cells, inputs, methods)
     cmd = ["snakemake", "-s", str(ROOT / "Snakefile"), "--configfile", *map(str, files)]
@@ -186,9 +190,12 @@ def run(
     # a sitting that ended mid-run left its lock: remove it when no Snakemake works there
     unlock_if_stale(work, cmd, who="paper run")
     cmd += ["--keep-going", "--rerun-incomplete", *(targets or [])]
-    record_sitting(work / "results", cores, " ".join(sys.argv))
+    record_sitting(work / "results", cores, " ".join(sys.argv), shared_with)
+    # the benchmark rows of earlier parts, before a job that runs again rewrites its file
+    update_ledger(work / "results")
     print(" ".join(cmd), flush=True)
     proc = subprocess.run(cmd, cwd=ROOT, check=False)
+    update_ledger(work / "results")
     if targets:
         print(
             f"a part of the paper run (exit status {proc.returncode}); `run` without targets "
@@ -197,7 +204,12 @@ def run(
         return
     config = check_config([str(f) for f in files])
     export(
-        work / "results", out, command=" ".join(sys.argv), returncode=proc.returncode, config=config
+        work / "results",
+        out,
+        command=" ".join(sys.argv),
+        returncode=proc.returncode,
+        config=config,
+        predicted=None if n_cells else estimate()[0],
     )
 
 
@@ -210,6 +222,11 @@ def main(argv=None) -> None:
     r.add_argument("--cores", type=int, default=2)
     r.add_argument("--n-cells", type=int, help="a small proxy instead of the 1.3M one (a check)")
     r.add_argument("--methods", nargs="+", help="with --n-cells: only these methods (a check)")
+    r.add_argument(
+        "--shared-with",
+        default="",
+        help="what else runs on the machine during this part (listed in the export's README)",
+    )
     r.add_argument(
         "targets",
         nargs="*",
@@ -227,12 +244,18 @@ def main(argv=None) -> None:
     elif a.command == "run":
         if a.methods and not a.n_cells:
             p.error("--methods only with --n-cells: the paper run is the whole selection")
-        run(a.cores, a.n_cells, a.methods, a.targets)
+        run(a.cores, a.n_cells, a.methods, a.targets, a.shared_with)
     elif a.command == "estimate":
         print(write_estimate(*estimate()))
     else:
         config = check_config([str(f) for f in config_files(None)])
-        export(ROOT / "results", EXPORT, command=" ".join(sys.argv), config=config)
+        export(
+            ROOT / "results",
+            EXPORT,
+            command=" ".join(sys.argv),
+            config=config,
+            predicted=estimate()[0],
+        )
 
 
 if __name__ == "__main__":

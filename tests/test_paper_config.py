@@ -242,6 +242,102 @@ def test_a_paper_run_over_sittings_names_each_part_and_what_a_big_node_needs(tmp
     assert "not made: " in readme and "comparison_big.png" in readme
 
 
+def test_a_part_names_what_shared_the_machine_and_an_old_sittings_file_gets_the_column(
+    tmp_path,
+):
+    """``run --shared-with``: each part says what else ran beside it; a sittings file written
+    before the column existed keeps its rows, marked "not recorded"."""
+    import paper_export
+
+    results = tmp_path / "results"
+    results.mkdir()
+    old = "started_utc\tmachine\tcores\tcommand\n2026-12-06 15:46\tvm: X\t2\tpaper_run.py run\n"
+    (results / paper_export.SITTINGS).write_text(old)
+    paper_export.record_sitting(results, 2, "paper_run.py run a.tsv", "pytest at nice 19\n(30 s)")
+    paper_export.record_sitting(results, 2, "paper_run.py run b.tsv")
+    lines = (results / paper_export.SITTINGS).read_text().splitlines()
+    assert lines[0].split("\t") == paper_export.SITTING_COLUMNS
+    assert lines[1].split("\t")[1:] == ["vm: X", "2", "paper_run.py run", "not recorded"]
+    assert lines[2].endswith("\tpaper_run.py run a.tsv\tpytest at nice 19 (30 s)")
+    assert lines[3].endswith("\tpaper_run.py run b.tsv\tnot declared")
+    paper_export.export(results, tmp_path / "export", command="paper_run.py export")
+    readme = (tmp_path / "export" / "README.md").read_text()
+    assert "(2 cores): `paper_run.py run a.tsv`, beside it: pytest at nice 19 (30 s);" in readme
+    assert "`paper_run.py run`, beside it: not recorded;" in readme
+
+
+def test_a_job_run_again_within_the_run_still_counts_its_earlier_run(tmp_path):
+    """A budget raised after a timeout re-runs the job and Snakemake rewrites its benchmark
+    file: the ledger that each part updates keeps the earlier row, the total counts both runs
+    (one job), the README names the earlier run, and the 32-core time uses the last run."""
+    import paper_export
+
+    results = tmp_path / "results"
+    write_bench(results / "benchmarks" / "embed" / "big" / "pacmap.tsv", 1805.59, 1807.5)
+    write_bench(results / "benchmarks" / "embed" / "big" / "pca.tsv", 9)
+    assert paper_export.total_compute(results, {"big"}) == (1814.59, 2)
+    ledger = (results / paper_export.LEDGER).read_bytes()
+    assert paper_export.total_compute(results, {"big"}) == (1814.59, 2)  # seen once, kept once
+    assert (results / paper_export.LEDGER).read_bytes() == ledger
+    write_bench(results / "benchmarks" / "embed" / "big" / "pacmap.tsv", 2100.0, 2101.0)
+    write_bench(results / "benchmarks" / "embed" / "ladder_n10" / "umap.tsv", 50)
+    assert paper_export.total_compute(results, {"big"}) == (3914.59, 2)
+    paper_export.record_sitting(results, 2, "paper_run.py run")
+    config = {
+        "selection": {"datasets": ["big"], "methods": ["pca", "pacmap"]},
+        "datasets": {"big": {"n_cells": 1000}},
+        "threads": {"embed": 8},
+    }
+    out = tmp_path / "export"
+    paper_export.export(results, out, command="paper_run.py export", config=config)
+    readme = (out / "README.md").read_text()
+    assert "total compute: 3,915 s (1.09 h) summed over 2 jobs'" in readme
+    assert "by stage (seconds, jobs): embed 3,915 s (2)" in readme
+    assert "1 earlier run(s) of jobs that ran again within the run" in readme
+    assert "big/pacmap (1,806 s)" in readme
+    # 32 cores: the last runs only, each on one thread: the pacmap job alone, 35 min
+    assert "on a 32-core node: about 35 min for the embedding jobs" in readme
+
+
+def test_the_export_sets_each_measured_job_beside_its_prediction(tmp_path):
+    """With the estimate's jobs, the export writes measured against predicted seconds per
+    embedding job and quotes the sums and the spread of the ratios; skips and controls
+    (predicted under 10 s) and jobs stopped by a budget have no ratio."""
+    import pandas as pd
+    import paper_export
+
+    from tests.conftest import make_blobs
+    from tests.test_embed_summary import write_embedding
+
+    results = tmp_path / "results"
+    for m, s in (("tsne", 300), ("umap", 100), ("pca", 3), ("pacmap", 600)):
+        write_bench(results / "benchmarks" / "embed" / "big" / f"{m}.tsv", s)
+    X, y = make_blobs(n_per=5, n_classes=2, dims=2)
+    path = results / "embed" / "big" / "pacmap.h5ad"
+    write_embedding(path, X, y.astype(str), "pacmap", status="timeout")
+    predicted = pd.DataFrame(
+        {
+            "dataset": ["big"] * 5,
+            "method": ["tsne", "umap", "pca", "phate", "pacmap"],
+            "s_2": [200.0, 100.0, 2.0, 500.0, 300.0],
+            "source": ["measured at 1,000 (proxy v4)"] * 5,
+        }
+    )
+    out = tmp_path / "export"
+    paper_export.export(results, out, command="paper_run.py export", predicted=predicted)
+    readme = (out / "README.md").read_text()
+    assert (
+        "2 embedding jobs that ended ok, predicted at 10 s or more, took 400 s against 300 s "
+        "predicted "
+        "(1.33 x; per job median 1.25 x, from 1.00 to 1.50; against_prediction.md)"
+    ) in readme
+    table = pd.read_csv(out / "against_prediction.tsv", sep="\t")
+    assert list(table["method"]) == ["tsne", "umap", "pca", "pacmap"]  # phate did not run
+    assert table["ratio"].tolist()[:2] == [1.5, 1.0] and table["ratio"][2:].isna().all()
+    assert table["status"].tolist() == ["ok", "ok", "ok", "timeout"]
+    assert "against_prediction.md" in readme.split("- files: ")[1]
+
+
 def test_the_export_draws_the_largest_data_set_alone(tmp_path):
     """The README's figure: the comparison of the largest data set's embeddings alone, drawn
     by the summary's figure command, in the selection's order."""
