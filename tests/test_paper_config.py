@@ -198,6 +198,19 @@ def write_bench(path, s, cpu=None):
     path.write_text(f"s\th:m:s\tmax_rss\tcpu_time\n{s}\t0:00:10\t100\t{cpu}\n")
 
 
+def export_readme(results, out, methods):
+    """The export's README for a run of ``methods`` on one data set "big" of 1,000 cells."""
+    import paper_export
+
+    config = {
+        "selection": {"datasets": ["big"], "methods": methods},
+        "datasets": {"big": {"n_cells": 1000}},
+        "threads": {"embed": 8},
+    }
+    paper_export.export(results, out, command="paper_run.py export", config=config)
+    return (out / "README.md").read_text()
+
+
 def test_the_paper_runs_compute_counts_its_own_jobs_not_the_ladders_beside_them(tmp_path):
     """results/ shared with the scaling ladder: the run's total compute sums the jobs of its own
     data sets (every stage) and the summary's, never the ladder's rungs'."""
@@ -227,14 +240,7 @@ def test_a_paper_run_over_sittings_names_each_part_and_what_a_big_node_needs(tmp
     # two jobs that kept both threads busy (1/4 of their time on 8), one on one thread
     for m, s, cpu in (("a", 400, 800), ("b", 400, 800), ("c", 300, 300)):
         write_bench(results / "benchmarks" / "embed" / "big" / f"{m}.tsv", s, cpu)
-    config = {
-        "selection": {"datasets": ["big"], "methods": ["a", "b", "c"]},
-        "datasets": {"big": {"n_cells": 1000}},
-        "threads": {"embed": 8},
-    }
-    out = tmp_path / "export"
-    paper_export.export(results, out, command="paper_run.py export", config=config)
-    readme = (out / "README.md").read_text()
+    readme = export_readme(results, tmp_path / "export", ["a", "b", "c"])
     # on 4 slots: c alone 300 s, a and b 200 s each: the longest job decides, 5 min
     assert "on a 32-core node: about 5 min for the embedding jobs (4 at once, 8 threads" in readme
     assert "ran in 2 part(s): " in readme and "(2 cores): `paper_run.py run --cores 2`" in readme
@@ -283,14 +289,7 @@ def test_a_job_run_again_within_the_run_still_counts_its_earlier_run(tmp_path):
     write_bench(results / "benchmarks" / "embed" / "ladder_n10" / "umap.tsv", 50)
     assert paper_export.total_compute(results, {"big"}) == (3914.59, 2)
     paper_export.record_sitting(results, 2, "paper_run.py run")
-    config = {
-        "selection": {"datasets": ["big"], "methods": ["pca", "pacmap"]},
-        "datasets": {"big": {"n_cells": 1000}},
-        "threads": {"embed": 8},
-    }
-    out = tmp_path / "export"
-    paper_export.export(results, out, command="paper_run.py export", config=config)
-    readme = (out / "README.md").read_text()
+    readme = export_readme(results, tmp_path / "export", ["pca", "pacmap"])
     assert "total compute: 3,915 s (1.09 h) summed over 2 jobs'" in readme
     assert "by stage (seconds, jobs): embed 3,915 s (2)" in readme
     assert "1 earlier run(s) of jobs that ran again within the run" in readme
