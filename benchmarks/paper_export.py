@@ -102,14 +102,14 @@ def job_rows(results: Path, datasets=None):
     return pd.DataFrame(rows, columns=JOB_COLUMNS)
 
 
-def update_ledger(results: Path):
-    """Add the benchmark rows under ``results/`` that ``results/paper_run_jobs.tsv`` lacks, and
-    return the whole ledger: every run of every job any part of the run saw, also those whose
-    benchmark file a later run of the job rewrote."""
+def update_ledger(results: Path, now=None):
+    """Add the benchmark rows under ``results/`` (``now``: its ``job_rows``, when read already)
+    that ``results/paper_run_jobs.tsv`` lacks, and return the whole ledger: every run of every
+    job any part of the run saw, also those whose benchmark file a later run rewrote."""
     import pandas as pd
 
     path = results / LEDGER
-    now = job_rows(results)
+    now = job_rows(results) if now is None else now
     if path.exists():
         seen = pd.read_csv(path, sep="\t", dtype={"dataset": str, "row": str})
         seen = seen.astype({"s": float, "cpu_s": float})
@@ -126,8 +126,8 @@ def run_rows(results: Path, datasets=None):
     """The run's job rows with every earlier run of a re-run job (the ledger), of ``datasets``
     (and the summary's) when given. The summary's jobs count their last run only: a results/
     shared with the scaling ladder had the ladder's summary before the run's own."""
-    rows = update_ledger(results)
     current = job_rows(results)
+    rows = update_ledger(results, current)
     last = set(zip(current["stage"], current["name"], current["row"], strict=True))
     keys = zip(rows["stage"], rows["name"], rows["row"], strict=True)
     rows = rows.loc[[st != "summary" or (st, n, r) in last for st, n, r in keys]]
