@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -190,7 +191,8 @@ def run(
     # a sitting that ended mid-run left its lock: remove it when no Snakemake works there
     unlock_if_stale(work, cmd, who="paper run")
     cmd += ["--keep-going", "--rerun-incomplete", *(targets or [])]
-    record_sitting(work / "results", cores, " ".join(sys.argv), shared_with)
+    # quoted as typed: --shared-with "..." is one argument
+    record_sitting(work / "results", cores, shlex.join(sys.argv), shared_with)
     # the benchmark rows of earlier parts, before a job that runs again rewrites its file
     update_ledger(work / "results")
     print(" ".join(cmd), flush=True)
