@@ -10,6 +10,7 @@ Usage (from the repository root; ``make paper`` runs ``run``)::
     python benchmarks/paper_run.py run --n-cells 20000  # the same on a small proxy (a check)
     python benchmarks/paper_run.py run --n-cells 3000 --methods pca tsne ae_keras ae_citeseq
     python benchmarks/paper_run.py export               # copy the products to paper_run/
+    python benchmarks/paper_run.py progress             # the finished jobs to paper_run/progress
 
 ``inputs`` makes, under ``scratch/``, what ``benchmarks/paper.yaml`` reads when missing: the
 1.3M proxy (the ladder's file, ``ladder.ensure_proxy``), its simulated antibodies
@@ -21,6 +22,8 @@ never over the node (``NODE_MEM``); a test keeps paper.yaml equal to it. ``run``
 finished earlier are not run again, and the lock of a sitting that ended mid-run is removed) and
 ``--keep-going``: a job past its budget ends as a status row and the tables and figures are still
 made. ``run`` with targets runs only those (a part of the run that fits a sitting; no export).
+Every ``run`` ends by merging its finished embedding jobs into ``paper_run/progress.{tsv,md}``
+(``benchmarks/paper_progress.py``), to be committed: ``results/`` stays on its machine.
 ``export`` (``benchmarks/paper_export.py``) copies the figures, tables and findings to
 ``benchmarks/results/paper_run/`` with a README naming the machine, versions, date, command, every
 part of the run (and what shared the machine with it) and its total compute (the sum of its jobs'
@@ -42,6 +45,7 @@ from pathlib import Path
 from ladder_setup import unlock_if_stale
 from paper_estimate import CONFIG, LADDER, ROOT, estimate, write_estimate
 from paper_export import export, record_sitting, update_ledger
+from paper_progress import write_progress
 
 CBMC_RNA = "scratch/cbmc_sim_rna.csv.gz"
 CBMC_ADT = "scratch/cbmc_sim_adt.csv.gz"
@@ -198,13 +202,14 @@ def run(
     print(" ".join(cmd), flush=True)
     proc = subprocess.run(cmd, cwd=ROOT, check=False)
     update_ledger(work / "results")
+    config = check_config([str(f) for f in files])
+    print(write_progress(work / "results", out, config, shlex.join(sys.argv)))
     if targets:
         print(
             f"a part of the paper run (exit status {proc.returncode}); `run` without targets "
             "finishes it and exports"
         )
         return
-    config = check_config([str(f) for f in files])
     export(
         work / "results",
         out,
@@ -235,6 +240,7 @@ def main(argv=None) -> None:
         help="only these outputs: a part of the run that fits a sitting (no export)",
     )
     sub.add_parser("export")
+    sub.add_parser("progress", help="the finished jobs under results/ to paper_run/progress")
     sub.add_parser("estimate", help="the run's cost on 2 and 32 cores, from the ladder")
     a = p.parse_args(argv)
     if a.command == "inputs":
@@ -249,6 +255,9 @@ def main(argv=None) -> None:
         run(a.cores, a.n_cells, a.methods, a.targets, a.shared_with)
     elif a.command == "estimate":
         print(write_estimate(*estimate()))
+    elif a.command == "progress":
+        config = check_config([str(f) for f in config_files(None)])
+        print(write_progress(ROOT / "results", EXPORT, config, shlex.join(sys.argv)))
     else:
         config = check_config([str(f) for f in config_files(None)])
         export(

@@ -212,3 +212,61 @@ def test_the_export_draws_the_largest_data_set_alone(tmp_path):
     assert name == "comparison_big.png"
     height, width = matplotlib.image.imread(tmp_path / name).shape[:2]
     assert 0 < width <= 2400 and height < width  # one block of two panels, not two blocks
+
+
+def test_each_part_commits_its_finished_jobs_and_a_new_machine_adds_to_them(tmp_path):
+    """progress.tsv: one row per finished embedding job of the selection (its benchmark row,
+    fit, peak, status and scores), read again unchanged without a second row; a later part on
+    a new machine, whose results/ lacks the earlier jobs, adds its own rows and keeps theirs."""
+    import pandas as pd
+    import paper_progress
+
+    from tests.conftest import make_blobs
+    from tests.test_embed_summary import write_embedding
+
+    X, y = make_blobs(n_per=5, n_classes=2, dims=2)
+    config = {
+        "selection": {"datasets": ["big"], "methods": ["pca", "tsne", "umap"]},
+        "datasets": {"big": {"n_cells": 10}},
+    }
+
+    def job(results, m, s, fit, knc=None):
+        write_bench(results / "benchmarks" / "embed" / "big" / f"{m}.tsv", s)
+        meta = {"n_cells": 10, "fit_seconds": fit, "peak_rss_mb": 700.0, "status": "ok"}
+        write_embedding(results / "embed" / "big" / f"{m}.h5ad", X, y.astype(str), m, **meta)
+        if knc is not None:
+            path = results / "metrics" / "big" / f"{m}.tsv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pd.DataFrame(
+                {"dataset": "big", "method": m, "metric": ["knc", "cpd"], "value": [knc, 0.5]}
+            ).to_csv(path, sep="\t", index=False)
+
+    first, out = tmp_path / "first" / "results", tmp_path / "paper_run"
+    job(first, "pca", 2.0, 1.5)
+    job(first, "tsne", 2732.41, 2708.2, knc=0.713)
+    line = paper_progress.write_progress(first, out, config, "paper_run.py run results/x")
+    assert line == f"progress: 2 job rows in {out / 'progress.tsv'}"
+    rows = pd.read_csv(out / "progress.tsv", sep="\t", comment="#")
+    assert rows["method"].tolist() == ["pca", "tsne"]  # umap has not run
+    tsne = rows.set_index("method").loc["tsne"]
+    assert (tsne["s"], tsne["fit_seconds"], tsne["peak_rss_mb"]) == (2732.41, 2708.2, 700.0)
+    assert (tsne["knc"], tsne["cpd"], tsne["status"]) == (0.713, 0.5, "ok")
+    assert rows.set_index("method")["knc"].isna()["pca"]  # not scored yet
+    md = (out / "progress.md").read_text()
+    assert "> command: paper_run.py run results/x" in md and "| 2,732 |" in md
+    assert "0.713" in md
+
+    paper_progress.write_progress(first, out, config, "paper_run.py progress")
+    assert len(pd.read_csv(out / "progress.tsv", sep="\t", comment="#")) == 2
+
+    second = tmp_path / "second" / "results"
+    job(second, "tsne", 2900.0, 2850.0, knc=0.712)
+    job(second, "umap", 100.0, 90.0)
+    paper_progress.write_progress(second, out, config, "paper_run.py run")
+    rows = pd.read_csv(out / "progress.tsv", sep="\t", comment="#")
+    assert list(zip(rows["method"], rows["s"], strict=True)) == [
+        ("pca", 2.0),
+        ("tsne", 2732.41),
+        ("tsne", 2900.0),
+        ("umap", 100.0),
+    ]
