@@ -76,3 +76,43 @@ def test_stopwatch_and_peak_rss():
         block[::4096] = b"x" * len(block[::4096])
     assert sw.seconds > 0
     assert peak_rss_mb() >= 50
+
+
+def test_numba_compile_lock_makes_another_process_wait_until_it_is_released(tmp_path, monkeypatch):
+    """Two jobs compiling numba code into the shared cache take turns (numba issue #10128:
+    two scoring jobs importing dcor together aborted with LLVM's "Symbol not found")."""
+    import os
+    import tempfile
+    import time
+
+    from scdrbench.common.runtime import numba_compile_lock
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    code = "from scdrbench.common.runtime import numba_compile_lock as lock\n"
+    code += "print('ready', flush=True)\n"
+    code += "with lock(): print('inside', flush=True)\n"
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    with numba_compile_lock():
+        other = subprocess.Popen(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+        )
+        assert other.stdout.readline() == "ready\n"
+        time.sleep(1)  # ample time to take a free lock
+        assert other.poll() is None  # still waiting
+        assert list(tmp_path.glob("scdrbench-numba-*.lock"))
+    out, _ = other.communicate(timeout=60)
+    assert (other.returncode, out) == (0, "inside\n")  # it went on once the lock was free
+
+
+def test_numba_compile_lock_without_a_writable_temporary_directory_runs_the_block(
+    tmp_path, monkeypatch
+):
+    import tempfile
+
+    from scdrbench.common.runtime import numba_compile_lock
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    ran = []
+    with numba_compile_lock():
+        ran.append(True)
+    assert ran == [True]

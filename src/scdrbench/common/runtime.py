@@ -202,3 +202,32 @@ def quiet_tensorflow():
         os.environ.setdefault(var, value)
     yield
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+#: The lock under which this machine's jobs compile numba code into a shared on-disk cache.
+NUMBA_LOCK = "scdrbench-numba-{uid}.lock"
+
+
+@contextmanager
+def numba_compile_lock():
+    """Hold this machine's lock (one per user, in the temporary directory) while the block
+    compiles numba code with ``cache=True``. Two processes compiling the same gufunc at once
+    can leave its kernel and its wrapper in the cache from different compilations, and the
+    process that loads them aborts with ``LLVM ERROR: Symbol not found: __gufunc__...``
+    (numba issue #10128, open): two scoring jobs importing ``dcor`` together on a fresh
+    install. Under the lock the first compiles and writes the cache; the others then load it.
+    Where the lock file cannot be opened, the block runs without it."""
+    import fcntl
+    import tempfile
+
+    path = os.path.join(tempfile.gettempdir(), NUMBA_LOCK.format(uid=os.getuid()))
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

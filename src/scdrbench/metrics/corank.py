@@ -124,7 +124,7 @@ def density_preservation(
 
 def distance_correlation(ref, emb, *, n: int = DCOR_CELLS, seed: int = 0) -> float:
     """Distance correlation of the two spaces on ``n`` fixed-seed landmark cells (``dcor``)."""
-    import dcor
+    from scdrbench.common.runtime import numba_compile_lock
 
     idx = subsample_indices(np.shape(ref)[0], n, seed)
     if len(idx) < 3:
@@ -133,4 +133,8 @@ def distance_correlation(ref, emb, *, n: int = DCOR_CELLS, seed: int = 0) -> flo
     y = np.asarray(emb)[idx].astype(np.float64)
     if np.ptp(y) == 0:
         return float("nan")
-    return float(dcor.distance_correlation(x, y))
+    # dcor compiles numba code into its on-disk cache when imported and at its first call
+    with numba_compile_lock():
+        import dcor
+
+        return float(dcor.distance_correlation(x, y))
