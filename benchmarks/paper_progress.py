@@ -5,7 +5,7 @@ memory, the fit and kernel peak the job logged, its status and its scores, merge
 ``benchmarks/results/paper_run/progress.{tsv,md}``.
 
 ``results/`` lives on one machine. A run that spans sittings can lose it with the machine (it has
-happened: a sitting started on a new machine, and the 1.3M jobs of the six before it were gone),
+happened: a sitting started on a new machine, and the 1.3M jobs of earlier sittings were gone),
 so the numbers each part measured are committed, not left in ``results/`` alone. Rows merge:
 a job read again unchanged is not added twice; a job that ran again (on another machine, or after
 a budget was raised) adds its own row beside the earlier one.
