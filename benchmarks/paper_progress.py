@@ -61,6 +61,7 @@ def job_rows(results: Path, config: dict):
     import pandas as pd
     from paper_estimate import paper_sets
 
+    from scdrbench.common.errors import ScdrbenchError
     from scdrbench.common.provenance import machine
     from scdrbench.summary.tables import metrics_table, timing_table
 
@@ -71,16 +72,21 @@ def job_rows(results: Path, config: dict):
             bench = results / "benchmarks" / "embed" / ds / f"{m}.tsv"
             if not (emb.exists() and bench.exists()):
                 continue
-            row = timing_table([str(bench)], [str(emb)], [])
+            scores = results / "metrics" / ds / f"{m}.tsv"
+            try:
+                row = timing_table([str(bench)], [str(emb)], [])
+                wide = metrics_table([str(scores)]) if scores.exists() else None
+            except ScdrbenchError as err:  # a damaged file: the run's own jobs say so
+                print(f"progress: {ds}/{m} left out: {err}")
+                continue
             row = row.iloc[[-1]].assign(
                 machine=here,
                 finished_utc=dt.datetime.fromtimestamp(emb.stat().st_mtime, dt.UTC).strftime(
                     "%Y-%m-%d %H:%M"
                 ),
             )
-            scores = results / "metrics" / ds / f"{m}.tsv"
-            if scores.exists():
-                wide = metrics_table([str(scores)]).pivot_table(
+            if wide is not None:
+                wide = wide.pivot_table(
                     index=["dataset", "method"], columns="metric", values="value"
                 )
                 row = row.merge(wide.reset_index(), on=["dataset", "method"], how="left")

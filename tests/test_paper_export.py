@@ -214,10 +214,11 @@ def test_the_export_draws_the_largest_data_set_alone(tmp_path):
     assert 0 < width <= 2400 and height < width  # one block of two panels, not two blocks
 
 
-def test_each_part_commits_its_finished_jobs_and_a_new_machine_adds_to_them(tmp_path):
+def test_each_part_commits_its_finished_jobs_and_a_new_machine_adds_to_them(tmp_path, capsys):
     """progress.tsv: one row per finished embedding job of the selection (its benchmark row,
-    fit, peak, status and scores), read again unchanged without a second row; a later part on
-    a new machine, whose results/ lacks the earlier jobs, adds its own rows and keeps theirs."""
+    fit, peak, status and scores), read again unchanged without a second row, a damaged file
+    left out with one line; a later part on a new machine, whose results/ lacks the earlier
+    jobs, adds its own rows and keeps theirs."""
     import pandas as pd
     import paper_progress
 
@@ -244,7 +245,10 @@ def test_each_part_commits_its_finished_jobs_and_a_new_machine_adds_to_them(tmp_
     first, out = tmp_path / "first" / "results", tmp_path / "paper_run"
     job(first, "pca", 2.0, 1.5)
     job(first, "tsne", 2732.41, 2708.2, knc=0.713)
+    write_bench(first / "benchmarks" / "embed" / "big" / "umap.tsv", 50.0)
+    (first / "embed" / "big" / "umap.h5ad").write_bytes(b"cut")  # damaged
     line = paper_progress.write_progress(first, out, config, "paper_run.py run results/x")
+    assert "progress: big/umap left out: " in capsys.readouterr().out
     assert line == f"progress: 2 job rows in {out / 'progress.tsv'}"
     rows = pd.read_csv(out / "progress.tsv", sep="\t", comment="#")
     assert rows["method"].tolist() == ["pca", "tsne"]  # umap has not run

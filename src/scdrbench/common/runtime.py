@@ -224,6 +224,8 @@ def numba_compile_lock():
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError:
+        fd = None
+    if fd is None:
         yield
         return
     try:
