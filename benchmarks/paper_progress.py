@@ -7,8 +7,9 @@ memory, the fit and kernel peak the job logged, its status and its scores, merge
 ``results/`` lives on one machine. A run that spans sittings can lose it with the machine (it has
 happened: a sitting started on a new machine, and the 1.3M jobs of earlier sittings were gone),
 so the numbers each part measured are committed, not left in ``results/`` alone. Rows merge:
-a job read again unchanged is not added twice; a job that ran again (on another machine, or after
-a budget was raised) adds its own row beside the earlier one.
+a job read again is not added twice (its row is brought up to date: scored since, say); a job
+that ran again (on another machine, or after a budget was raised) adds its own row beside the
+earlier one.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ COLUMNS = [
     "fit_cpu_seconds",
     "peak_rss_mb",
     "status_message",
+    "shared_with",
 ]
 #: What tells two runs of a job apart (a row read again unchanged has the same values).
 KEY = ["dataset", "method", "s", "fit_seconds", "status"]
@@ -65,7 +67,7 @@ def job_rows(results: Path, config: dict):
     from scdrbench.common.provenance import machine
     from scdrbench.summary.tables import metrics_table, timing_table
 
-    here, rows = machine(), []
+    here, rows, parts = machine(), [], _parts(results)
     for ds in paper_sets(config):
         for m in config["selection"]["methods"]:
             emb = results / "embed" / ds / f"{m}.h5ad"
@@ -79,11 +81,13 @@ def job_rows(results: Path, config: dict):
             except ScdrbenchError as err:  # a damaged file: the run's own jobs say so
                 print(f"progress: {ds}/{m} left out: {err}")
                 continue
+            done = dt.datetime.fromtimestamp(emb.stat().st_mtime, dt.UTC).strftime("%Y-%m-%d %H:%M")
+            # what shared the machine: the part (a row of the sittings file) it finished in
+            began = [shared for started, shared in parts if started <= done]
             row = row.iloc[[-1]].assign(
                 machine=here,
-                finished_utc=dt.datetime.fromtimestamp(emb.stat().st_mtime, dt.UTC).strftime(
-                    "%Y-%m-%d %H:%M"
-                ),
+                finished_utc=done,
+                shared_with=began[-1] if began else "not recorded",
             )
             if wide is not None:
                 wide = wide.pivot_table(
@@ -97,16 +101,30 @@ def job_rows(results: Path, config: dict):
     return frame[COLUMNS + [c for c in frame.columns if c not in COLUMNS + _TIMING_ONLY]]
 
 
+def _parts(results: Path) -> list[tuple[str, str]]:
+    """``(started_utc, shared_with)`` of each part of the run, in order (the sittings file)."""
+    import pandas as pd
+    from paper_export import SITTINGS
+
+    path = results / SITTINGS
+    if not path.exists():
+        return []
+    ran = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    shared = ran["shared_with"] if "shared_with" in ran else ["not recorded"] * len(ran)
+    return sorted(zip(ran["started_utc"], shared, strict=True))
+
+
 def merge(earlier, now):
-    """``earlier`` (the committed rows) with the rows of ``now`` it lacks (by :data:`KEY`),
-    sorted by data set, method and time."""
+    """``earlier`` (the committed rows) updated by ``now`` (the rows of results/): a row of the
+    same job run (by :data:`KEY`) is replaced by its row in ``now`` (scored since, say), the
+    other earlier rows stay; sorted by data set, method and time."""
     import pandas as pd
 
     if earlier is None or not len(earlier):
         return now.reset_index(drop=True)
-    seen = set(_keys(earlier))
-    new = now.loc[[k not in seen for k in _keys(now)]]
-    both = pd.concat([earlier, new], ignore_index=True) if len(new) else earlier
+    fresh = set(_keys(now))
+    kept = earlier.loc[[k not in fresh for k in _keys(earlier)]]
+    both = pd.concat([kept, now], ignore_index=True) if len(now) else kept
     return both.sort_values(["dataset", "method", "finished_utc"], kind="stable").reset_index(
         drop=True
     )
@@ -136,7 +154,9 @@ def write_progress(results: Path, out: Path, config: dict, command: str) -> str:
         "columns: finished_utc, when the job wrote its embedding; machine, where it ran; s, "
         "cpu_time, max_rss_mb: Snakemake's benchmark row (wall, CPU seconds, memory sampled "
         "every 30 s); fit_seconds, fit_cpu_seconds, peak_rss_mb: the job's own fit and kernel "
-        "high-water mark; then the job's scores (one column per metric), empty until scored",
+        "high-water mark; shared_with, what else ran on the machine during the part the job "
+        "finished in (results/paper_run_sittings.tsv); then the job's scores (one column per "
+        "metric), empty until scored",
     ]
     out.mkdir(parents=True, exist_ok=True)
     tmp = tsv.with_name(tsv.name + ".tmp")
@@ -144,7 +164,9 @@ def write_progress(results: Path, out: Path, config: dict, command: str) -> str:
         fh.writelines(f"# {line}\n" for line in head)
         rows.to_csv(fh, sep="\t", index=False, float_format=f"%{FLOAT}")
     tmp.replace(tsv)
-    shown = [c for c in COLUMNS if c != "status_message"] + [c for c in SHOWN if c in rows]
+    text_columns = ("status_message", "shared_with")
+    shown = [c for c in COLUMNS if c not in text_columns] + [c for c in SHOWN if c in rows]
+    shown.append("shared_with")
     text = "\n".join(f"> {line}  " for line in head) + "\n\n"
     fmt = [".3f" if c in SHOWN else ",.0f" for c in shown]
     text += rows[shown].to_markdown(index=False, floatfmt=fmt, missingval="") + "\n"

@@ -245,6 +245,9 @@ def test_each_part_commits_its_finished_jobs_and_a_new_machine_adds_to_them(tmp_
     first, out = tmp_path / "first" / "results", tmp_path / "paper_run"
     job(first, "pca", 2.0, 1.5)
     job(first, "tsne", 2732.41, 2708.2, knc=0.713)
+    import paper_export
+
+    paper_export.record_sitting(first, 2, "paper_run.py run results/x", "ruff at nice 19")
     write_bench(first / "benchmarks" / "embed" / "big" / "umap.tsv", 50.0)
     (first / "embed" / "big" / "umap.h5ad").write_bytes(b"cut")  # damaged
     line = paper_progress.write_progress(first, out, config, "paper_run.py run results/x")
@@ -255,13 +258,16 @@ def test_each_part_commits_its_finished_jobs_and_a_new_machine_adds_to_them(tmp_
     tsne = rows.set_index("method").loc["tsne"]
     assert (tsne["s"], tsne["fit_seconds"], tsne["peak_rss_mb"]) == (2732.41, 2708.2, 700.0)
     assert (tsne["knc"], tsne["cpd"], tsne["status"]) == (0.713, 0.5, "ok")
+    assert tsne["shared_with"] == "ruff at nice 19"  # what ran beside the part it finished in
     assert rows.set_index("method")["knc"].isna()["pca"]  # not scored yet
     md = (out / "progress.md").read_text()
     assert "> command: paper_run.py run results/x" in md and "| 2,732 |" in md
     assert "0.713" in md
 
+    job(first, "pca", 2.0, 1.5, knc=0.2)  # the same job, scored since: its row is updated
     paper_progress.write_progress(first, out, config, "paper_run.py progress")
-    assert len(pd.read_csv(out / "progress.tsv", sep="\t", comment="#")) == 2
+    rows = pd.read_csv(out / "progress.tsv", sep="\t", comment="#")
+    assert len(rows) == 2 and rows.set_index("method").at["pca", "knc"] == 0.2
 
     second = tmp_path / "second" / "results"
     job(second, "tsne", 2900.0, 2850.0, knc=0.712)
