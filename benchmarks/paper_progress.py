@@ -146,10 +146,12 @@ def write_progress(results: Path, out: Path, config: dict, command: str) -> str:
     tsv, md = out / "progress.tsv", out / "progress.md"
     earlier = pd.read_csv(tsv, sep="\t", comment="#") if tsv.exists() else None
     rows = merge(earlier, job_rows(results, config))
+    # a file of an earlier version may lack a column: it reads as empty there
+    rows = rows.reindex(columns=COLUMNS + [c for c in rows.columns if c not in COLUMNS])
     head = [
         "The paper run's finished embedding jobs, part by part (benchmarks/paper_progress.py)",
         f"updated: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"versions: {versions()}",
+        f"versions (where this update was written): {versions()}",
         f"command: {command}",
         "columns: finished_utc, when the job wrote its embedding; machine, where it ran; s, "
         "cpu_time, max_rss_mb: Snakemake's benchmark row (wall, CPU seconds, memory sampled "

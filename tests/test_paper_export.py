@@ -269,6 +269,11 @@ def test_each_part_commits_its_finished_jobs_and_a_new_machine_adds_to_them(tmp_
     rows = pd.read_csv(out / "progress.tsv", sep="\t", comment="#")
     assert len(rows) == 2 and rows.set_index("method").at["pca", "knc"] == 0.2
 
+    old = out / "progress.tsv"  # a file of the first version, without shared_with
+    old.write_text(old.read_text().replace("\tshared_with", "").replace("\truff at nice 19", ""))
+    paper_progress.write_progress(tmp_path / "empty", out, config, "paper_run.py progress")
+    assert pd.read_csv(old, sep="\t", comment="#")["shared_with"].isna().all()
+
     second = tmp_path / "second" / "results"
     job(second, "tsne", 2900.0, 2850.0, knc=0.712)
     job(second, "umap", 100.0, 90.0)
