@@ -141,6 +141,7 @@ def write_progress(results: Path, out: Path, config: dict, command: str) -> str:
     it was made); returns a one-line account."""
     import pandas as pd
 
+    from scdrbench.common.io import write_text
     from scdrbench.common.provenance import versions
 
     tsv, md = out / "progress.tsv", out / "progress.md"
@@ -161,18 +162,13 @@ def write_progress(results: Path, out: Path, config: dict, command: str) -> str:
         "metric), empty until scored",
     ]
     out.mkdir(parents=True, exist_ok=True)
-    tmp = tsv.with_name(tsv.name + ".tmp")
-    with open(tmp, "w") as fh:
-        fh.writelines(f"# {line}\n" for line in head)
-        rows.to_csv(fh, sep="\t", index=False, float_format=f"%{FLOAT}")
-    tmp.replace(tsv)
+    table = rows.to_csv(sep="\t", index=False, float_format=f"%{FLOAT}")
+    write_text("".join(f"# {line}\n" for line in head) + table, tsv)
     text_columns = ("status_message", "shared_with")
     shown = [c for c in COLUMNS if c not in text_columns] + [c for c in SHOWN if c in rows]
     shown.append("shared_with")
     text = "\n".join(f"> {line}  " for line in head) + "\n\n"
     fmt = [".3f" if c in SHOWN else ",.0f" for c in shown]
     text += rows[shown].to_markdown(index=False, floatfmt=fmt, missingval="") + "\n"
-    tmp = md.with_name(md.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(md)
+    write_text(text, md)
     return f"progress: {len(rows)} job rows in {tsv}"
