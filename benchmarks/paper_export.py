@@ -279,12 +279,12 @@ def export(
             f"the parallel share its CPU use on {min(cores, threads)} threads implies, longest "
             "first), the other stages' jobs besides"
         )
-        parts = "; ".join(
-            f"{r.started_utc} UTC on {r.machine} ({r.cores} cores): `{r.command}`"
+        lines.append(f"- ran in {len(ran)} part(s):")
+        lines += [
+            f"  - {r.started_utc} UTC on {r.machine} ({r.cores} cores): `{short_command(r.command)}`"
             + (f", beside it: {r.shared_with}" if getattr(r, "shared_with", "") else "")
             for r in ran.itertuples()
-        )
-        lines.append(f"- ran in {len(ran)} part(s): {parts}")
+        ]
     lines.append(f"- files: {', '.join(copied)}")
     if missing:
         lines.append(f"- not made: {', '.join(missing)}")
@@ -292,10 +292,45 @@ def export(
     print(f"exported {len(copied)} files to {out}; total compute {seconds:,.0f} s")
 
 
+def short_command(command: str) -> str:
+    """``command`` with each run of targets in one folder and of one suffix written once, in
+    the shell's brace form: ``results/metrics/cbmc/{pca,tsne}.tsv`` for a part's 18 targets."""
+    import shlex
+
+    try:
+        words = shlex.split(command)
+    except ValueError:  # not shell-quoted (a hand-edited row): as written
+        return command
+    out, group = [], []  # group: (folder, suffix, [stems]) of the current run of targets
+
+    def flush():
+        if group:
+            folder, suffix, stems = group.pop()
+            stems = stems[0] if len(stems) == 1 else "{" + ",".join(stems) + "}"
+            out.append(f"{shlex.quote(folder)}/{stems}{suffix}")
+
+    for w in words:
+        path = Path(w)
+        plain = "/" in w and path.suffix and shlex.quote(w) == w and not w.startswith("-")
+        key = (str(path.parent), path.suffix)
+        if plain and group and group[0][:2] == key:
+            group[0][2].append(path.stem)
+            continue
+        flush()
+        if plain:
+            group.append((*key, [path.stem]))
+        else:
+            out.append(shlex.quote(w))
+    flush()
+    return " ".join(out)
+
+
 def largest_figure(results: Path, out: Path, config: dict, dataset: str) -> str | None:
     """The comparison of one data set alone (the summary's own figure command, on its
     embeddings in the selection's order), as ``comparison_<data set>.png``; None when the run
     has no embedding or table for it."""
+    from scdrbench.common.keep import state_path
+
     embeddings = [results / "embed" / dataset / f"{m}.h5ad" for m in config["selection"]["methods"]]
     embeddings = [str(e) for e in embeddings if e.exists()]
     timing, metrics = results / "tables" / "timing.tsv", results / "tables" / "metrics.tsv"
@@ -316,4 +351,8 @@ def largest_figure(results: Path, out: Path, config: dict, dataset: str) -> str 
     ]
     if metrics.exists():
         cmd += ["--metrics", str(metrics)]
-    return name if subprocess.run(cmd, cwd=ROOT, check=False).returncode == 0 else None
+    drawn = subprocess.run(cmd, cwd=ROOT, check=False).returncode == 0
+    # the figure command keeps a job's state beside its output (scdrbench.common.keep): an
+    # internal of a run's results/, not a product of the export
+    state_path(out / name).unlink(missing_ok=True)
+    return name if drawn else None

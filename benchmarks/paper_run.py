@@ -213,7 +213,7 @@ def run(
     export(
         work / "results",
         out,
-        command=" ".join(sys.argv),
+        command=shlex.join(sys.argv),
         returncode=proc.returncode,
         config=config,
         predicted=None if n_cells else estimate()[0],
@@ -263,7 +263,7 @@ def main(argv=None) -> None:
         export(
             ROOT / "results",
             EXPORT,
-            command=" ".join(sys.argv),
+            command=shlex.join(sys.argv),
             config=config,
             predicted=estimate()[0],
         )

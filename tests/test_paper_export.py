@@ -81,7 +81,7 @@ def test_a_paper_run_over_sittings_names_each_part_and_what_a_big_node_needs(tmp
     readme = export_readme(results, tmp_path / "export", ["a", "b", "c"])
     # on 4 slots: c alone 300 s, a and b 200 s each: the longest job decides, 5 min
     assert "on a 32-core node: about 5 min for the embedding jobs (4 at once, 8 threads" in readme
-    assert "ran in 2 part(s): " in readme and "(2 cores): `paper_run.py run --cores 2`" in readme
+    assert "ran in 2 part(s):\n" in readme and "(2 cores): `paper_run.py run --cores 2`" in readme
     # no embedding file for the largest data set: its figure is named as not made
     assert "not made: " in readme and "comparison_big.png" in readme
 
@@ -106,8 +106,43 @@ def test_a_part_names_what_shared_the_machine_and_an_old_sittings_file_gets_the_
     assert lines[3].endswith("\tpaper_run.py run b.tsv\tnot declared")
     paper_export.export(results, tmp_path / "export", command="paper_run.py export")
     readme = (tmp_path / "export" / "README.md").read_text()
-    assert "(2 cores): `paper_run.py run a.tsv`, beside it: pytest at nice 19 (30 s);" in readme
-    assert "`paper_run.py run`, beside it: not recorded;" in readme
+    # one line per part, oldest first
+    parts = [line for line in readme.splitlines() if line.startswith("  - ")]
+    assert len(parts) == 3 and "ran in 3 part(s):\n" in readme
+    assert parts[0].endswith("(2 cores): `paper_run.py run`, beside it: not recorded")
+    assert parts[1].endswith("`paper_run.py run a.tsv`, beside it: pytest at nice 19 (30 s)")
+    assert parts[2].endswith("`paper_run.py run b.tsv`, beside it: not declared")
+
+
+def test_a_parts_targets_read_as_one_brace_group_per_folder_and_the_quotes_stay():
+    """A part of 18 targets names them once per folder, in the shell's brace form, so the
+    export's list of parts reads; quoted words stay quoted, as typed."""
+    import shlex
+    import subprocess
+
+    import paper_export
+
+    methods = ["random", "pca", "tsne"]
+    command = shlex.join(
+        ["paper_run.py", "run", "--cores", "2", "--shared-with", "logs, docs (light)"]
+        + [f"results/metrics/cbmc/{m}.tsv" for m in methods]
+        + ["results/metrics/big/pca.tsv", "results/data/big/pca.h5ad"]
+    )
+    assert paper_export.short_command(command) == (
+        "paper_run.py run --cores 2 --shared-with 'logs, docs (light)' "
+        "results/metrics/cbmc/{random,pca,tsne}.tsv results/metrics/big/pca.tsv "
+        "results/data/big/pca.h5ad"
+    )
+    # bash expands the brace form back to the targets as typed
+    echo = subprocess.run(
+        ["bash", "-c", "printf '%s\\n' " + paper_export.short_command(command)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert echo.stdout.splitlines() == shlex.split(command)
+    assert paper_export.short_command("paper_run.py run") == "paper_run.py run"
+    assert paper_export.short_command("run 'unbalanced") == "run 'unbalanced"
 
 
 def test_a_job_run_again_within_the_run_still_counts_its_earlier_run(tmp_path):
@@ -212,6 +247,8 @@ def test_the_export_draws_the_largest_data_set_alone(tmp_path):
     assert name == "comparison_big.png"
     height, width = matplotlib.image.imread(tmp_path / name).shape[:2]
     assert 0 < width <= 2400 and height < width  # one block of two panels, not two blocks
+    # only the figure: no hidden state file of the figure job lands in the committed export
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name, "results"]
 
 
 def test_each_part_commits_its_finished_jobs_and_a_new_machine_adds_to_them(tmp_path, capsys):
