@@ -38,6 +38,8 @@ rule subsample_dataset:
         "results/data/{dataset}/pca.h5ad",
     log:
         "results/logs/subsample/{dataset}.log",
+    benchmark:
+        "results/benchmarks/preprocess/{dataset}.tsv"
     params:
         script=get_script("preprocess"),
         env=get_thread_env,
