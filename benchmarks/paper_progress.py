@@ -140,6 +140,7 @@ def write_progress(results: Path, out: Path, config: dict, command: str) -> str:
     """Merge the finished jobs under ``results/`` into ``out/progress.{tsv,md}`` (header: how
     it was made); returns a one-line account."""
     import pandas as pd
+    from paper_export import short_command
 
     from scdrbench.common.io import write_text
     from scdrbench.common.provenance import versions
@@ -153,7 +154,7 @@ def write_progress(results: Path, out: Path, config: dict, command: str) -> str:
         "The paper run's finished embedding jobs, part by part (benchmarks/paper_progress.py)",
         f"updated: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"versions (where this update was written): {versions()}",
-        f"command: {command}",
+        f"command: {short_command(command)}",
         "columns: finished_utc, when the job wrote its embedding; machine, where it ran; s, "
         "cpu_time, max_rss_mb: Snakemake's benchmark row (wall, CPU seconds, memory sampled "
         "every 30 s); fit_seconds, fit_cpu_seconds, peak_rss_mb: the job's own fit and kernel "
