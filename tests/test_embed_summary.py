@@ -86,6 +86,39 @@ def test_memory_guard(monkeypatch, pca_file, tmp_path):
         embed_mod.main(pca_file, tmp_path / "t.h5ad", dataset="b", method="tsne", entry=tsne)
 
 
+def test_memory_guard_under_a_budget_names_the_config_key_not_snakemakes_retries(
+    monkeypatch, pca_file, tmp_path
+):
+    """Under a memory budget the stop is recorded as skipped and never resubmitted: the one
+    line names the budget's key to raise, and the budget is what it checks, not SLURM's
+    allocation."""
+    from scdrbench.common.budget import Budget
+
+    monkeypatch.setenv("SLURM_MEM_PER_NODE", "100000")
+    tsne = dict(ENTRY, algorithm="tsne", params={})
+    with pytest.raises(MemoryGuardError) as err:
+        embed_mod.main(
+            pca_file,
+            tmp_path / "t.h5ad",
+            dataset="b",
+            method="tsne_p350",
+            entry=tsne,
+            mem_mb=1,
+            budget=Budget(time_s=60, mem_mb=1),
+        )
+    msg = str(err.value)
+    assert (
+        "but the job has 1 MB (its memory budget, config key budget.methods.tsne_p350.mem)" in msg
+    )
+    assert msg.endswith(
+        "Raise budget.methods.tsne_p350.mem in your config file on a node with that memory (docs/paper-run.md)"
+    )
+    assert "resubmits" not in msg and "\n" not in msg
+    # without a budget: the allocation (here SLURM's) and Snakemake's retries, as before
+    with pytest.raises(MemoryGuardError, match=r"has 100000 MB \(SLURM_MEM_PER_NODE.*resubmits"):
+        check_memory(200_000, mem_mb=1, what="tsne")
+
+
 def test_timing_table_pairs_repeats(pca_file, tmp_path):
     out = tmp_path / "embed" / "blobs" / "pca.h5ad"
     for _ in range(2):

@@ -91,16 +91,35 @@ def allocated_mb(mem_mb: float | None = None) -> float | None:
     return allocation(mem_mb)[0]
 
 
-def check_memory(need_mb: float, *, mem_mb: float | None = None, what: str = "fit") -> None:
-    """Raise :class:`MemoryGuardError` if ``need_mb`` exceeds the allocation."""
-    have, source = allocation(mem_mb)
+def check_memory(
+    need_mb: float,
+    *,
+    mem_mb: float | None = None,
+    what: str = "fit",
+    budget_key: str | None = None,
+) -> None:
+    """Raise :class:`MemoryGuardError` if ``need_mb`` exceeds the allocation.
+
+    ``budget_key``: ``mem_mb`` is the job's memory budget, set by this config key. The
+    supervisor records the stop as skipped and Snakemake does not resubmit the job, so the
+    message names the key to raise instead of Snakemake's retries."""
+    if budget_key and mem_mb:
+        have, source = float(mem_mb), f"its memory budget, config key {budget_key}"
+    else:
+        have, source = allocation(mem_mb)
     if have is None:
         log.info("memory guard: %s needs ~%.0f MB; no allocation known", what, need_mb)
         return
     log.info("memory guard: %s needs ~%.0f MB of %.0f MB (%s)", what, need_mb, have, source)
-    if need_mb > have:
+    if need_mb <= have:
+        return
+    head = f"memory guard: {what} needs about {need_mb:.0f} MB but the job has {have:.0f} MB "
+    if budget_key and mem_mb:
         raise MemoryGuardError(
-            f"memory guard: {what} needs about {need_mb:.0f} MB but the job has {have:.0f} MB "
-            f"({source}); stopped before fitting. Snakemake resubmits it with more memory "
-            "(mem_mb doubles per attempt; the profile's `retries`), or raise mem_mb for this rule"
+            head + f"({source}); stopped before fitting. Raise {budget_key} in your config file "
+            "on a node with that memory (docs/paper-run.md)"
         )
+    raise MemoryGuardError(
+        head + f"({source}); stopped before fitting. Snakemake resubmits it with more memory "
+        "(mem_mb doubles per attempt; the profile's `retries`), or raise mem_mb for this rule"
+    )

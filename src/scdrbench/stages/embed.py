@@ -94,16 +94,19 @@ def run_method(
     mem_mb=None,
     obs_names=None,
     protein=None,
+    budget_key: str | None = None,
 ):
     """Embed ``X`` with ``algorithm``; returns ``(embedding, info, fit_seconds)``.
 
-    Checks the method's memory estimate against ``mem_mb`` (the job's allocation) first.
+    Checks the method's memory estimate against ``mem_mb`` (the job's allocation, or its
+    memory budget, set by the config key ``budget_key``) first.
     """
     from scdrbench.common.memory import check_memory
 
     module = get_method(algorithm)
     need = module.estimate_memory_mb(X.shape[0], X.shape[1], **params)
-    check_memory(need, mem_mb=mem_mb, what=f"{algorithm} on {X.shape[0]} x {X.shape[1]}")
+    what = f"{algorithm} on {X.shape[0]} x {X.shape[1]}"
+    check_memory(need, mem_mb=mem_mb, what=what, budget_key=budget_key)
     # Import the method's libraries before the clock starts: fit_seconds times the fit alone
     # (`import umap` alone imports TensorFlow when it is installed: 10-30 s).
     import_backend(module)
@@ -166,6 +169,8 @@ def main(
         mem_mb=mem_mb,
         obs_names=data.obs_names.to_numpy(),
         protein=protein_counts(data),
+        # a method's own budget entry wins over its stage's: raising it always applies
+        budget_key=f"budget.methods.{method}.mem" if budget and budget.mem_mb else None,
     )
     peak = peak_rss_mb()
     fit_cpu = float(info.pop("fit_cpu_seconds"))
