@@ -158,14 +158,32 @@ def _status_text(ax, emb) -> bool:
     return True
 
 
+def label_palette(n: int) -> list:
+    """``n`` distinct colours: tab10, tab20 up to 20 labels, then tab20, tab20b and tab20c
+    (60), then evenly spaced hues; a palette never repeats a colour (seaborn's tab20 for 23
+    Leiden clusters would give three pairs of clusters one colour)."""
+    import seaborn as sns
+
+    if n <= 20:
+        return sns.color_palette("tab20" if n > 10 else "tab10", n)
+    if n <= 60:
+        return [c for name in ("tab20", "tab20b", "tab20c") for c in sns.color_palette(name)][:n]
+    return sns.color_palette("husl", n)
+
+
+def natural_key(label) -> list:
+    """Sort key that puts leiden_2 before leiden_10 (digits compared as numbers)."""
+    import re
+
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(label))]
+
+
 def _scatter(ax, emb, size_scale: float = 1.0):
     """Draw an embedding's cells coloured by label (random order, rasterised points); a status
     record gets its message instead of points."""
-    import seaborn as sns
-
     labels = emb.obs["label"].astype("category")
     cats = list(labels.cat.categories)
-    palette = sns.color_palette("tab20" if len(cats) > 10 else "tab10", len(cats))
+    palette = label_palette(len(cats))
     colors = np.asarray(palette)[labels.cat.codes.to_numpy()]
     xy = emb.obsm["X_emb"]
     size = float(np.clip(2000 / max(len(xy), 1), 0.05, 6)) * size_scale
@@ -187,7 +205,8 @@ def _legend_handles(emb, cats, palette):
     order = list(range(len(cats)))
     if len(cats) > MAX_LEGEND_LABELS:
         counts = emb.obs["label"].astype("category").cat.codes.value_counts()
-        order = sorted(counts.index[:MAX_LEGEND_LABELS])
+        order = list(counts.index[:MAX_LEGEND_LABELS])
+    order = sorted(order, key=lambda k: natural_key(cats[k]))
     handles = [
         plt.Line2D([], [], marker="o", ls="", color=palette[k], label=str(cats[k])) for k in order
     ]
