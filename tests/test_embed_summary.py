@@ -353,3 +353,18 @@ def sns_palette(name, n):
     import seaborn as sns
 
     return sns.color_palette(name, n)
+
+
+def test_a_status_panel_keeps_a_config_key_whole_on_one_line():
+    """The skipped panel's one line names the key to raise: wrapping must not cut it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    key = "budget.methods.parametric_umap.mem"  # longer than the panel's 28 characters
+    summary_figures.status_panel(ax, f"skipped: memory guard: raise {key} in your config")
+    lines = ax.texts[0].get_text().splitlines()
+    plt.close(fig)
+    assert key in lines and all(len(line) <= 28 for line in lines if line != key)

@@ -139,7 +139,8 @@ def status_panel(ax, message: str) -> None:
     ax.text(
         0.5,
         0.5,
-        textwrap.fill(str(message), 28),
+        # a config key or path stays on one line, whole
+        textwrap.fill(str(message), 28, break_long_words=False, break_on_hyphens=False),
         ha="center",
         va="center",
         fontsize=8,
