@@ -246,7 +246,10 @@ def export(
         f"- by stage (seconds, jobs): {by_stage}",
     ]
     if len(earlier):
-        again = ", ".join(f"{n} ({v:,.0f} s)" for n, v in zip(earlier["name"], earlier["s"]))
+        again = ", ".join(
+            f"{st} {n} ({v:,.0f} s)"
+            for st, n, v in zip(earlier["stage"], earlier["name"], earlier["s"], strict=True)
+        )
         lines.append(
             f"- counted in the total: {len(earlier)} earlier run(s) of jobs that ran again "
             f"within the run, whose benchmark files the later run rewrote: {again}"

@@ -166,7 +166,10 @@ def test_a_job_run_again_within_the_run_still_counts_its_earlier_run(tmp_path):
     assert "total compute: 3,915 s (1.09 h) summed over 2 jobs'" in readme
     assert "by stage (seconds, jobs): embed 3,915 s (2)" in readme
     assert "1 earlier run(s) of jobs that ran again within the run" in readme
-    assert "big/pacmap (1,806 s)" in readme
+    assert (
+        "within the run, whose benchmark files the later run rewrote: embed big/pacmap (1,806 s)"
+        in readme
+    )
     # 32 cores: the last runs only, each on one thread: the pacmap job alone, 35 min
     assert "on a 32-core node: about 35 min for the embedding jobs" in readme
 
