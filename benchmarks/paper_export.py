@@ -314,7 +314,9 @@ def short_command(command: str) -> str:
 
     for w in words:
         path = Path(w)
-        plain = "/" in w and path.suffix and shlex.quote(w) == w and not w.startswith("-")
+        # a path of shell-safe characters, no comma: it can join a brace group
+        plain = "/" in w and path.suffix and shlex.quote(w) == w and "," not in w
+        plain = plain and not w.startswith("-")
         key = (str(path.parent), path.suffix)
         if plain and group and group[0][:2] == key:
             group[0][2].append(path.stem)

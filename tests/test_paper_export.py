@@ -142,6 +142,11 @@ def test_a_parts_targets_read_as_one_brace_group_per_folder_and_the_quotes_stay(
     )
     assert echo.stdout.splitlines() == shlex.split(command)
     assert paper_export.short_command("paper_run.py run") == "paper_run.py run"
+    # a comma would split a brace group: such a path stays whole
+    assert (
+        paper_export.short_command("run r/a.tsv r/b,c.tsv r/d.tsv")
+        == "run r/a.tsv r/b,c.tsv r/d.tsv"
+    )
     assert paper_export.short_command("run 'unbalanced") == "run 'unbalanced"
 
 
