@@ -298,35 +298,29 @@ def export(
 def short_command(command: str) -> str:
     """``command`` with each run of targets in one folder and of one suffix written once, in
     the shell's brace form: ``results/metrics/cbmc/{pca,tsne}.tsv`` for a part's 18 targets."""
+    import itertools
     import shlex
 
     try:
         words = shlex.split(command)
     except ValueError:  # not shell-quoted (a hand-edited row): as written
         return command
-    out, group = [], []  # group: (folder, suffix, [stems]) of the current run of targets
 
-    def flush():
-        if group:
-            folder, suffix, stems = group.pop()
-            stems = stems[0] if len(stems) == 1 else "{" + ",".join(stems) + "}"
-            out.append(f"{shlex.quote(folder)}/{stems}{suffix}")
-
-    for w in words:
+    def folder_suffix(w: str):
+        """A path of shell-safe characters and no comma can join a brace group: its group."""
         path = Path(w)
-        # a path of shell-safe characters, no comma: it can join a brace group
         plain = "/" in w and path.suffix and shlex.quote(w) == w and "," not in w
-        plain = plain and not w.startswith("-")
-        key = (str(path.parent), path.suffix)
-        if plain and group and group[0][:2] == key:
-            group[0][2].append(path.stem)
+        return (str(path.parent), path.suffix) if plain and not w.startswith("-") else None
+
+    out = []
+    for key, run in itertools.groupby(words, folder_suffix):
+        run = list(run)
+        if key is None:
+            out += [shlex.quote(w) for w in run]
             continue
-        flush()
-        if plain:
-            group.append((*key, [path.stem]))
-        else:
-            out.append(shlex.quote(w))
-    flush()
+        stems = [Path(w).stem for w in run]
+        names = stems[0] if len(stems) == 1 else "{" + ",".join(stems) + "}"
+        out.append(f"{key[0]}/{names}{key[1]}")
     return " ".join(out)
 
 

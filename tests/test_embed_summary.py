@@ -334,12 +334,13 @@ def test_legend_lists_the_largest_labels_when_there_are_many():
 def test_many_leiden_clusters_get_distinct_colours_and_a_legend_in_number_order():
     """23 Leiden clusters (the 1.3M cells' count): no two share a colour, as seaborn's tab20
     cycled would make three pairs; the legend lists leiden_2 before leiden_10."""
+    import seaborn as sns
     from matplotlib.colors import to_hex
 
     for n in (3, 12, 23, 60, 61, 200):
         assert len({to_hex(c) for c in summary_figures.label_palette(n)}) == n
     # up to 20 labels: the palettes the demo's figures have always had
-    assert summary_figures.label_palette(12) == sns_palette("tab20", 12)
+    assert summary_figures.label_palette(12) == sns.color_palette("tab20", 12)
     cats = sorted(f"leiden_{i}" for i in range(23))  # the categories' order: leiden_0, _1, _10
     emb = ad.AnnData(obs=pd.DataFrame({"label": pd.Categorical(np.repeat(cats, 2))}))
     handles = summary_figures._legend_handles(emb, cats, summary_figures.label_palette(23))
@@ -347,12 +348,6 @@ def test_many_leiden_clusters_get_distinct_colours_and_a_legend_in_number_order(
     # each handle keeps its label's colour: the legend's order is not the palette's
     k10 = cats.index("leiden_10")
     assert to_hex(handles[10].get_color()) == to_hex(summary_figures.label_palette(23)[k10])
-
-
-def sns_palette(name, n):
-    import seaborn as sns
-
-    return sns.color_palette(name, n)
 
 
 def test_a_status_panel_keeps_a_config_key_whole_on_one_line():

@@ -105,21 +105,21 @@ def check_memory(
     message names the key to raise instead of Snakemake's retries."""
     if budget_key and mem_mb:
         have, source = float(mem_mb), f"its memory budget, config key {budget_key}"
+        fix = (
+            f"Raise {budget_key} in your config file on a node with that memory (docs/paper-run.md)"
+        )
     else:
         have, source = allocation(mem_mb)
+        fix = (
+            "Snakemake resubmits it with more memory (mem_mb doubles per attempt; the profile's "
+            "`retries`), or raise mem_mb for this rule"
+        )
     if have is None:
         log.info("memory guard: %s needs ~%.0f MB; no allocation known", what, need_mb)
         return
     log.info("memory guard: %s needs ~%.0f MB of %.0f MB (%s)", what, need_mb, have, source)
-    if need_mb <= have:
-        return
-    head = f"memory guard: {what} needs about {need_mb:.0f} MB but the job has {have:.0f} MB "
-    if budget_key and mem_mb:
+    if need_mb > have:
         raise MemoryGuardError(
-            head + f"({source}); stopped before fitting. Raise {budget_key} in your config file "
-            "on a node with that memory (docs/paper-run.md)"
+            f"memory guard: {what} needs about {need_mb:.0f} MB but the job has {have:.0f} MB "
+            f"({source}); stopped before fitting. {fix}"
         )
-    raise MemoryGuardError(
-        head + f"({source}); stopped before fitting. Snakemake resubmits it with more memory "
-        "(mem_mb doubles per attempt; the profile's `retries`), or raise mem_mb for this rule"
-    )

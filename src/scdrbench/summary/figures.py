@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -174,8 +175,6 @@ def label_palette(n: int) -> list:
 
 def natural_key(label) -> list:
     """Sort key that puts leiden_2 before leiden_10 (digits compared as numbers)."""
-    import re
-
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(label))]
 
 
